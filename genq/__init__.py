@@ -1,0 +1,1 @@
+"""The ``genq`` command line: it parses arguments and calls the rooms."""

@@ -1,0 +1,155 @@
+"""``genq …``: start the processes, manage tenants, look at jobs, run the demo."""
+
+import json
+import logging
+import sys
+from typing import Annotated
+
+import typer
+
+from schema.settings import Settings
+
+app = typer.Typer(no_args_is_help=True, help="genq: queue AI generation jobs.")
+tenants = typer.Typer(no_args_is_help=True, help="Manage tenants and their API keys.")
+jobs = typer.Typer(no_args_is_help=True, help="Look at jobs as an operator.")
+app.add_typer(tenants, name="tenants")
+app.add_typer(jobs, name="jobs")
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+def _migrated_engine(settings: Settings):  # type: ignore[no-untyped-def]
+    from schema.store import is_migrated, make_engine
+
+    engine = make_engine(settings.database_url_value)
+    if not is_migrated(engine):
+        typer.echo(
+            "genq: the database schema is not up to date; run `genq migrate` first", err=True
+        )
+        raise typer.Exit(2)
+    return engine
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema."""
+    from schema.store import make_engine
+    from schema.store import migrate as upgrade
+
+    upgrade(make_engine(Settings().database_url_value))
+    typer.echo("genq: database schema is up to date")
+
+
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="Bind address [GENQ_API_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [GENQ_API_PORT].")] = None,
+) -> None:
+    """Serve the HTTP API (OpenAPI at /docs)."""
+    import uvicorn
+
+    from producers import Producer
+    from producers.api import create_app
+
+    _logging()
+    settings = Settings()
+    producer = Producer(settings, engine=_migrated_engine(settings))
+    uvicorn.run(
+        create_app(producer),
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        log_level="info",
+    )
+
+
+@app.command()
+def worker(
+    processes: Annotated[int | None, typer.Option(help="[GENQ_WORKER_PROCESSES]")] = None,
+    threads: Annotated[int | None, typer.Option(help="[GENQ_WORKER_THREADS]")] = None,
+) -> None:
+    """Run Dramatiq worker processes for genq's actors."""
+    from dramatiq.cli import main, make_argument_parser
+
+    settings = Settings()
+    _migrated_engine(settings).dispose()
+    args = [
+        "workers.main",
+        "--processes",
+        str(processes or settings.worker_processes),
+        "--threads",
+        str(threads or settings.worker_threads),
+    ]
+    sys.exit(main(make_argument_parser().parse_args(args)))
+
+
+@app.command()
+def scheduler() -> None:
+    """Run the scheduler: periodic work such as relaying the outbox."""
+    from workers.scheduler import build_scheduler
+
+    _logging()
+    settings = Settings()
+    _migrated_engine(settings).dispose()
+    build_scheduler(settings).start()
+
+
+@app.command()
+def sim(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8900,
+    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
+    latency_ms: Annotated[float, typer.Option(help="Added to every answer.")] = 0.0,
+) -> None:
+    """Run the provider simulator (OpenAI-compatible) for local runs and tests."""
+    from simulator import SimConfig
+    from simulator.server import serve
+
+    serve(SimConfig(latency_ms=latency_ms), host=host, port=port)
+
+
+@tenants.command("create")
+def tenants_create(name: Annotated[str, typer.Argument(help="A unique tenant name.")]) -> None:
+    """Create a tenant and print its API key (shown this once)."""
+    from sqlalchemy.orm import Session
+
+    from producers.tenants import TenantExistsError, create_tenant
+
+    name = name.strip()
+    if not name or len(name) > 200:
+        typer.echo("genq: tenant name must be 1-200 characters", err=True)
+        raise typer.Exit(2)
+    with Session(_migrated_engine(Settings())) as session, session.begin():
+        try:
+            tenant = create_tenant(session, name)
+        except TenantExistsError as exc:
+            typer.echo(f"genq: {exc}", err=True)
+            raise typer.Exit(2) from None
+    typer.echo(f"tenant  {tenant.tenant_id}  {tenant.name}")
+    typer.echo(f"api key {tenant.api_key}")
+    typer.echo("Store the key now: genq keeps only its hash and cannot show it again.", err=True)
+
+
+@jobs.command("show")
+def jobs_show(job_id: Annotated[str, typer.Argument(help="A job id (job_…).")]) -> None:
+    """Print a job and its attempts as JSON."""
+    from sqlalchemy.orm import Session
+
+    from producers.inspect import job_with_attempts
+
+    with Session(_migrated_engine(Settings())) as session:
+        found = job_with_attempts(session, job_id)
+    if found is None:
+        typer.echo(f"genq: no job {job_id!r}", err=True)
+        raise typer.Exit(2)
+    typer.echo(json.dumps(found, indent=2, default=str))
+
+
+@app.command()
+def demo(
+    jobs: Annotated[int, typer.Option("--jobs", min=1, max=500, help="How many chat jobs.")] = 24,
+) -> None:
+    """Run genq end to end against the simulator and show what happened."""
+    from genq.demo import run_demo
+
+    raise typer.Exit(run_demo(jobs))

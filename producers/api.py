@@ -1,0 +1,140 @@
+"""The HTTP API (FastAPI): a thin layer over ``Producer``. OpenAPI is served at /docs."""
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from producers import errors
+from producers.body_limit import BodySizeLimit
+from producers.errors import ApiError
+from producers.jobs import InvalidCursorError, JobNotCancelableError
+from producers.producer import Producer
+from producers.submit import FieldError, IdempotencyConflictError, InvalidJobError
+from producers.tenants import authenticate
+from schema.jobs import BatchCreate, BatchView, JobCreate, JobPage, JobStatus, JobView
+from schema.store import ping
+
+
+def create_app(producer: Producer) -> FastAPI:
+    app = FastAPI(
+        title="genq",
+        version="0.1.0",
+        summary="Queue AI generation jobs; get results by polling or signed webhooks.",
+    )
+    app.state.producer = producer
+    app.add_middleware(BodySizeLimit, max_bytes=producer.settings.max_body_bytes)
+    errors.install(app)
+    _routes(app, producer)
+    return app
+
+
+def _tenant(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
+    scheme, _, token = (authorization or "").partition(" ")
+    producer: Producer = request.app.state.producer
+    tenant_id = None
+    if scheme.lower() == "bearer" and token:
+        with producer.sessions() as session:
+            tenant_id = authenticate(session, token.strip())
+    if tenant_id is None:
+        raise ApiError(
+            401,
+            "unauthorized",
+            "send a valid tenant API key as 'Authorization: Bearer <key>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return tenant_id
+
+
+Tenant = Annotated[str, Depends(_tenant)]
+IdempotencyKey = Annotated[str | None, Header(min_length=1, max_length=255)]
+
+
+def _not_found(job_id: str) -> ApiError:
+    return ApiError(404, "not_found", f"no job {job_id!r}")
+
+
+def _routes(app: FastAPI, producer: Producer) -> None:
+    @app.post("/v1/jobs", status_code=202, response_model=JobView, tags=["jobs"])
+    def create_job(
+        request: JobCreate,
+        tenant_id: Tenant,
+        response: Response,
+        idempotency_key: IdempotencyKey = None,
+    ) -> JobView:
+        """Queue one job and return it at once. Replays of an Idempotency-Key return the
+        first job; the same key with another body is a 409."""
+        try:
+            job, replayed = producer.submit(tenant_id, request, idempotency_key)
+        except IdempotencyConflictError as exc:
+            raise ApiError(409, "idempotency_conflict", str(exc)) from exc
+        if replayed:
+            response.headers["Idempotent-Replayed"] = "true"
+        return job
+
+    @app.post("/v1/jobs/batch", status_code=202, response_model=BatchView, tags=["jobs"])
+    def create_batch(request: BatchCreate, tenant_id: Tenant) -> BatchView:
+        """Queue several jobs in one transaction: all of them, or none."""
+        try:
+            return BatchView(data=producer.submit_batch(tenant_id, request.jobs))
+        except IdempotencyConflictError as exc:
+            raise ApiError(409, "idempotency_conflict", str(exc)) from exc
+
+    @app.get("/v1/jobs", response_model=JobPage, tags=["jobs"])
+    def list_jobs(
+        tenant_id: Tenant,
+        status: JobStatus | None = None,
+        limit: Annotated[int, Query(ge=1, le=producer.settings.page_max)] = 20,
+        cursor: Annotated[str | None, Query(max_length=500)] = None,
+    ) -> JobPage:
+        """The tenant's own jobs, newest first."""
+        try:
+            data, next_cursor = producer.list_jobs(
+                tenant_id, status=status, limit=limit, cursor=cursor
+            )
+        except InvalidCursorError as exc:
+            raise InvalidJobError([FieldError(("cursor",), str(exc))]) from exc
+        return JobPage(data=data, next_cursor=next_cursor)
+
+    @app.get("/v1/jobs/{job_id}", response_model=JobView, tags=["jobs"])
+    def get_job(job_id: str, tenant_id: Tenant) -> JobView:
+        job = producer.get(tenant_id, job_id)
+        if job is None:
+            raise _not_found(job_id)
+        return job
+
+    @app.post("/v1/jobs/{job_id}/cancel", response_model=JobView, tags=["jobs"])
+    def cancel_job(job_id: str, tenant_id: Tenant) -> JobView:
+        """Cancel a job that has not finished; 409 if it already has."""
+        try:
+            job = producer.cancel(tenant_id, job_id)
+        except JobNotCancelableError as exc:
+            raise ApiError(409, "not_cancelable", str(exc)) from exc
+        if job is None:
+            raise _not_found(job_id)
+        return job
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz() -> JSONResponse:
+        """The database and the broker answer."""
+        checks = {"database": _check(lambda: ping(producer.engine))}
+        checks["broker"] = _check(producer.broker.client.ping)
+        ready = all(value == "ok" for value in checks.values())
+        return JSONResponse(
+            {"status": "ok" if ready else "unavailable", "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+
+def _check(probe: Callable[[], object]) -> str:
+    try:
+        probe()
+    except Exception as exc:
+        return f"error: {type(exc).__name__}"
+    return "ok"

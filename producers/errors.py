@@ -1,0 +1,114 @@
+"""One JSON error shape for every failure: ``{"error": {"type", "message", "errors"?}}``.
+
+No handler ever returns a stack trace; a database that cannot be reached is a 503 with
+Retry-After, so a producer knows to try again and that nothing was stored.
+"""
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException
+
+from producers.submit import FieldError, InvalidJobError
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_UNAVAILABLE_S = 5
+
+
+class ApiError(Exception):
+    def __init__(
+        self, status: int, type: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.type = type
+        self.message = message
+        self.headers = headers
+
+
+def error_response(
+    status: int,
+    type: str,
+    message: str,
+    *,
+    errors: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, object] = {"type": type, "message": message}
+    if errors is not None:
+        body["errors"] = errors
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+def _field(loc: tuple[str | int, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "body"
+
+
+def field_errors_response(errors: list[FieldError]) -> JSONResponse:
+    listed = [{"field": _field(e.loc), "message": e.message} for e in errors]
+    summary = "; ".join(f"{e['field']}: {e['message']}" for e in listed)
+    return error_response(422, "invalid_request", summary, errors=listed)
+
+
+def _validation(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        if loc and loc[0] in ("body", "query", "path", "header"):
+            loc = loc[1:]
+        message = "body is not valid JSON" if error["type"] == "json_invalid" else error["msg"]
+        errors.append(FieldError(loc, message))
+    return field_errors_response(errors)
+
+
+def _invalid_job(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, InvalidJobError)
+    return field_errors_response(exc.errors)
+
+
+def _api_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.type, exc.message, headers=exc.headers)
+
+
+def _http(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, kind, str(exc.detail), headers=exc.headers)
+
+
+def _database_down(_: Request, exc: Exception) -> JSONResponse:
+    logger.error("database unavailable: %s", type(exc).__name__)
+    return error_response(
+        503,
+        "unavailable",
+        "the job store is unavailable; nothing was stored, try again",
+        headers={"Retry-After": str(RETRY_AFTER_UNAVAILABLE_S)},
+    )
+
+
+def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DBAPIError)
+    if exc.connection_invalidated:
+        return _database_down(request, exc)
+    return _unexpected(request, exc)
+
+
+def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled error", exc_info=exc)
+    return error_response(500, "internal_error", "an internal error occurred")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(InvalidJobError, _invalid_job)
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(HTTPException, _http)
+    app.add_exception_handler(OperationalError, _database_down)
+    app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,105 @@
+"""Reading and canceling a tenant's own jobs."""
+
+import base64
+import binascii
+import json
+from datetime import datetime
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from schema.jobs import TERMINAL_STATUSES, JobError, JobStatus, JobView
+from schema.tables import Job, utcnow
+
+
+class InvalidCursorError(ValueError):
+    """A pagination cursor that genq did not issue."""
+
+
+class JobNotCancelableError(ValueError):
+    """The job already reached a terminal state."""
+
+
+def view(job: Job) -> JobView:
+    return JobView(
+        id=job.id,
+        status=JobStatus(job.status),
+        kind=job.kind,
+        model=job.model,
+        route=job.route,
+        input=job.input,
+        metadata=job.meta,
+        webhook_url=job.webhook_url,
+        webhook_events=job.webhook_events,
+        output=job.output,
+        usage=job.usage,
+        error=JobError(**job.error) if job.error else None,
+        attempts=job.attempts,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+    )
+
+
+def get(session: Session, tenant_id: str, job_id: str) -> Job | None:
+    """The job if it belongs to the tenant; another tenant's job is as absent as a missing one."""
+    return session.scalar(select(Job).where(Job.id == job_id, Job.tenant_id == tenant_id))
+
+
+def encode_cursor(job: Job) -> str:
+    raw = json.dumps([job.created_at.isoformat(), job.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, job_id = json.loads(raw)
+        return datetime.fromisoformat(created_at), str(job_id)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise InvalidCursorError("cursor is not one this API returned") from exc
+
+
+def page(
+    session: Session,
+    tenant_id: str,
+    *,
+    status: JobStatus | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[Job], str | None]:
+    """Newest first, keyset-paginated; return the jobs and the cursor of the next page."""
+    query = select(Job).where(Job.tenant_id == tenant_id)
+    if status is not None:
+        query = query.where(Job.status == status)
+    if cursor:
+        created_at, job_id = _decode_cursor(cursor)
+        query = query.where(
+            or_(Job.created_at < created_at, and_(Job.created_at == created_at, Job.id < job_id))
+        )
+    jobs = list(
+        session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1))
+    )
+    if len(jobs) > limit:
+        return jobs[:limit], encode_cursor(jobs[limit - 1])
+    return jobs, None
+
+
+def cancel(session: Session, tenant_id: str, job_id: str) -> Job | None:
+    """Cancel a job that has not finished. A running call's late result is then discarded."""
+    job = get(session, tenant_id, job_id)
+    if job is None:
+        return None
+    if job.status in TERMINAL_STATUSES:
+        raise JobNotCancelableError(f"job {job_id} is already {job.status}")
+    now = utcnow()
+    changed = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status.not_in(TERMINAL_STATUSES))
+        .values(status=JobStatus.CANCELED, finished_at=now, lease_expires_at=None, updated_at=now)
+    ).rowcount
+    if not changed:
+        session.refresh(job)
+        raise JobNotCancelableError(f"job {job_id} is already {job.status}")
+    session.refresh(job)
+    return job

@@ -1,0 +1,111 @@
+"""Transactional outbox: a Dramatiq message is staged in the same transaction as the state
+change that calls for it, and sent after commit.
+
+The sender that staged a row tries to send it at once; the relay sweeps whatever is
+still unsent (the broker was down, the process died) and sends it again. A row may
+thus be sent twice, which is safe: every actor is idempotent on the job's state.
+"""
+
+import logging
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+import dramatiq
+from dramatiq import Message
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from producers.ids import new_id
+from schema.tables import OutboxMessage, utcnow
+
+logger = logging.getLogger(__name__)
+
+
+def stage(
+    session: Session, queue_name: str, actor_name: str, kwargs: dict[str, Any], delay_s: float = 0
+) -> OutboxMessage:
+    """Add a message to the outbox as part of the caller's transaction."""
+    row = OutboxMessage(
+        message_id=new_id("msg"),
+        queue_name=queue_name,
+        actor_name=actor_name,
+        kwargs=kwargs,
+        available_at=utcnow() + timedelta(seconds=delay_s),
+    )
+    session.add(row)
+    return row
+
+
+def _enqueue(broker: dramatiq.Broker, row: OutboxMessage) -> None:
+    message = Message(
+        queue_name=row.queue_name,
+        actor_name=row.actor_name,
+        args=(),
+        kwargs=row.kwargs,
+        options={},
+        message_id=row.message_id,
+        message_timestamp=int(row.created_at.timestamp() * 1000),
+    )
+    delay_ms = int((row.available_at - utcnow()).total_seconds() * 1000)
+    broker.enqueue(message, delay=delay_ms if delay_ms > 0 else None)
+
+
+def _send_rows(session: Session, broker: dramatiq.Broker, rows: Iterable[OutboxMessage]) -> int:
+    sent: list[int] = []
+    for row in rows:
+        try:
+            _enqueue(broker, row)
+        except Exception as exc:  # the broker is down or refused: the row waits for the relay
+            logger.warning("outbox: could not send %s: %s", row.message_id, type(exc).__name__)
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == row.id)
+                .values(
+                    send_attempts=OutboxMessage.send_attempts + 1,
+                    last_error=f"{type(exc).__name__}: {exc}"[:500],
+                )
+            )
+            break
+        sent.append(row.id)
+    if sent:
+        session.execute(
+            update(OutboxMessage).where(OutboxMessage.id.in_(sent)).values(sent_at=utcnow())
+        )
+    return len(sent)
+
+
+def send(sessions: sessionmaker[Session], broker: dramatiq.Broker, row_ids: list[int]) -> int:
+    """Send the given staged rows now; return how many went out."""
+    if not row_ids:
+        return 0
+    with sessions.begin() as session:
+        rows = session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.id.in_(row_ids), OutboxMessage.sent_at.is_(None))
+            .order_by(OutboxMessage.id)
+        ).all()
+        return _send_rows(session, broker, rows)
+
+
+def relay_pending(
+    sessions: sessionmaker[Session],
+    broker: dramatiq.Broker,
+    *,
+    grace_s: float = 2.0,
+    batch_size: int = 500,
+) -> int:
+    """Send unsent rows older than ``grace_s``; return how many went out.
+
+    Rows are locked with SKIP LOCKED on PostgreSQL so several relays split the work.
+    """
+    cutoff = utcnow() - timedelta(seconds=grace_s)
+    with sessions.begin() as session:
+        rows = session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.sent_at.is_(None), OutboxMessage.created_at <= cutoff)
+            .order_by(OutboxMessage.id)
+            .limit(batch_size)
+            .with_for_update(skip_locked=True)
+        ).all()
+        return _send_rows(session, broker, rows)

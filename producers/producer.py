@@ -1,0 +1,119 @@
+"""The Python producer: submit and read jobs from a service that shares genq's database.
+
+The HTTP API is a thin layer over this class, so both paths behave the same.
+"""
+
+import logging
+from collections.abc import Sequence
+
+import dramatiq
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+
+from producers import jobs, outbox
+from producers.broker import sending_broker
+from producers.submit import (
+    FieldError,
+    InvalidJobError,
+    Loc,
+    Submission,
+    Submitted,
+    check,
+    store,
+)
+from schema.jobs import BatchItem, JobCreate, JobStatus, JobView
+from schema.redis_conn import redis_url
+from schema.routes import Routes, load_routes
+from schema.settings import Settings
+from schema.store import make_engine, make_sessions
+
+logger = logging.getLogger(__name__)
+
+
+class Producer:
+    """Submits jobs for a tenant: validated, idempotent, committed with their outbox rows."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        engine: Engine | None = None,
+        broker: dramatiq.Broker | None = None,
+        routes: Routes | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        self.engine = engine or make_engine(self.settings.database_url_value)
+        self.sessions = make_sessions(self.engine)
+        self.broker = broker or sending_broker(redis_url(self.settings))
+        self.routes = routes or load_routes(self.settings.routes_file)
+
+    def submit(
+        self, tenant_id: str, request: JobCreate, idempotency_key: str | None = None
+    ) -> tuple[JobView, bool]:
+        """Submit one job; return it and whether it is a replay of an earlier request."""
+        (result,) = self._submit(tenant_id, [Submission(request, idempotency_key)], loc=())
+        return jobs.view(result.job), result.replayed
+
+    def submit_batch(self, tenant_id: str, items: Sequence[BatchItem]) -> list[JobView]:
+        """Submit up to ``batch_max_jobs`` jobs in one transaction: all are stored or none."""
+        if len(items) > self.settings.batch_max_jobs:
+            raise InvalidJobError(
+                [
+                    FieldError(
+                        ("jobs",),
+                        f"a batch holds at most {self.settings.batch_max_jobs} jobs; "
+                        f"got {len(items)}",
+                    )
+                ]
+            )
+        submissions = [Submission(item, item.idempotency_key) for item in items]
+        return [jobs.view(r.job) for r in self._submit(tenant_id, submissions, loc=("jobs",))]
+
+    def _submit(self, tenant_id: str, submissions: list[Submission], loc: Loc) -> list[Submitted]:
+        check(self.routes, submissions, loc)
+        try:
+            results = self._store(tenant_id, submissions)
+        except IntegrityError:
+            results = self._store(tenant_id, submissions)
+        self._send(results)
+        return results
+
+    def _store(self, tenant_id: str, submissions: list[Submission]) -> list[Submitted]:
+        with self.sessions.begin() as session:
+            return store(session, self.routes, tenant_id, submissions)
+
+    def _send(self, results: list[Submitted]) -> None:
+        """Send after commit; if that fails the relay sends later, so the job stands."""
+        row_ids = [r.outbox_row.id for r in results if r.outbox_row is not None]
+        try:
+            outbox.send(self.sessions, self.broker, row_ids)
+        except Exception:
+            logger.warning("outbox: left %d messages for the relay", len(row_ids), exc_info=True)
+
+    def get(self, tenant_id: str, job_id: str) -> JobView | None:
+        with self.sessions() as session:
+            job = jobs.get(session, tenant_id, job_id)
+            return jobs.view(job) if job else None
+
+    def list_jobs(
+        self,
+        tenant_id: str,
+        *,
+        status: JobStatus | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> tuple[list[JobView], str | None]:
+        with self.sessions() as session:
+            page, next_cursor = jobs.page(
+                session, tenant_id, status=status, limit=limit, cursor=cursor
+            )
+            return [jobs.view(job) for job in page], next_cursor
+
+    def cancel(self, tenant_id: str, job_id: str) -> JobView | None:
+        with self.sessions.begin() as session:
+            job = jobs.cancel(session, tenant_id, job_id)
+            return jobs.view(job) if job else None
+
+    def close(self) -> None:
+        self.engine.dispose()
+        self.broker.close()

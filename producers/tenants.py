@@ -1,0 +1,59 @@
+"""Tenants and their API keys. A key is shown once, at creation; only its digest is kept."""
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from producers.ids import new_id
+from schema.tables import ApiKey, Tenant
+
+KEY_PREFIX = "gq_"
+
+
+@dataclass(frozen=True)
+class NewTenant:
+    tenant_id: str
+    name: str
+    api_key: str
+
+
+class TenantExistsError(ValueError):
+    """A tenant with this name already exists."""
+
+
+def hash_key(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def create_tenant(session: Session, name: str) -> NewTenant:
+    """Create a tenant with one API key; the plaintext key exists only in the return value."""
+    if session.scalar(select(Tenant.id).where(Tenant.name == name)) is not None:
+        raise TenantExistsError(f"a tenant named {name!r} already exists")
+    tenant = Tenant(id=new_id("ten"), name=name)
+    session.add(tenant)
+    session.flush()
+    return NewTenant(tenant.id, name, issue_key(session, tenant.id))
+
+
+def issue_key(session: Session, tenant_id: str) -> str:
+    api_key = KEY_PREFIX + secrets.token_urlsafe(32)
+    session.add(
+        ApiKey(
+            id=new_id("key"), tenant_id=tenant_id, prefix=api_key[:10], key_hash=hash_key(api_key)
+        )
+    )
+    return api_key
+
+
+def authenticate(session: Session, api_key: str) -> str | None:
+    """The tenant id owning ``api_key``, or None for an unknown or revoked key."""
+    if not api_key.startswith(KEY_PREFIX):
+        return None
+    return session.scalar(
+        select(ApiKey.tenant_id).where(
+            ApiKey.key_hash == hash_key(api_key), ApiKey.revoked_at.is_(None)
+        )
+    )

@@ -1,0 +1,1 @@
+"""The contracts of genq: settings, names, API and job models, tables and migrations."""

@@ -1,0 +1,183 @@
+"""Fixtures: real stores (SQLite and PostgreSQL), real Redis, the simulator, a worker."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import dramatiq
+import pytest
+import redis
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sqlalchemy import Engine, text
+
+from producers import Producer
+from producers.api import create_app
+from producers.tenants import NewTenant, create_tenant
+from schema.routes import Route, Routes
+from schema.settings import Settings
+from schema.store import make_engine, make_sessions, migrate
+from schema.tables import Base
+from simulator import SimServer
+from tests.services import postgres_server, redis_server, scratch_database
+from workers.actors import declare_actors
+from workers.broker import worker_broker
+from workers.runtime import Runtime
+
+SIM_KEY = "sk-genq-test"
+
+
+@pytest.fixture(scope="session")
+def tmp_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("genq")
+
+
+@pytest.fixture(scope="session")
+def pg_url(tmp_root: Path) -> Iterator[str]:
+    with postgres_server(tmp_root / "pg") as admin_url, scratch_database(admin_url) as url:
+        migrate(make_engine(url))
+        yield url
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_root: Path) -> str:
+    url = f"sqlite:///{tmp_root / 'genq.db'}"
+    migrate(make_engine(url))
+    return url
+
+
+@pytest.fixture(scope="session")
+def pg_store(pg_url: str) -> Iterator[Engine]:
+    engine = make_engine(pg_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_store(sqlite_url: str) -> Iterator[Engine]:
+    engine = make_engine(sqlite_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def engine(request: pytest.FixtureRequest) -> Engine:
+    """A migrated, emptied store; tests using it run on PostgreSQL and on SQLite."""
+    store = "pg_store" if request.param == "postgresql" else "sqlite_store"
+    engine: Engine = request.getfixturevalue(store)
+    _empty(engine)
+    return engine
+
+
+@pytest.fixture
+def pg_engine(pg_store: Engine) -> Engine:
+    """A migrated, emptied PostgreSQL store, for tests that need only PostgreSQL."""
+    _empty(pg_store)
+    return pg_store
+
+
+def _empty(engine: Engine) -> None:
+    with engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(text(f"DELETE FROM {table.name}"))
+
+
+@pytest.fixture(scope="session")
+def redis_server_url(tmp_root: Path) -> Iterator[str]:
+    with redis_server(tmp_root / "redis") as url:
+        yield url
+
+
+@pytest.fixture
+def redis_url(redis_server_url: str) -> str:
+    redis.Redis.from_url(redis_server_url).flushdb()
+    return redis_server_url
+
+
+@pytest.fixture(scope="session")
+def sim() -> Iterator[SimServer]:
+    with SimServer() as server:
+        yield server
+
+
+@pytest.fixture
+def sim_calls(sim: SimServer):  # type: ignore[no-untyped-def]
+    """Reset the simulator's counters; return a reader of its chat call count."""
+    import httpx
+
+    httpx.post(f"{sim.url}/_sim/reset").raise_for_status()
+    return lambda: httpx.get(f"{sim.url}/_sim/stats").json()["calls"].get("chat.completions", 0)
+
+
+@pytest.fixture
+def routes(sim: SimServer, monkeypatch: pytest.MonkeyPatch) -> Routes:
+    monkeypatch.setenv("GENQ_TEST_SIM_KEY", SIM_KEY)
+    return Routes(
+        {
+            "openai": Route(
+                name="openai",
+                protocol="openai-chat",
+                base_url=sim.base_url,
+                api_key_env="GENQ_TEST_SIM_KEY",
+                models=("gpt-4o-mini", "gpt-4o"),
+                timeout_s=10,
+                max_attempts=3,
+            )
+        }
+    )
+
+
+@pytest.fixture
+def settings(tmp_path: Path, engine: Engine, redis_url: str) -> Settings:
+    return Settings(
+        var_dir=tmp_path / "var",
+        database_url=SecretStr(engine.url.render_as_string(hide_password=False)),
+        redis_url=SecretStr(redis_url),
+        relay_grace_s=0,
+        _env_file=None,
+    )
+
+
+@pytest.fixture
+def producer(settings: Settings, engine: Engine, routes: Routes) -> Iterator[Producer]:
+    producer = Producer(settings, engine=engine, routes=routes)
+    yield producer
+    producer.broker.close()
+
+
+@pytest.fixture
+def client(producer: Producer) -> Iterator[TestClient]:
+    with TestClient(create_app(producer), raise_server_exceptions=False) as client:
+        yield client
+
+
+def new_tenant(engine: Engine, name: str) -> NewTenant:
+    with make_sessions(engine).begin() as session:
+        return create_tenant(session, name)
+
+
+@pytest.fixture
+def tenant(engine: Engine) -> NewTenant:
+    return new_tenant(engine, "acme")
+
+
+@pytest.fixture
+def auth(tenant: NewTenant) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tenant.api_key}"}
+
+
+@pytest.fixture
+def runtime(settings: Settings, engine: Engine, routes: Routes) -> Iterator[Runtime]:
+    runtime = Runtime(
+        settings, worker_broker(settings.redis_url.get_secret_value()), engine=engine, routes=routes
+    )
+    declare_actors(runtime)
+    yield runtime
+    runtime.broker.close()
+
+
+@pytest.fixture
+def worker(runtime: Runtime) -> Iterator[dramatiq.Worker]:
+    worker = dramatiq.Worker(runtime.broker, worker_timeout=50, worker_threads=4)
+    worker.start()
+    yield worker
+    worker.stop()

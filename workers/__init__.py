@@ -1,0 +1,1 @@
+"""The way through: broker setup, actors, provider adapters, retries and the scheduler."""

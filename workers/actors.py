@@ -1,0 +1,29 @@
+"""Dramatiq actors, declared on a given broker so tests and processes each wire their own."""
+
+import dramatiq
+
+from schema.names import JOBS_QUEUE, RUN_JOB
+from workers import execution
+from workers.runtime import Runtime
+
+# Provider failures are retried by genq's own policy (recorded attempts, backoff via the
+# outbox). Dramatiq's retries only cover the unplanned: a database hiccup mid-job.
+UNPLANNED_RETRIES = {"max_retries": 5, "min_backoff": 1_000, "max_backoff": 60_000}
+
+
+def declare_actors(runtime: Runtime) -> dict[str, dramatiq.Actor]:
+    """Declare genq's actors on ``runtime.broker``; return them by name."""
+
+    def run_job(job_id: str) -> None:
+        execution.run_job(runtime, job_id)
+
+    return {
+        RUN_JOB: dramatiq.Actor(
+            run_job,
+            broker=runtime.broker,
+            actor_name=RUN_JOB,
+            queue_name=JOBS_QUEUE,
+            priority=0,
+            options=UNPLANNED_RETRIES,
+        )
+    }

@@ -1,0 +1,118 @@
+"""One error taxonomy for every provider: retryable or permanent, with the provider's hints.
+
+Retryable: connection errors, timeouts, 408, 409, 425, 429, 5xx and 529. Everything
+else the provider refuses (400, 401, 403, 404, 413, 422, ...) is permanent: asking
+again would get the same answer.
+"""
+
+import email.utils
+import time
+from enum import StrEnum
+
+import httpx
+
+RETRYABLE_STATUSES = frozenset({408, 409, 425, 429})
+
+
+class ErrorClass(StrEnum):
+    CONNECT = "connect_error"
+    TIMEOUT = "timeout"
+    RATE_LIMITED = "rate_limited"
+    OVERLOADED = "overloaded"
+    SERVER = "server_error"
+    CONFLICT = "conflict"
+    BAD_REQUEST = "bad_request"
+    AUTH = "auth_error"
+    NOT_FOUND = "not_found"
+    TOO_LARGE = "too_large"
+    INVALID_RESPONSE = "invalid_response"
+    CONFIGURATION = "configuration_error"
+
+
+_CLASS_OF_STATUS = {
+    400: ErrorClass.BAD_REQUEST,
+    401: ErrorClass.AUTH,
+    403: ErrorClass.AUTH,
+    404: ErrorClass.NOT_FOUND,
+    408: ErrorClass.TIMEOUT,
+    409: ErrorClass.CONFLICT,
+    413: ErrorClass.TOO_LARGE,
+    422: ErrorClass.BAD_REQUEST,
+    425: ErrorClass.CONFLICT,
+    429: ErrorClass.RATE_LIMITED,
+    529: ErrorClass.OVERLOADED,
+}
+
+
+class ProviderError(Exception):
+    """A provider call that did not produce a result."""
+
+    def __init__(
+        self,
+        error_class: ErrorClass,
+        message: str,
+        *,
+        retryable: bool,
+        http_status: int | None = None,
+        retry_after_s: float | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.error_class = error_class
+        self.message = message
+        self.retryable = retryable
+        self.http_status = http_status
+        self.retry_after_s = retry_after_s
+        self.request_id = request_id
+
+
+def is_retryable_status(status: int) -> bool:
+    return status in RETRYABLE_STATUSES or status >= 500
+
+
+def class_of_status(status: int) -> ErrorClass:
+    if status in _CLASS_OF_STATUS:
+        return _CLASS_OF_STATUS[status]
+    return ErrorClass.SERVER if status >= 500 else ErrorClass.BAD_REQUEST
+
+
+def retry_after_s(headers: httpx.Headers) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` (OpenAI) or ``retry-after`` (seconds or date)."""
+    if (millis := headers.get("retry-after-ms")) is not None:
+        try:
+            return max(0.0, float(millis) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value.strip() else None
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def from_response(response: httpx.Response, request_id: str | None) -> ProviderError:
+    """Map a non-2xx answer to the taxonomy, keeping the provider's own message."""
+    status = response.status_code
+    try:
+        detail = response.json().get("error", {})
+        message = detail.get("message") if isinstance(detail, dict) else str(detail)
+    except (ValueError, AttributeError):
+        message = None
+    return ProviderError(
+        class_of_status(status),
+        f"HTTP {status}: {message or response.reason_phrase or 'no message'}"[:1000],
+        retryable=is_retryable_status(status),
+        http_status=status,
+        retry_after_s=retry_after_s(response.headers),
+        request_id=request_id,
+    )
+
+
+def from_transport(exc: httpx.TransportError) -> ProviderError:
+    """Map a failure to reach the provider or to read its answer."""
+    if isinstance(exc, httpx.TimeoutException):
+        return ProviderError(ErrorClass.TIMEOUT, f"{type(exc).__name__}", retryable=True)
+    return ProviderError(ErrorClass.CONNECT, f"{type(exc).__name__}: {exc}"[:500], retryable=True)

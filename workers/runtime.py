@@ -1,0 +1,48 @@
+"""What a worker process holds: settings, database sessions, routes, HTTP clients, broker."""
+
+import threading
+
+import dramatiq
+import httpx
+from sqlalchemy import Engine
+
+from schema.routes import Route, Routes, load_routes
+from schema.settings import Settings
+from schema.store import make_engine, make_sessions
+from workers.providers import Adapter, adapter_for, make_client
+
+
+class Runtime:
+    def __init__(
+        self,
+        settings: Settings,
+        broker: dramatiq.Broker,
+        *,
+        engine: Engine | None = None,
+        routes: Routes | None = None,
+    ) -> None:
+        self.settings = settings
+        self.broker = broker
+        self.engine = engine or make_engine(settings.database_url_value)
+        self.sessions = make_sessions(self.engine)
+        self.routes = routes or load_routes(settings.routes_file)
+        self._clients: dict[str, httpx.Client] = {}
+        self._lock = threading.Lock()
+
+    def adapter(self, route: Route) -> Adapter:
+        """The route's adapter on a pooled client shared by the worker's threads."""
+        with self._lock:
+            client = self._clients.get(route.name)
+            if client is None:
+                client = make_client(route, max_connections=self.settings.worker_threads)
+                self._clients[route.name] = client
+        return adapter_for(route, client)
+
+    def lease_s(self, route: Route) -> float:
+        """How long a claimed job stays with its worker before another may take it over."""
+        return route.timeout_s + self.settings.job_lease_margin_s
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self.engine.dispose()
