@@ -6,6 +6,7 @@ everything it started.
 """
 
 import os
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -72,7 +73,7 @@ def _job_requests(count: int) -> list[dict[str, object]]:
 
 
 def run_demo(job_count: int) -> int:
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 120)
     settings = Settings()
     var = settings.var_dir
     var.mkdir(parents=True, exist_ok=True)
@@ -157,15 +158,16 @@ def _wait_for(
 
 
 def _report(console: Console, jobs: list[dict[str, object]]) -> int:
-    table = Table(title="jobs")
-    for column in ("job", "model", "status", "tokens in/out", "seconds", "output / error"):
-        table.add_column(column)
+    table = Table(title="jobs", expand=True)
+    for column in ("job", "model", "status", "tokens in/out", "s"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("output / error", no_wrap=True, overflow="ellipsis", ratio=1)
     for job in jobs:
         usage = job.get("usage") or {}
         seconds = _seconds(job["created_at"], job["finished_at"])
         text = (job.get("output") or {}).get("text") or (job.get("error") or {}).get("message")
         table.add_row(
-            str(job["id"])[:12],
+            str(job["id"]),
             str(job["model"]),
             str(job["status"]),
             f"{usage.get('prompt_tokens', '-')}/{usage.get('completion_tokens', '-')}",

@@ -1,0 +1,29 @@
+"""Deterministic generated text: the same prompt always gets the same reply."""
+
+import random
+
+from simulator.tokens import count_text
+
+MIN_TOKENS = 16
+MAX_TOKENS = 40
+SNIPPET_WORDS = 6
+SNIPPET_CHARS = 40
+FILLER = (
+    "the", "queue", "worker", "job", "retries", "webhook", "result", "is", "ready",
+    "and", "signed", "simulated", "provider", "answers", "quickly", "with", "tokens",
+    "deterministic", "output", "for", "testing", "every", "request", "gets", "a", "reply",
+)  # fmt: skip
+
+
+def reply_text(prompt: str, choice: int = 0) -> str:
+    """A reply of 16 to 40 tokens that quotes the start of prompt.
+
+    choice seeds alternative replies to the same prompt, as when n > 1.
+    """
+    rng = random.Random(f"{choice}:{prompt}")
+    target = rng.randint(MIN_TOKENS, MAX_TOKENS)
+    snippet = " ".join(prompt.split()[:SNIPPET_WORDS])[:SNIPPET_CHARS] or "nothing"
+    words = [f"Simulated reply to: {snippet}..."]
+    while count_text(" ".join(words)) < target - 1:
+        words.append(rng.choice(FILLER))
+    return " ".join(words) + "."

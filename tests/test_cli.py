@@ -1,0 +1,89 @@
+"""The ``genq`` command line: tenants, jobs, migrations, and clear errors with exit code 2."""
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from typer.testing import CliRunner
+
+from genq.cli import app
+from producers.tenants import authenticate
+from schema.store import is_migrated, make_engine, make_sessions
+from tests.test_api import CHAT
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def db_env(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Engine:
+    monkeypatch.setenv("GENQ_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    return engine
+
+
+def test_tenants_create_prints_a_key_that_authenticates(db_env: Engine) -> None:
+    result = runner.invoke(app, ["tenants", "create", "acme"])
+
+    assert result.exit_code == 0, result.output
+    key = result.stdout.split("api key ")[1].strip()
+    with make_sessions(db_env)() as session:
+        assert authenticate(session, key) is not None
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["tenants", "create", "  "], "1-200 characters"),
+        (["jobs", "show", "job_missing"], "no job 'job_missing'"),
+    ],
+)
+def test_bad_arguments_exit_2_with_a_message(db_env, args, says) -> None:
+    result = runner.invoke(app, args)
+
+    assert result.exit_code == 2
+    assert says in result.stderr
+
+
+def test_duplicate_tenant_exits_2(db_env) -> None:
+    runner.invoke(app, ["tenants", "create", "acme"])
+    result = runner.invoke(app, ["tenants", "create", "acme"])
+
+    assert result.exit_code == 2
+    assert "already exists" in result.stderr
+
+
+def test_jobs_show_prints_the_job_and_its_attempts(db_env, client, auth, worker) -> None:
+    from tests.test_worker import job_of
+
+    job_id = client.post("/v1/jobs", json=CHAT, headers=auth).json()["id"]
+    job_of(client, auth, job_id, {"succeeded"})
+
+    result = runner.invoke(app, ["jobs", "show", job_id])
+
+    assert result.exit_code == 0
+    assert f'"id": "{job_id}"' in result.stdout
+    assert '"attempt_log"' in result.stdout
+    assert '"status": "succeeded"' in result.stdout
+
+
+def test_processes_refuse_an_unmigrated_database(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("GENQ_DATABASE_URL", f"sqlite:///{tmp_path / 'fresh.db'}")
+
+    for command in (["api"], ["worker"], ["scheduler"], ["tenants", "create", "x"]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2
+        assert "run `genq migrate` first" in result.stderr
+
+
+def test_migrate_creates_the_schema(tmp_path: Path, monkeypatch) -> None:
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    monkeypatch.setenv("GENQ_DATABASE_URL", url)
+
+    result = runner.invoke(app, ["migrate"])
+
+    assert result.exit_code == 0
+    assert is_migrated(make_engine(url))
+
+
+def test_unknown_option_exits_2() -> None:
+    result = runner.invoke(app, ["worker", "--threads", "many"])
+    assert result.exit_code == 2

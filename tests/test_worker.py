@@ -1,0 +1,141 @@
+"""The worker: one chat job through Redis and the simulator into the store, exactly once."""
+
+import dramatiq
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from producers import outbox
+from schema.names import JOBS_QUEUE, RUN_JOB
+from schema.tables import Job, JobAttempt
+from tests.test_api import CHAT
+from tests.waiting import eventually
+from workers import execution
+from workers.runtime import Runtime
+
+
+def job_of(client: TestClient, auth, job_id: str, until: set[str]) -> dict:
+    return eventually(
+        lambda: client.get(f"/v1/jobs/{job_id}", headers=auth).json(),
+        lambda job: job["status"] in until,
+    )
+
+
+def attempts_of(runtime: Runtime, job_id: str) -> list[JobAttempt]:
+    with runtime.sessions() as session:
+        return list(
+            session.scalars(
+                select(JobAttempt).where(JobAttempt.job_id == job_id).order_by(JobAttempt.number)
+            )
+        )
+
+
+def test_chat_job_succeeds_with_output_usage_and_attempt(client, auth, worker, runtime) -> None:
+    job_id = client.post("/v1/jobs", json=CHAT, headers=auth).json()["id"]
+
+    job = job_of(client, auth, job_id, {"succeeded", "failed"})
+
+    assert job["status"] == "succeeded"
+    assert job["output"]["text"]
+    assert job["output"]["finish_reason"] in ("stop", "length")
+    assert job["usage"]["prompt_tokens"] > 0
+    assert job["usage"]["completion_tokens"] > 0
+    assert job["attempts"] == 1
+    assert job["started_at"] <= job["finished_at"]
+    (attempt,) = attempts_of(runtime, job_id)
+    assert attempt.status == "succeeded"
+    assert attempt.provider_request_id.startswith("req_")
+    assert attempt.usage == job["usage"]
+
+
+def test_redelivered_message_does_not_run_a_finished_job_again(
+    client, auth, worker, runtime, sim_calls
+) -> None:
+    job_id = client.post("/v1/jobs", json=CHAT, headers=auth).json()["id"]
+    job_of(client, auth, job_id, {"succeeded"})
+    assert sim_calls() == 1
+
+    with runtime.sessions.begin() as session:
+        row = outbox.stage(session, JOBS_QUEUE, RUN_JOB, {"job_id": job_id})
+        session.flush()
+    outbox.send(runtime.sessions, runtime.broker, [row.id])
+    runtime.broker.join(JOBS_QUEUE, timeout=10_000)
+    worker.join()
+
+    assert sim_calls() == 1
+    assert len(attempts_of(runtime, job_id)) == 1
+
+
+def test_permanent_provider_error_fails_at_once(client, auth, worker, runtime, sim_calls) -> None:
+    body = {**CHAT, "input": {**CHAT["input"], "max_tokens": 10**6}}
+    job_id = client.post("/v1/jobs", json=body, headers=auth).json()["id"]
+
+    job = job_of(client, auth, job_id, {"succeeded", "failed"})
+
+    assert job["status"] == "failed"
+    assert job["error"]["type"] == "bad_request"
+    assert "context length" in job["error"]["message"]
+    assert sim_calls() == 1
+    (attempt,) = attempts_of(runtime, job_id)
+    assert (attempt.status, attempt.http_status, attempt.error_class) == (
+        "failed",
+        400,
+        "bad_request",
+    )
+
+
+def test_retryable_error_is_retried_then_fails_when_attempts_run_out(
+    client, auth, worker, runtime, routes, monkeypatch
+) -> None:
+    dead = routes.by_name["openai"].model_copy(
+        update={"base_url": "http://127.0.0.1:9/v1", "max_attempts": 2}
+    )
+    runtime.routes.by_name["openai"] = dead
+    monkeypatch.setattr("workers.execution.retry_delay_s", lambda attempt, after: 0.05)
+    job_id = client.post("/v1/jobs", json=CHAT, headers=auth).json()["id"]
+
+    job = job_of(client, auth, job_id, {"succeeded", "failed"})
+
+    assert job["status"] == "failed"
+    assert job["error"]["type"] == "connect_error"
+    assert job["attempts"] == 2
+    assert [a.error_class for a in attempts_of(runtime, job_id)] == ["connect_error"] * 2
+
+
+def test_canceled_while_running_keeps_the_cancel(client, auth, runtime) -> None:
+    job_id = client.post("/v1/jobs", json=CHAT, headers=auth).json()["id"]
+    adapter = runtime.adapter
+
+    def cancel_during_call(route):  # type: ignore[no-untyped-def]
+        client.post(f"/v1/jobs/{job_id}/cancel", headers=auth)
+        return adapter(route)
+
+    runtime.adapter = cancel_during_call  # type: ignore[method-assign]
+    execution.run_job(runtime, job_id)
+
+    job = client.get(f"/v1/jobs/{job_id}", headers=auth).json()
+    assert job["status"] == "canceled"
+    assert job["output"] is None
+    assert [a.status for a in attempts_of(runtime, job_id)] == ["succeeded"]
+
+
+def test_job_held_by_a_live_lease_is_rechecked_when_the_lease_ends(client, auth, runtime) -> None:
+    job_id = client.post("/v1/jobs", json=CHAT, headers=auth).json()["id"]
+    with runtime.sessions.begin() as session:
+        claim = execution._claim(session, job_id, lease_s=60)
+    assert claim is not None
+
+    runtime.broker.flush_all()
+    execution.run_job(runtime, job_id)
+
+    delayed = runtime.broker.client.hlen(f"genq:{JOBS_QUEUE}.DQ.msgs")
+    assert delayed == 1
+    with runtime.sessions() as session:
+        assert session.scalar(select(Job.attempts).where(Job.id == job_id)) == 1
+
+
+@pytest.mark.parametrize("actor_name", [RUN_JOB])
+def test_actors_are_declared_on_the_jobs_queue(runtime, actor_name) -> None:
+    actor = runtime.broker.get_actor(actor_name)
+    assert isinstance(actor, dramatiq.Actor)
+    assert actor.queue_name == JOBS_QUEUE
