@@ -13,7 +13,7 @@ from typing import Any
 
 import dramatiq
 from dramatiq import Message
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from producers.ids import new_id
@@ -69,22 +69,25 @@ def _send_rows(session: Session, broker: dramatiq.Broker, rows: Iterable[OutboxM
             break
         sent.append(row.id)
     if sent:
+        if session.get_bind().dialect.name == "postgresql":
+            # Losing this mark in a crash only means one more send, which is safe; not
+            # waiting for its WAL flush halves the cost of an enqueue.
+            session.execute(text("SET LOCAL synchronous_commit = off"))
         session.execute(
-            update(OutboxMessage).where(OutboxMessage.id.in_(sent)).values(sent_at=utcnow())
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(sent), OutboxMessage.sent_at.is_(None))
+            .values(sent_at=utcnow())
         )
     return len(sent)
 
 
-def send(sessions: sessionmaker[Session], broker: dramatiq.Broker, row_ids: list[int]) -> int:
-    """Send the given staged rows now; return how many went out."""
-    if not row_ids:
+def send(
+    sessions: sessionmaker[Session], broker: dramatiq.Broker, rows: list[OutboxMessage]
+) -> int:
+    """Send rows this process just committed; return how many went out."""
+    if not rows:
         return 0
     with sessions.begin() as session:
-        rows = session.scalars(
-            select(OutboxMessage)
-            .where(OutboxMessage.id.in_(row_ids), OutboxMessage.sent_at.is_(None))
-            .order_by(OutboxMessage.id)
-        ).all()
         return _send_rows(session, broker, rows)
 
 

@@ -84,11 +84,11 @@ class Producer:
 
     def _send(self, results: list[Submitted]) -> None:
         """Send after commit; if that fails the relay sends later, so the job stands."""
-        row_ids = [r.outbox_row.id for r in results if r.outbox_row is not None]
+        rows = [r.outbox_row for r in results if r.outbox_row is not None]
         try:
-            outbox.send(self.sessions, self.broker, row_ids)
+            outbox.send(self.sessions, self.broker, rows)
         except Exception:
-            logger.warning("outbox: left %d messages for the relay", len(row_ids), exc_info=True)
+            logger.warning("outbox: left %d messages for the relay", len(rows), exc_info=True)
 
     def get(self, tenant_id: str, job_id: str) -> JobView | None:
         with self.sessions() as session:

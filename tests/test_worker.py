@@ -58,7 +58,7 @@ def test_redelivered_message_does_not_run_a_finished_job_again(
     with runtime.sessions.begin() as session:
         row = outbox.stage(session, JOBS_QUEUE, RUN_JOB, {"job_id": job_id})
         session.flush()
-    outbox.send(runtime.sessions, runtime.broker, [row.id])
+    outbox.send(runtime.sessions, runtime.broker, [row])
     runtime.broker.join(JOBS_QUEUE, timeout=10_000)
     worker.join()
 

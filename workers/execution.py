@@ -50,7 +50,7 @@ def run_job(runtime: Runtime, job_id: str) -> None:
         claim = _claim(session, job_id, lease_s)
         recheck = None if claim else _recheck_later(session, job)
     if recheck is not None:
-        outbox.send(runtime.sessions, runtime.broker, [recheck.id])
+        outbox.send(runtime.sessions, runtime.broker, [recheck])
     if claim is None:
         return
     if route is None:
@@ -150,7 +150,7 @@ def _finish(
             )
             session.flush()
     if retry_row is not None:
-        outbox.send(runtime.sessions, runtime.broker, [retry_row.id])
+        outbox.send(runtime.sessions, runtime.broker, [retry_row])
 
 
 def _outcome(
