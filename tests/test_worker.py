@@ -139,3 +139,47 @@ def test_actors_are_declared_on_the_jobs_queue(runtime, actor_name) -> None:
     actor = runtime.broker.get_actor(actor_name)
     assert isinstance(actor, dramatiq.Actor)
     assert actor.queue_name == JOBS_QUEUE
+
+
+def test_an_adapter_that_breaks_fails_the_job_once(client, auth, runtime) -> None:
+    job_id = client.post("/v1/jobs", json=CHAT, headers=auth).json()["id"]
+
+    class Broken:
+        def run(self, model, input):  # type: ignore[no-untyped-def]
+            raise KeyError("choices")
+
+    runtime.adapter = lambda route: Broken()  # type: ignore[method-assign]
+    execution.run_job(runtime, job_id)
+    execution.run_job(runtime, job_id)
+
+    job = client.get(f"/v1/jobs/{job_id}", headers=auth).json()
+    assert job["status"] == "failed"
+    assert job["error"] == {"type": "internal_error", "message": "KeyError: 'choices'"}
+    assert [a.error_class for a in attempts_of(runtime, job_id)] == ["internal_error"]
+
+
+def test_a_job_whose_workers_keep_dying_stops_at_its_attempt_budget(
+    client, auth, runtime, sim_calls
+) -> None:
+    job_id = client.post("/v1/jobs", json=CHAT, headers=auth).json()["id"]
+    for _ in range(3):  # three workers each claim it and die mid-call, leases lapse
+        with runtime.sessions.begin() as session:
+            assert execution._claim(session, job_id, lease_s=-1) is not None
+
+    execution.run_job(runtime, job_id)
+
+    job = client.get(f"/v1/jobs/{job_id}", headers=auth).json()
+    assert job["status"] == "failed"
+    assert job["error"]["type"] == "worker_lost"
+    assert sim_calls() == 0
+
+
+def test_a_lapsed_lease_is_taken_over_and_the_job_finishes(client, auth, runtime) -> None:
+    job_id = client.post("/v1/jobs", json=CHAT, headers=auth).json()["id"]
+    with runtime.sessions.begin() as session:
+        execution._claim(session, job_id, lease_s=-1)  # a worker claimed it, then died
+
+    execution.run_job(runtime, job_id)
+
+    job = client.get(f"/v1/jobs/{job_id}", headers=auth).json()
+    assert (job["status"], job["attempts"]) == ("succeeded", 2)

@@ -53,18 +53,30 @@ def run_job(runtime: Runtime, job_id: str) -> None:
         outbox.send(runtime.sessions, runtime.broker, [recheck])
     if claim is None:
         return
-    if route is None:
-        error = ProviderError(ErrorClass.CONFIGURATION, model, retryable=False)
-        _finish(runtime, claim, job.route, time.monotonic(), utcnow(), error=error)
-        return
 
     started_at, started = utcnow(), time.monotonic()
     try:
-        result = runtime.adapter(route).run(model, claim.input)
+        result = _call(runtime, claim, route, model)
     except ProviderError as error:
-        _finish(runtime, claim, route.name, started, started_at, error=error, route=route)
+        _finish(runtime, claim, job.route, started, started_at, error=error, route=route)
+    except Exception as exc:
+        logger.exception("run_job: %s broke in the adapter", job_id)
+        error = ProviderError(ErrorClass.INTERNAL, f"{type(exc).__name__}: {exc}", retryable=False)
+        _finish(runtime, claim, job.route, started, started_at, error=error)
     else:
-        _finish(runtime, claim, route.name, started, started_at, result=result)
+        _finish(runtime, claim, job.route, started, started_at, result=result)
+
+
+def _call(runtime: Runtime, claim: Claim, route: Route | None, model: str) -> ProviderResult:
+    if route is None:
+        raise ProviderError(ErrorClass.CONFIGURATION, model, retryable=False)
+    if claim.attempt > route.max_attempts:
+        raise ProviderError(
+            ErrorClass.WORKER_LOST,
+            f"attempts exhausted: the worker holding attempt {claim.attempt - 1} was lost",
+            retryable=False,
+        )
+    return runtime.adapter(route).run(model, claim.input)
 
 
 def _claim(session: Session, job_id: str, lease_s: float) -> Claim | None:

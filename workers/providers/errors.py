@@ -27,6 +27,8 @@ class ErrorClass(StrEnum):
     TOO_LARGE = "too_large"
     INVALID_RESPONSE = "invalid_response"
     CONFIGURATION = "configuration_error"
+    WORKER_LOST = "worker_lost"
+    INTERNAL = "internal_error"
 
 
 _CLASS_OF_STATUS = {
