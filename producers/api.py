@@ -1,6 +1,7 @@
 """The HTTP API (FastAPI): a thin layer over ``Producer``. OpenAPI is served at /docs."""
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Header, Query, Request, Response
@@ -15,6 +16,8 @@ from producers.submit import FieldError, IdempotencyConflictError, InvalidJobErr
 from producers.tenants import authenticate
 from schema.jobs import BatchCreate, BatchView, JobCreate, JobPage, JobStatus, JobView
 from schema.store import ping
+from schema.tables import utcnow
+from schema.usage import GroupBy, UsageReport
 
 
 def create_app(producer: Producer) -> FastAPI:
@@ -115,6 +118,22 @@ def _routes(app: FastAPI, producer: Producer) -> None:
             raise _not_found(job_id)
         return job
 
+    @app.get("/v1/usage", response_model=UsageReport, response_model_by_alias=True, tags=["usage"])
+    def get_usage(
+        tenant_id: Tenant,
+        start: Annotated[datetime | None, Query(alias="from")] = None,
+        end: Annotated[datetime | None, Query(alias="to")] = None,
+        group_by: GroupBy = GroupBy.MODEL,
+    ) -> UsageReport:
+        """Usage and cost between ``from`` (default: start of this month) and ``to``
+        (default: now), by model or by UTC day, with the tenant's budget."""
+        now = utcnow()
+        start = _aware(start) if start else now.replace(day=1, hour=0, minute=0, second=0)
+        end = _aware(end) if end else now
+        if start >= end:
+            raise InvalidJobError([FieldError(("from",), "'from' must be before 'to'")])
+        return producer.usage(tenant_id, start, end, group_by)
+
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
         """The process is up."""
@@ -130,6 +149,10 @@ def _routes(app: FastAPI, producer: Producer) -> None:
             {"status": "ok" if ready else "unavailable", "checks": checks},
             status_code=200 if ready else 503,
         )
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _check(probe: Callable[[], object]) -> str:

@@ -12,7 +12,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 
+from producers.budgets import BudgetExceededError
 from producers.submit import FieldError, InvalidJobError
+from schema.pricing import usd
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +84,27 @@ def _http(_: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, kind, str(exc.detail), headers=exc.headers)
 
 
+def _over_budget(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, BudgetExceededError)
+    state = exc.state
+    limit = usd(state.limit_micros or 0)
+    left = usd(max(0, (state.limit_micros or 0) - state.spent_micros - state.reserved_micros))
+    body = {
+        "type": "budget_exceeded",
+        "message": (
+            f"this job may cost up to ${usd(exc.needed_micros)}, and only ${left} of the "
+            f"{state.period}ly budget of ${limit} is left; it resets at "
+            f"{state.resets_at.isoformat()}"
+        ),
+        "budget_usd": limit,
+        "spent_usd": usd(state.spent_micros),
+        "reserved_usd": usd(state.reserved_micros),
+        "needed_usd": usd(exc.needed_micros),
+        "resets_at": state.resets_at.isoformat(),
+    }
+    return JSONResponse({"error": body}, status_code=402)
+
+
 def _database_down(_: Request, exc: Exception) -> JSONResponse:
     logger.error("database unavailable: %s", type(exc).__name__)
     return error_response(
@@ -108,6 +131,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(InvalidJobError, _invalid_job)
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(BudgetExceededError, _over_budget)
     app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(OperationalError, _database_down)
     app.add_exception_handler(DBAPIError, _database_error)

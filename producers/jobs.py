@@ -5,10 +5,12 @@ import binascii
 import json
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from producers import budgets
 from schema.jobs import TERMINAL_STATUSES, JobError, JobStatus, JobView
+from schema.pricing import usd
 from schema.tables import Job, utcnow
 
 
@@ -33,6 +35,10 @@ def view(job: Job) -> JobView:
         webhook_events=job.webhook_events,
         output=job.output,
         usage=job.usage,
+        cost_usd=usd(job.cost_micros),
+        cached=job.cached,
+        served_by=job.served_by,
+        progress=job.progress,
         error=JobError(**job.error) if job.error else None,
         attempts=job.attempts,
         created_at=job.created_at,
@@ -86,20 +92,24 @@ def page(
 
 
 def cancel(session: Session, tenant_id: str, job_id: str) -> Job | None:
-    """Cancel a job that has not finished. A running call's late result is then discarded."""
-    job = get(session, tenant_id, job_id)
+    """Cancel a job that has not finished and give back its budget reservation.
+
+    A running call's late result is then discarded; what it cost is still counted.
+    """
+    job = session.scalar(
+        select(Job).where(Job.id == job_id, Job.tenant_id == tenant_id).with_for_update()
+    )
     if job is None:
         return None
     if job.status in TERMINAL_STATUSES:
         raise JobNotCancelableError(f"job {job_id} is already {job.status}")
+    budgets.settle(session, tenant_id, job.budget_period_start, released_micros=job.reserved_micros)
     now = utcnow()
-    changed = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status.not_in(TERMINAL_STATUSES))
-        .values(status=JobStatus.CANCELED, finished_at=now, lease_expires_at=None, updated_at=now)
-    ).rowcount
-    if not changed:
-        session.refresh(job)
-        raise JobNotCancelableError(f"job {job_id} is already {job.status}")
-    session.refresh(job)
+    job.status = JobStatus.CANCELED
+    job.finished_at = now
+    job.lease_expires_at = None
+    job.next_poll_at = None
+    job.reserved_micros = 0
+    job.updated_at = now
+    session.flush()
     return job

@@ -5,12 +5,13 @@ The HTTP API is a thin layer over this class, so both paths behave the same.
 
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 
 import dramatiq
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
-from producers import jobs, outbox
+from producers import jobs, outbox, usage
 from producers.broker import sending_broker
 from producers.submit import (
     FieldError,
@@ -26,6 +27,7 @@ from schema.redis_conn import redis_url
 from schema.routes import Routes, load_routes
 from schema.settings import Settings
 from schema.store import make_engine, make_sessions
+from schema.usage import GroupBy, UsageReport
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +115,12 @@ class Producer:
         with self.sessions.begin() as session:
             job = jobs.cancel(session, tenant_id, job_id)
             return jobs.view(job) if job else None
+
+    def usage(
+        self, tenant_id: str, start: datetime, end: datetime, group_by: GroupBy
+    ) -> UsageReport:
+        with self.sessions() as session:
+            return usage.report(session, tenant_id, start, end, group_by)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -12,11 +12,12 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from producers import outbox
+from producers import budgets, outbox
 from producers.ids import new_id
 from schema.inputs import validate_input
 from schema.jobs import JobCreate, JobStatus
 from schema.names import JOBS_QUEUE, RUN_JOB
+from schema.pricing import max_cost_micros
 from schema.routes import Routes, UnknownModelError
 from schema.tables import Job, OutboxMessage
 
@@ -72,7 +73,7 @@ def check(routes: Routes, submissions: Sequence[Submission], loc: Loc = ()) -> N
             errors.append(FieldError((*at, "model"), str(exc)))
             continue
         try:
-            validate_input(route.kind, submission.request.input)
+            validate_input(route.protocol, submission.request.input)
         except ValidationError as exc:
             errors.extend(
                 FieldError((*at, "input", *error["loc"]), error["msg"]) for error in exc.errors()
@@ -107,8 +108,18 @@ def store(
         if key:
             seen[key] = submitted.job
         results.append(submitted)
+    _reserve(session, tenant_id, [r.job for r in results if not r.replayed])
     session.flush()
     return results
+
+
+def _reserve(session: Session, tenant_id: str, jobs: list[Job]) -> None:
+    """Reserve the new jobs' maximum cost in one step: all fit in the budget, or none."""
+    if not jobs:
+        return
+    start = budgets.reserve(session, tenant_id, sum(job.reserved_micros for job in jobs))
+    for job in jobs:
+        job.budget_period_start = start
 
 
 def _previous(session: Session, tenant_id: str, key: str, seen: dict[str, Job]) -> Job | None:
@@ -121,15 +132,18 @@ def _insert(
     session: Session, routes: Routes, tenant_id: str, submission: Submission, digest: str
 ) -> Submitted:
     request = submission.request
-    route, _ = routes.resolve(request.model)
+    route, model = routes.resolve(request.model)
     job = Job(
         id=new_id("job"),
         tenant_id=tenant_id,
         kind=route.kind,
         model=request.model,
+        current_model=request.model,
         route=route.name,
         status=JobStatus.QUEUED,
         input=request.input,
+        cache_enabled=request.cache,
+        reserved_micros=max_cost_micros(route.protocol, route.models[model], request.input),
         meta=request.metadata,
         webhook_url=str(request.webhook_url) if request.webhook_url else None,
         webhook_events=request.webhook_events,

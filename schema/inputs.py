@@ -1,4 +1,4 @@
-"""Provider-shaped job inputs, one model per job kind, checked before a job is stored.
+"""Provider-shaped job inputs, one model per wire protocol, checked before a job is stored.
 
 Inputs are validated for what genq relies on and otherwise passed through as given,
 so a provider's newer parameters need no change here.
@@ -8,7 +8,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from schema.routes import JobKind
+from schema.routes import Protocol
+
+
+def _no_streaming(value: bool | None) -> bool | None:
+    if value:
+        raise ValueError("streaming is not available for queued jobs; omit 'stream'")
+    return value
 
 
 class ChatMessage(BaseModel):
@@ -31,20 +37,76 @@ class ChatInput(BaseModel):
     n: int | None = Field(None, ge=1, le=8)
     stream: bool | None = None
 
-    @field_validator("stream")
+    no_streaming = field_validator("stream")(_no_streaming)
+
+
+class AnthropicMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["user", "assistant"]
+    content: str | list[dict[str, Any]]
+
+
+class AnthropicInput(BaseModel):
+    """Anthropic messages input: ``max_tokens`` is required, ``system`` is separate."""
+
+    model_config = ConfigDict(extra="allow")
+
+    messages: list[AnthropicMessage] = Field(min_length=1)
+    max_tokens: int = Field(ge=1)
+    system: str | list[dict[str, Any]] | None = None
+    temperature: float | None = Field(None, ge=0, le=1)
+    stream: bool | None = None
+
+    no_streaming = field_validator("stream")(_no_streaming)
+
+
+class ImageInput(BaseModel):
+    """OpenAI images generations input."""
+
+    model_config = ConfigDict(extra="allow")
+
+    prompt: str = Field(min_length=1, max_length=32000)
+    n: int | None = Field(None, ge=1, le=10)
+    size: str | None = None
+
+
+class PredictionInput(BaseModel):
+    """A Replicate model's own input; genq reads only the output count."""
+
+    model_config = ConfigDict(extra="allow")
+
+    prompt: str | None = Field(None, min_length=1)
+    num_outputs: int | None = Field(None, ge=1, le=10)
+
+
+class VideoInput(BaseModel):
+    """OpenAI videos input."""
+
+    model_config = ConfigDict(extra="allow")
+
+    prompt: str = Field(min_length=1, max_length=32000)
+    seconds: Literal["4", "8", "12"] = "4"
+    size: str | None = None
+
+    @field_validator("seconds", mode="before")
     @classmethod
-    def _no_streaming(cls, value: bool | None) -> bool | None:
-        if value:
-            raise ValueError("streaming is not available for queued jobs; omit 'stream'")
-        return value
+    def _seconds_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) else value
 
 
-INPUT_MODELS: dict[JobKind, type[BaseModel]] = {JobKind.CHAT: ChatInput}
+INPUT_MODELS: dict[Protocol, type[BaseModel]] = {
+    Protocol.OPENAI_CHAT: ChatInput,
+    Protocol.ANTHROPIC_MESSAGES: AnthropicInput,
+    Protocol.OPENAI_IMAGES: ImageInput,
+    Protocol.REPLICATE_PREDICTIONS: PredictionInput,
+    Protocol.OPENAI_VIDEOS: VideoInput,
+}
 
 
-def validate_input(kind: JobKind, data: dict[str, Any]) -> None:
-    """Raise pydantic's ``ValidationError`` if ``data`` is not a valid input for ``kind``."""
-    INPUT_MODELS[kind].model_validate(data)
+def validate_input(protocol: Protocol, data: dict[str, Any]) -> None:
+    """Raise pydantic's ``ValidationError`` if ``data`` is not valid for ``protocol``."""
+    INPUT_MODELS[protocol].model_validate(data)
 
 
 __all__ = ["INPUT_MODELS", "ChatInput", "ValidationError", "validate_input"]

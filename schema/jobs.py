@@ -53,6 +53,9 @@ class JobCreate(BaseModel):
     webhook_events: list[WebhookEventType] | None = Field(
         None, description="Event types to send to webhook_url; all when omitted."
     )
+    cache: bool = Field(
+        True, description="Serve an identical earlier request from the result cache."
+    )
 
 
 class BatchItem(JobCreate):
@@ -85,6 +88,10 @@ class JobView(BaseModel):
     webhook_events: list[str] | None
     output: dict[str, Any] | None
     usage: dict[str, Any] | None
+    cost_usd: float = Field(description="What the job cost so far, in US dollars.")
+    cached: bool = Field(description="Served from the result cache, without a provider call.")
+    served_by: str | None = Field(description="The '<route>/<model>' that produced the output.")
+    progress: float | None = Field(None, description="Percent done, for long async jobs.")
     error: JobError | None
     attempts: int
     created_at: datetime

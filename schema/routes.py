@@ -1,21 +1,29 @@
-"""Provider routes: which provider account serves which models, and how to reach it.
+"""Provider routes: which provider account serves which models, at what price, and how to
+reach it.
 
 Routes are configuration (TOML). A job's ``model`` is ``"<route>/<model>"``; resolving
-it here is what the API validates and what the worker calls.
+it here is what the API validates and what the worker calls. Each model may name an
+ordered list of fallbacks (other ``"<route>/<model>"`` of the same kind) to try when its
+own route gives up on a job.
 """
 
 import os
 import tomllib
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, field_validator
 
 DEFAULT_ROUTES_FILE = Path(__file__).with_name("routes.toml")
 
 
 class Protocol(StrEnum):
     OPENAI_CHAT = "openai-chat"
+    OPENAI_IMAGES = "openai-images"
+    ANTHROPIC_MESSAGES = "anthropic-messages"
+    REPLICATE_PREDICTIONS = "replicate-predictions"
+    OPENAI_VIDEOS = "openai-videos"
 
 
 class JobKind(StrEnum):
@@ -24,7 +32,31 @@ class JobKind(StrEnum):
     VIDEO = "video"
 
 
-KIND_OF_PROTOCOL = {Protocol.OPENAI_CHAT: JobKind.CHAT}
+KIND_OF_PROTOCOL = {
+    Protocol.OPENAI_CHAT: JobKind.CHAT,
+    Protocol.ANTHROPIC_MESSAGES: JobKind.CHAT,
+    Protocol.OPENAI_IMAGES: JobKind.IMAGE,
+    Protocol.REPLICATE_PREDICTIONS: JobKind.IMAGE,
+    Protocol.OPENAI_VIDEOS: JobKind.VIDEO,
+}
+ASYNC_PROTOCOLS = frozenset({Protocol.REPLICATE_PREDICTIONS, Protocol.OPENAI_VIDEOS})
+
+
+class ModelSpec(BaseModel):
+    """What one model costs and how it behaves. Prices are in US dollars."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    input_per_mtok: float = Field(0.0, ge=0, description="Per million input tokens.")
+    output_per_mtok: float = Field(0.0, ge=0, description="Per million output tokens.")
+    per_image: float = Field(0.0, ge=0)
+    per_video_second: float = Field(0.0, ge=0)
+    per_second: float = Field(0.0, ge=0, description="Per second of provider run time.")
+    per_request: float = Field(0.0, ge=0)
+    max_output_tokens: int = Field(4096, ge=1, description="Assumed when a job sets none.")
+    expected_duration_s: float | None = Field(None, gt=0, description="For async models.")
+    max_duration_s: float | None = Field(None, gt=0, description="Bills at most this long.")
+    fallbacks: tuple[str, ...] = ()
 
 
 class Route(BaseModel):
@@ -34,14 +66,28 @@ class Route(BaseModel):
     protocol: Protocol
     base_url: HttpUrl
     api_key_env: str | None = None
-    models: tuple[str, ...] = Field(min_length=1)
+    models: dict[str, ModelSpec] = Field(min_length=1)
     timeout_s: float = Field(60.0, gt=0)
     connect_timeout_s: float = Field(5.0, gt=0)
     max_attempts: int = Field(3, ge=1)
+    cache_ttl_s: int = Field(0, ge=0, description="Result cache lifetime; 0 turns it off.")
+    cache_shared: bool = Field(False, description="Share cached results across tenants.")
+    anthropic_version: str = "2023-06-01"
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _list_means_no_prices(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return {name: {} for name in value}
+        return value
 
     @property
     def kind(self) -> JobKind:
         return KIND_OF_PROTOCOL[self.protocol]
+
+    @property
+    def is_async(self) -> bool:
+        return self.protocol in ASYNC_PROTOCOLS
 
     def api_key(self) -> SecretStr | None:
         """The provider key, read from the environment at call time."""
@@ -60,6 +106,7 @@ class Routes:
 
     def __init__(self, routes: dict[str, Route]) -> None:
         self.by_name = routes
+        self._check_fallbacks()
 
     def resolve(self, model_ref: str) -> tuple[Route, str]:
         """Split ``"<route>/<model>"`` and check both exist."""
@@ -79,6 +126,21 @@ class Routes:
                 f"(it serves: {', '.join(route.models)})"
             )
         return route, model
+
+    def spec(self, model_ref: str) -> ModelSpec:
+        route, model = self.resolve(model_ref)
+        return route.models[model]
+
+    def _check_fallbacks(self) -> None:
+        for route in self.by_name.values():
+            for model, spec in route.models.items():
+                for fallback in spec.fallbacks:
+                    target, _ = self.resolve(fallback)
+                    if target.kind != route.kind:
+                        raise ValueError(
+                            f"{route.name}/{model}: fallback {fallback!r} is a {target.kind} "
+                            f"model, not {route.kind}"
+                        )
 
 
 def load_routes(path: Path | None = None) -> Routes:

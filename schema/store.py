@@ -44,7 +44,7 @@ def make_engine(url: str) -> Engine:
         pool_pre_ping=True,
         pool_size=10,
         max_overflow=20,
-        connect_args={"connect_timeout": 5},
+        connect_args={"connect_timeout": 5, "options": "-c timezone=UTC"},
     )
 
 

@@ -72,7 +72,24 @@ class Tenant(Base):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
+    budget_micros: Mapped[int | None] = mapped_column(BigInteger)
+    budget_period: Mapped[str] = mapped_column(String(10), default="month")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BudgetPeriod(Base):
+    """A tenant's spend in one budget period: settled spend plus reservations of jobs in
+    flight. Enqueue reserves with a conditional UPDATE, so parallel requests cannot
+    together pass the limit."""
+
+    __tablename__ = "budget_periods"
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    period_start: Mapped[datetime] = mapped_column(primary_key=True)
+    reserved_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+    spent_micros: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class ApiKey(Base):
@@ -95,15 +112,19 @@ class Job(Base):
         UniqueConstraint("tenant_id", "idempotency_key"),
         Index(None, "tenant_id", "created_at"),
         Index(None, "status"),
+        Index(None, "status", "next_poll_at"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(20))
     model: Mapped[str] = mapped_column(String(200))
+    current_model: Mapped[str] = mapped_column(String(200))
     route: Mapped[str] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(String(20))
     input: Mapped[dict[str, Any]]
+    cache_enabled: Mapped[bool] = mapped_column(default=True)
+    cached: Mapped[bool] = mapped_column(default=False)
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
     webhook_url: Mapped[str | None] = mapped_column(Text)
     webhook_events: Mapped[list[str] | None]
@@ -113,7 +134,16 @@ class Job(Base):
     usage: Mapped[dict[str, Any] | None]
     error: Mapped[dict[str, Any] | None]
     provider_request_id: Mapped[str | None] = mapped_column(String(200))
+    served_by: Mapped[str | None] = mapped_column(String(200))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    route_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    cost_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+    reserved_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+    budget_period_start: Mapped[datetime | None]
+    provider_job_id: Mapped[str | None] = mapped_column(String(200))
+    next_poll_at: Mapped[datetime | None]
+    polls: Mapped[int] = mapped_column(Integer, default=0)
+    progress: Mapped[float | None]
     lease_expires_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
@@ -125,7 +155,7 @@ class JobAttempt(Base):
     """One provider call for a job: what happened, how long it took, what it used."""
 
     __tablename__ = "job_attempts"
-    __table_args__ = (UniqueConstraint("job_id", "number"),)
+    __table_args__ = (UniqueConstraint("job_id", "number"), Index(None, "finished_at"))
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
@@ -133,12 +163,19 @@ class JobAttempt(Base):
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     number: Mapped[int]
     route: Mapped[str] = mapped_column(String(100))
+    model: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(20))
     error_class: Mapped[str | None] = mapped_column(String(50))
     error_message: Mapped[str | None] = mapped_column(Text)
     http_status: Mapped[int | None]
     provider_request_id: Mapped[str | None] = mapped_column(String(200))
     usage: Mapped[dict[str, Any] | None]
+    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    images: Mapped[int] = mapped_column(Integer, default=0)
+    video_seconds: Mapped[float] = mapped_column(default=0.0)
+    predict_seconds: Mapped[float] = mapped_column(default=0.0)
+    cost_micros: Mapped[int] = mapped_column(BigInteger, default=0)
     latency_ms: Mapped[int]
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime]

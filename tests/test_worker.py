@@ -6,6 +6,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from producers import outbox
+from schema.jobs import JobStatus
 from schema.names import JOBS_QUEUE, RUN_JOB
 from schema.tables import Job, JobAttempt
 from tests.test_api import CHAT
@@ -38,8 +39,8 @@ def test_chat_job_succeeds_with_output_usage_and_attempt(client, auth, worker, r
     assert job["status"] == "succeeded"
     assert job["output"]["text"]
     assert job["output"]["finish_reason"] in ("stop", "length")
-    assert job["usage"]["prompt_tokens"] > 0
-    assert job["usage"]["completion_tokens"] > 0
+    assert job["usage"]["input_tokens"] > 0
+    assert job["usage"]["output_tokens"] > 0
     assert job["attempts"] == 1
     assert job["started_at"] <= job["finished_at"]
     (attempt,) = attempts_of(runtime, job_id)
@@ -119,11 +120,16 @@ def test_canceled_while_running_keeps_the_cancel(client, auth, runtime) -> None:
     assert [a.status for a in attempts_of(runtime, job_id)] == ["succeeded"]
 
 
+def claim(runtime: Runtime, job_id: str, lease_s: float) -> execution.Claim | None:
+    """Claim a job as a worker would, without running it."""
+    with runtime.sessions.begin() as session:
+        job = session.get_one(Job, job_id)
+        return execution._claim(session, job, running_from=JobStatus.QUEUED, lease_s=lease_s)
+
+
 def test_job_held_by_a_live_lease_is_rechecked_when_the_lease_ends(client, auth, runtime) -> None:
     job_id = client.post("/v1/jobs", json=CHAT, headers=auth).json()["id"]
-    with runtime.sessions.begin() as session:
-        claim = execution._claim(session, job_id, lease_s=60)
-    assert claim is not None
+    assert claim(runtime, job_id, lease_s=60) is not None
 
     runtime.broker.flush_all()
     execution.run_job(runtime, job_id)
@@ -163,8 +169,7 @@ def test_a_job_whose_workers_keep_dying_stops_at_its_attempt_budget(
 ) -> None:
     job_id = client.post("/v1/jobs", json=CHAT, headers=auth).json()["id"]
     for _ in range(3):  # three workers each claim it and die mid-call, leases lapse
-        with runtime.sessions.begin() as session:
-            assert execution._claim(session, job_id, lease_s=-1) is not None
+        assert claim(runtime, job_id, lease_s=-1) is not None
 
     execution.run_job(runtime, job_id)
 
@@ -176,8 +181,7 @@ def test_a_job_whose_workers_keep_dying_stops_at_its_attempt_budget(
 
 def test_a_lapsed_lease_is_taken_over_and_the_job_finishes(client, auth, runtime) -> None:
     job_id = client.post("/v1/jobs", json=CHAT, headers=auth).json()["id"]
-    with runtime.sessions.begin() as session:
-        execution._claim(session, job_id, lease_s=-1)  # a worker claimed it, then died
+    claim(runtime, job_id, lease_s=-1)  # a worker claimed it, then died
 
     execution.run_job(runtime, job_id)
 

@@ -2,7 +2,7 @@
 
 import dramatiq
 
-from schema.names import JOBS_QUEUE, RUN_JOB
+from schema.names import JOBS_QUEUE, POLL_JOB, RUN_JOB
 from workers import execution
 from workers.runtime import Runtime
 
@@ -17,13 +17,17 @@ def declare_actors(runtime: Runtime) -> dict[str, dramatiq.Actor]:
     def run_job(job_id: str) -> None:
         execution.run_job(runtime, job_id)
 
+    def poll_job(job_id: str) -> None:
+        execution.poll_job(runtime, job_id)
+
     return {
-        RUN_JOB: dramatiq.Actor(
-            run_job,
+        name: dramatiq.Actor(
+            fn,
             broker=runtime.broker,
-            actor_name=RUN_JOB,
+            actor_name=name,
             queue_name=JOBS_QUEUE,
             priority=0,
             options=UNPLANNED_RETRIES,
         )
+        for name, fn in ((RUN_JOB, run_job), (POLL_JOB, poll_job))
     }

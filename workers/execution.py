@@ -1,38 +1,78 @@
-"""Running one job: claim it, call the provider, record the attempt and the outcome.
+"""Running one job: claim it, call the provider (or the cache), record the attempt and move
+the job on: succeeded, waiting on an async provider job, retried, handed to a fallback
+route, or failed.
 
 Execution is at-least-once, the outcome exactly-once: a job is claimed with a
 conditional UPDATE (queued, or running with an expired lease), and every outcome is
 written only while the claim is still ours (same status and attempt number). A
-re-delivered message for a finished job therefore changes nothing.
+re-delivered message for a finished job therefore changes nothing. Provider calls happen
+outside any transaction.
 """
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, update
 from sqlalchemy.orm import Session
 
-from producers import outbox
+from producers import budgets, outbox
 from schema.jobs import JobStatus
-from schema.names import JOBS_QUEUE, RUN_JOB
-from schema.routes import Route, UnknownModelError
+from schema.names import JOBS_QUEUE, POLL_JOB, RUN_JOB
+from schema.pricing import cost_micros
+from schema.routes import ModelSpec, Route, UnknownModelError
 from schema.tables import Job, JobAttempt, OutboxMessage, utcnow
 from workers.backoff import retry_delay_s
-from workers.providers import ErrorClass, ProviderError, ProviderResult
+from workers.cache import cache_key
+from workers.polling import next_poll_in_s
+from workers.providers import AsyncState, ErrorClass, PollResult, ProviderError, ProviderResult
+from workers.providers.translate import translate
 from workers.runtime import Runtime
 
 logger = logging.getLogger(__name__)
+
+# Failures that say the route cannot serve the model at all, so a fallback may help;
+# other permanent errors (a bad request, a content policy refusal) would fail anywhere.
+ROUTE_FAULTS = frozenset({ErrorClass.AUTH, ErrorClass.NOT_FOUND, ErrorClass.CONFIGURATION})
 
 
 @dataclass(frozen=True)
 class Claim:
     job_id: str
+    tenant_id: str
     attempt: int
+    route_attempt: int
     model: str
+    current_model: str
     input: dict[str, Any]
+    cache_enabled: bool
+    budget_period_start: datetime | None
+    reserved_micros: int
+    provider_job_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Call:
+    """The route, model and input one attempt uses."""
+
+    route: Route
+    model: str
+    spec: ModelSpec
+    input: dict[str, Any]
+
+
+@dataclass
+class Outcome:
+    """What one transaction writes after an attempt or a poll."""
+
+    attempt: dict[str, Any] | None
+    job: dict[str, Any]
+    spent_micros: int = 0
+    release: bool = False
+    message: tuple[str, float] | None = None
+    cache: tuple[str, dict[str, Any], int] | None = None
 
 
 def run_job(runtime: Runtime, job_id: str) -> None:
@@ -42,150 +82,448 @@ def run_job(runtime: Runtime, job_id: str) -> None:
         if job is None:
             logger.warning("run_job: no job %s", job_id)
             return
-        try:
-            route, model = runtime.routes.resolve(job.model)
-        except UnknownModelError as exc:
-            route, model = None, str(exc)
-        lease_s = runtime.lease_s(route) if route else runtime.settings.job_lease_margin_s
-        claim = _claim(session, job_id, lease_s)
-        recheck = None if claim else _recheck_later(session, job)
+        lease_s = _lease_s(runtime, job.current_model)
+        claim = _claim(session, job, running_from=JobStatus.QUEUED, lease_s=lease_s)
+        recheck = None if claim else _recheck_later(session, job, RUN_JOB, JobStatus.RUNNING)
     if recheck is not None:
         outbox.send(runtime.sessions, runtime.broker, [recheck])
     if claim is None:
         return
 
     started_at, started = utcnow(), time.monotonic()
+    call = None
     try:
-        result = _call(runtime, claim, route, model)
+        call = _prepare(runtime, claim)
+        if claim.route_attempt > call.route.max_attempts:
+            raise ProviderError(
+                ErrorClass.WORKER_LOST,
+                f"attempts exhausted: the worker holding attempt {claim.attempt - 1} was lost",
+                retryable=False,
+            )
+        outcome = _attempt(runtime, claim, call, started_at, started)
     except ProviderError as error:
-        _finish(runtime, claim, job.route, started, started_at, error=error, route=route)
+        outcome = _failed(runtime, claim, call, error, started_at, started)
     except Exception as exc:
         logger.exception("run_job: %s broke in the adapter", job_id)
         error = ProviderError(ErrorClass.INTERNAL, f"{type(exc).__name__}: {exc}", retryable=False)
-        _finish(runtime, claim, job.route, started, started_at, error=error)
-    else:
-        _finish(runtime, claim, job.route, started, started_at, result=result)
+        outcome = _failed(runtime, claim, None, error, started_at, started, final=True)
+    _commit(runtime, claim, outcome, running=JobStatus.RUNNING)
 
 
-def _call(runtime: Runtime, claim: Claim, route: Route | None, model: str) -> ProviderResult:
-    if route is None:
-        raise ProviderError(ErrorClass.CONFIGURATION, model, retryable=False)
-    if claim.attempt > route.max_attempts:
-        raise ProviderError(
-            ErrorClass.WORKER_LOST,
-            f"attempts exhausted: the worker holding attempt {claim.attempt - 1} was lost",
-            retryable=False,
-        )
-    return runtime.adapter(route).run(model, claim.input)
+def poll_job(runtime: Runtime, job_id: str) -> None:
+    """Ask the provider how a waiting job is doing, and move it on when it is done."""
+    with runtime.sessions.begin() as session:
+        job = session.get(Job, job_id)
+        if job is None or job.status != JobStatus.WAITING:
+            return
+        lease_s = _lease_s(runtime, job.current_model)
+        claim = _claim(session, job, running_from=JobStatus.WAITING, lease_s=lease_s, poll=True)
+        recheck = None if claim else _recheck_later(session, job, POLL_JOB, JobStatus.WAITING)
+    if recheck is not None:
+        outbox.send(runtime.sessions, runtime.broker, [recheck])
+    if claim is None or claim.provider_job_id is None:
+        return
+
+    try:
+        call = _prepare(runtime, claim)
+        poll = runtime.adapter(call.route).poll(claim.provider_job_id)  # type: ignore[union-attr]
+    except ProviderError as error:
+        if not error.retryable:
+            outcome = _failed(runtime, claim, call, error, None, None, final=True, poll=True)
+            _commit(runtime, claim, outcome, running=JobStatus.WAITING)
+            return
+        poll = PollResult(claim.provider_job_id, AsyncState.RUNNING, error.request_id, 0)
+        logger.info("poll_job: %s: %s; polling again later", job_id, error.error_class)
+    _commit(runtime, claim, _polled(claim, call, poll), running=JobStatus.WAITING)
 
 
-def _claim(session: Session, job_id: str, lease_s: float) -> Claim | None:
+def _lease_s(runtime: Runtime, model_ref: str) -> float:
+    try:
+        route, _ = runtime.routes.resolve(model_ref)
+    except UnknownModelError:
+        return runtime.settings.job_lease_margin_s
+    return runtime.lease_s(route)
+
+
+def _claim(
+    session: Session, job: Job, *, running_from: JobStatus, lease_s: float, poll: bool = False
+) -> Claim | None:
+    """Take the job with one conditional UPDATE; None if another worker holds it."""
     now = utcnow()
-    claimable = or_(
-        Job.status == JobStatus.QUEUED,
-        and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now),
-    )
+    lease_over = or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < now)
+    if poll:
+        claimable = and_(Job.status == JobStatus.WAITING, lease_over)
+        values: dict[str, Any] = {"polls": Job.polls + 1}
+    else:
+        claimable = or_(
+            Job.status == running_from,
+            and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now),
+        )
+        values = {
+            "status": JobStatus.RUNNING,
+            "attempts": Job.attempts + 1,
+            "route_attempts": Job.route_attempts + 1,
+            "started_at": func.coalesce(Job.started_at, now),
+        }
     claimed = session.execute(
         update(Job)
-        .where(Job.id == job_id, claimable)
-        .values(
-            status=JobStatus.RUNNING,
-            attempts=Job.attempts + 1,
-            lease_expires_at=now + timedelta(seconds=lease_s),
-            started_at=func.coalesce(Job.started_at, now),
-            updated_at=now,
+        .where(Job.id == job.id, claimable)
+        .values(lease_expires_at=now + timedelta(seconds=lease_s), updated_at=now, **values)
+        .returning(
+            Job.tenant_id,
+            Job.attempts,
+            Job.route_attempts,
+            Job.model,
+            Job.current_model,
+            Job.input,
+            Job.cache_enabled,
+            Job.budget_period_start,
+            Job.reserved_micros,
+            Job.provider_job_id,
         )
-        .returning(Job.attempts, Job.model, Job.input)
     ).one_or_none()
     if claimed is None:
         return None
-    return Claim(job_id, claimed.attempts, claimed.model, claimed.input)
+    return Claim(job.id, *claimed)
 
 
-def _recheck_later(session: Session, job: Job) -> OutboxMessage | None:
-    """A job running under another worker's lease gets a message for when the lease ends,
+def _recheck_later(
+    session: Session, job: Job, actor: str, held_status: JobStatus
+) -> OutboxMessage | None:
+    """A job under another worker's live lease gets a message for when the lease ends,
     so a worker that died mid-call does not strand it."""
     session.refresh(job)
-    if job.status != JobStatus.RUNNING or job.lease_expires_at is None:
+    if job.status != held_status or job.lease_expires_at is None:
         return None
     delay_s = (job.lease_expires_at - utcnow()).total_seconds() + 1
-    row = outbox.stage(session, JOBS_QUEUE, RUN_JOB, {"job_id": job.id}, delay_s=delay_s)
+    if delay_s <= 1:
+        return None
+    row = outbox.stage(session, JOBS_QUEUE, actor, {"job_id": job.id}, delay_s=delay_s)
     session.flush()
     return row
 
 
-def _finish(
-    runtime: Runtime,
+def _prepare(runtime: Runtime, claim: Claim) -> Call:
+    """The current route and model, with the job's input rewritten for its protocol."""
+    try:
+        route, model = runtime.routes.resolve(claim.current_model)
+        requested, _ = runtime.routes.resolve(claim.model)
+    except UnknownModelError as exc:
+        raise ProviderError(ErrorClass.CONFIGURATION, str(exc), retryable=False) from None
+    spec = route.models[model]
+    try:
+        input = translate(requested.protocol, route.protocol, claim.input, spec)
+    except (ValueError, KeyError, TypeError) as exc:
+        message = f"cannot carry the input to {route.protocol}: {exc}"
+        raise ProviderError(ErrorClass.CONFIGURATION, message, retryable=False) from None
+    return Call(route, model, spec, input)
+
+
+def _chain(runtime: Runtime, model_ref: str) -> list[str]:
+    return [model_ref, *runtime.routes.spec(model_ref).fallbacks]
+
+
+def _attempt(
+    runtime: Runtime, claim: Claim, call: Call, started_at: datetime, started: float
+) -> Outcome:
+    key = None
+    if claim.cache_enabled and call.route.cache_ttl_s and not call.route.is_async:
+        scope = "shared" if call.route.cache_shared else claim.tenant_id
+        key = cache_key(call.route.name, call.model, call.input, scope)
+        hit = runtime.cache.get(key, call.route.name)
+        if hit is not None:
+            result = ProviderResult(hit["output"], hit["usage"], hit["request_id"], 200)
+            return _succeeded(claim, call, result, started_at, started, cached=True)
+    adapter = runtime.adapter(call.route)
+    if call.route.is_async:
+        poll = adapter.submit(call.model, call.input)  # type: ignore[union-attr]
+        return _submitted(claim, call, poll, started_at, started)
+    result = adapter.run(call.model, call.input)  # type: ignore[union-attr]
+    outcome = _succeeded(claim, call, result, started_at, started)
+    if key is not None:
+        value = {"output": result.output, "usage": result.usage, "request_id": result.request_id}
+        outcome.cache = (key, value, call.route.cache_ttl_s)
+    return outcome
+
+
+def _attempt_row(
     claim: Claim,
-    route_name: str,
-    started: float,
+    call: Call | None,
+    status: str,
     started_at: datetime,
+    started: float,
     *,
     result: ProviderResult | None = None,
     error: ProviderError | None = None,
-    route: Route | None = None,
-) -> None:
-    """Record the attempt and move the job on, in one transaction."""
-    now = utcnow()
-    values, retry_in_s = _outcome(claim, route, result, error, now)
-    retry_row = None
-    with runtime.sessions.begin() as session:
-        session.add(
-            JobAttempt(
-                job_id=claim.job_id,
-                number=claim.attempt,
-                route=route_name,
-                status="failed" if error else "succeeded",
-                error_class=error.error_class if error else None,
-                error_message=error.message if error else None,
-                http_status=error.http_status if error else result and result.http_status,
-                provider_request_id=error.request_id if error else result and result.request_id,
-                usage=result.usage if result else None,
-                latency_ms=int((time.monotonic() - started) * 1000),
-                started_at=started_at,
-                finished_at=now,
+    cost: int = 0,
+    http_status: int | None = None,
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    usage = result.usage if result else {}
+    return {
+        "job_id": claim.job_id,
+        "number": claim.attempt,
+        "route": call.route.name if call else claim.current_model.partition("/")[0],
+        "model": claim.current_model,
+        "status": status,
+        "error_class": error.error_class if error else None,
+        "error_message": error.message if error else None,
+        "http_status": http_status or (error.http_status if error else None),
+        "provider_request_id": request_id or (error.request_id if error else None),
+        "usage": usage or None,
+        "input_tokens": int(usage.get("input_tokens", 0)),
+        "output_tokens": int(usage.get("output_tokens", 0)),
+        "images": int(usage.get("images", 0)),
+        "video_seconds": float(usage.get("video_seconds", 0)),
+        "predict_seconds": float(usage.get("predict_seconds", 0)),
+        "cost_micros": cost,
+        "latency_ms": int((time.monotonic() - started) * 1000),
+        "started_at": started_at,
+        "finished_at": utcnow(),
+    }
+
+
+def _succeeded(
+    claim: Claim,
+    call: Call,
+    result: ProviderResult,
+    started_at: datetime,
+    started: float,
+    *,
+    cached: bool = False,
+) -> Outcome:
+    cost = 0 if cached else cost_micros(call.spec, result.usage)
+    return Outcome(
+        attempt=_attempt_row(
+            claim,
+            call,
+            "cached" if cached else "succeeded",
+            started_at,
+            started,
+            result=result,
+            cost=cost,
+            http_status=result.http_status,
+            request_id=result.request_id,
+        ),
+        job=_success_values(claim, result, cached),
+        spent_micros=cost,
+        release=True,
+    )
+
+
+def _success_values(claim: Claim, result: ProviderResult, cached: bool) -> dict[str, Any]:
+    return {
+        "status": JobStatus.SUCCEEDED,
+        "output": result.output,
+        "usage": result.usage,
+        "provider_request_id": result.request_id,
+        "served_by": claim.current_model,
+        "cached": cached,
+        "error": None,
+        "progress": 100.0 if claim.provider_job_id else None,
+        "next_poll_at": None,
+        "finished_at": utcnow(),
+    }
+
+
+def _submitted(
+    claim: Claim, call: Call, poll: PollResult, started_at: datetime, started: float
+) -> Outcome:
+    if poll.state != AsyncState.RUNNING:
+        outcome = _polled(_with_provider_job(claim, poll.provider_job_id), call, poll)
+        assert outcome.attempt is not None
+        outcome.attempt = _attempt_row(
+            claim,
+            call,
+            outcome.attempt["status"],
+            started_at,
+            started,
+            result=poll.result,
+            error=poll.error,
+            cost=outcome.spent_micros,
+            http_status=poll.http_status,
+            request_id=poll.request_id,
+        )
+        return outcome
+    delay_s = next_poll_in_s(call.spec, poll)
+    return Outcome(
+        attempt=_attempt_row(
+            claim,
+            call,
+            "submitted",
+            started_at,
+            started,
+            http_status=poll.http_status,
+            request_id=poll.request_id,
+        ),
+        job={
+            "status": JobStatus.WAITING,
+            "provider_job_id": poll.provider_job_id,
+            "progress": poll.progress,
+            "next_poll_at": utcnow() + timedelta(seconds=delay_s),
+            "polls": 0,
+        },
+        message=(POLL_JOB, delay_s),
+    )
+
+
+def _with_provider_job(claim: Claim, provider_job_id: str) -> Claim:
+    return replace(claim, provider_job_id=provider_job_id)
+
+
+def _polled(claim: Claim, call: Call, poll: PollResult) -> Outcome:
+    """The outcome of a poll: still running, done, failed or canceled at the provider."""
+    if poll.state == AsyncState.RUNNING:
+        delay_s = next_poll_in_s(call.spec, poll)
+        return Outcome(
+            attempt=None,
+            job={"progress": poll.progress, "next_poll_at": utcnow() + timedelta(seconds=delay_s)},
+            message=(POLL_JOB, delay_s),
+        )
+    if poll.state == AsyncState.SUCCEEDED and poll.result is not None:
+        cost = cost_micros(call.spec, poll.result.usage)
+        return Outcome(
+            attempt=_final_attempt("succeeded", result=poll.result, cost=cost),
+            job=_success_values(claim, poll.result, cached=False),
+            spent_micros=cost,
+            release=True,
+        )
+    error = poll.error or ProviderError(
+        ErrorClass.PROVIDER_JOB_FAILED, f"provider job {poll.state}", retryable=False
+    )
+    return _failed_final(error, _final_attempt("failed", error=error))
+
+
+def _final_attempt(
+    status: str,
+    *,
+    result: ProviderResult | None = None,
+    error: ProviderError | None = None,
+    cost: int = 0,
+) -> dict[str, Any]:
+    """Column values that close the attempt row written when the job was submitted."""
+    usage = result.usage if result else {}
+    return {
+        "status": status,
+        "error_class": error.error_class if error else None,
+        "error_message": error.message if error else None,
+        "usage": usage or None,
+        "input_tokens": int(usage.get("input_tokens", 0)),
+        "output_tokens": int(usage.get("output_tokens", 0)),
+        "images": int(usage.get("images", 0)),
+        "video_seconds": float(usage.get("video_seconds", 0)),
+        "predict_seconds": float(usage.get("predict_seconds", 0)),
+        "cost_micros": cost,
+        "finished_at": utcnow(),
+        "close_submitted": True,
+    }
+
+
+def _failed(
+    runtime: Runtime,
+    claim: Claim,
+    call: Call | None,
+    error: ProviderError,
+    started_at: datetime | None,
+    started: float | None,
+    *,
+    final: bool = False,
+    poll: bool = False,
+) -> Outcome:
+    """Retry on the same route, fall back to the next route, or fail the job."""
+    if poll:
+        attempt = _final_attempt("failed", error=error)
+    else:
+        assert started_at is not None and started is not None
+        attempt = _attempt_row(claim, call, "failed", started_at, started, error=error)
+    doc = {"type": str(error.error_class), "message": error.message}
+    if not final and call is not None:
+        if error.retryable and claim.route_attempt < call.route.max_attempts:
+            delay_s = retry_delay_s(claim.route_attempt, error.retry_after_s)
+            return Outcome(
+                attempt, {"status": JobStatus.QUEUED, "error": doc}, message=(RUN_JOB, delay_s)
             )
-        )
+        fallback = _next_fallback(runtime, claim) if _may_fall_back(error) else None
+        if fallback is not None:
+            job = {
+                "status": JobStatus.QUEUED,
+                "error": doc,
+                "current_model": fallback,
+                "route": fallback.partition("/")[0],
+                "route_attempts": 0,
+                "provider_job_id": None,
+            }
+            return Outcome(attempt, job, message=(RUN_JOB, 0.0))
+    return _failed_final(error, attempt)
+
+
+def _failed_final(error: ProviderError, attempt: dict[str, Any]) -> Outcome:
+    doc = {"type": str(error.error_class), "message": error.message}
+    job = {
+        "status": JobStatus.FAILED,
+        "error": doc,
+        "next_poll_at": None,
+        "finished_at": utcnow(),
+    }
+    return Outcome(attempt, job, release=True)
+
+
+def _may_fall_back(error: ProviderError) -> bool:
+    return error.retryable or error.error_class in ROUTE_FAULTS
+
+
+def _next_fallback(runtime: Runtime, claim: Claim) -> str | None:
+    chain = _chain(runtime, claim.model)
+    if claim.current_model not in chain:
+        return None
+    rest = chain[chain.index(claim.current_model) + 1 :]
+    return rest[0] if rest else None
+
+
+def _commit(runtime: Runtime, claim: Claim, outcome: Outcome, *, running: JobStatus) -> None:
+    """Write the attempt and move the job on in one transaction, if the job is still ours."""
+    now = utcnow()
+    message_row = None
+    with runtime.sessions.begin() as session:
+        attempt = dict(outcome.attempt or {})
+        if attempt.pop("close_submitted", False):
+            session.execute(
+                update(JobAttempt)
+                .where(JobAttempt.job_id == claim.job_id, JobAttempt.number == claim.attempt)
+                .values(**attempt)
+            )
+        elif attempt:
+            session.add(JobAttempt(**attempt))
         still_ours = and_(
-            Job.id == claim.job_id,
-            Job.status == JobStatus.RUNNING,
-            Job.attempts == claim.attempt,
+            Job.id == claim.job_id, Job.status == running, Job.attempts == claim.attempt
         )
-        changed = session.execute(
-            update(Job).where(still_ours).values(lease_expires_at=None, updated_at=now, **values)
-        ).rowcount
+        job_values = dict(outcome.job, lease_expires_at=None, updated_at=now)
+        if outcome.release:
+            job_values["reserved_micros"] = 0
+        changed = session.execute(update(Job).where(still_ours).values(**job_values)).rowcount
+        if outcome.spent_micros:
+            session.execute(
+                update(Job)
+                .where(Job.id == claim.job_id)
+                .values(cost_micros=Job.cost_micros + outcome.spent_micros)
+            )
+        budgets.settle(
+            session,
+            claim.tenant_id,
+            claim.budget_period_start,
+            spent_micros=outcome.spent_micros,
+            released_micros=claim.reserved_micros if changed and outcome.release else 0,
+        )
         if not changed:
-            logger.info("run_job: %s was canceled or taken over; kept the attempt", claim.job_id)
-        elif retry_in_s is not None:
-            retry_row = outbox.stage(
-                session, JOBS_QUEUE, RUN_JOB, {"job_id": claim.job_id}, delay_s=retry_in_s
+            logger.info("job %s was canceled or taken over; kept the attempt", claim.job_id)
+        elif outcome.message is not None:
+            actor, delay_s = outcome.message
+            message_row = outbox.stage(
+                session, JOBS_QUEUE, actor, {"job_id": claim.job_id}, delay_s=delay_s
             )
             session.flush()
-    if retry_row is not None:
-        outbox.send(runtime.sessions, runtime.broker, [retry_row])
-
-
-def _outcome(
-    claim: Claim,
-    route: Route | None,
-    result: ProviderResult | None,
-    error: ProviderError | None,
-    now: datetime,
-) -> tuple[dict[str, Any], float | None]:
-    """The job's new column values, and the delay before a retry if there is one."""
-    if result is not None:
-        return {
-            "status": JobStatus.SUCCEEDED,
-            "output": result.output,
-            "usage": result.usage,
-            "provider_request_id": result.request_id,
-            "error": None,
-            "finished_at": now,
-        }, None
-    assert error is not None
-    doc = {"type": str(error.error_class), "message": error.message}
-    if error.retryable and route is not None and claim.attempt < route.max_attempts:
-        return {"status": JobStatus.QUEUED, "error": doc}, retry_delay_s(
-            claim.attempt, error.retry_after_s
-        )
-    return {"status": JobStatus.FAILED, "error": doc, "finished_at": now}, None
+    if message_row is not None:
+        outbox.send(runtime.sessions, runtime.broker, [message_row])
+    if changed and outcome.cache is not None:
+        key, value, ttl_s = outcome.cache
+        runtime.cache.put(key, value, ttl_s)

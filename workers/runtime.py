@@ -4,11 +4,14 @@ import threading
 
 import dramatiq
 import httpx
+import redis
 from sqlalchemy import Engine
 
+from schema.redis_conn import connect, redis_url
 from schema.routes import Route, Routes, load_routes
 from schema.settings import Settings
 from schema.store import make_engine, make_sessions
+from workers.cache import ResultCache
 from workers.providers import Adapter, adapter_for, make_client
 
 
@@ -20,12 +23,14 @@ class Runtime:
         *,
         engine: Engine | None = None,
         routes: Routes | None = None,
+        redis_client: redis.Redis | None = None,
     ) -> None:
         self.settings = settings
         self.broker = broker
         self.engine = engine or make_engine(settings.database_url_value)
         self.sessions = make_sessions(self.engine)
         self.routes = routes or load_routes(settings.routes_file)
+        self.cache = ResultCache(redis_client or connect(redis_url(settings)))
         self._clients: dict[str, httpx.Client] = {}
         self._lock = threading.Lock()
 
@@ -45,4 +50,5 @@ class Runtime:
     def close(self) -> None:
         for client in self._clients.values():
             client.close()
+        self.cache.client.close()
         self.engine.dispose()

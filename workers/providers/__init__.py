@@ -1,4 +1,8 @@
-"""Provider adapters: one module per wire protocol, all over httpx."""
+"""Provider adapters: one module per wire protocol, all over httpx.
+
+Sync adapters ``run`` a request to its result; async ones ``submit`` a provider job,
+``poll`` it and ``cancel`` it.
+"""
 
 from typing import Any, Protocol
 
@@ -6,16 +10,34 @@ import httpx
 
 from schema.routes import Protocol as WireProtocol
 from schema.routes import Route
+from workers.providers.anthropic_messages import AnthropicMessages
 from workers.providers.errors import ErrorClass, ProviderError
 from workers.providers.openai_chat import OpenAIChat
-from workers.providers.result import ProviderResult
+from workers.providers.openai_images import OpenAIImages
+from workers.providers.openai_videos import OpenAIVideos
+from workers.providers.replicate_predictions import ReplicatePredictions
+from workers.providers.result import AsyncState, PollResult, ProviderResult
 
 
-class Adapter(Protocol):
+class SyncAdapter(Protocol):
     def run(self, model: str, input: dict[str, Any]) -> ProviderResult: ...
 
 
-ADAPTERS: dict[WireProtocol, type[OpenAIChat]] = {WireProtocol.OPENAI_CHAT: OpenAIChat}
+class AsyncAdapter(Protocol):
+    def submit(self, model: str, input: dict[str, Any]) -> PollResult: ...
+    def poll(self, provider_job_id: str) -> PollResult: ...
+    def cancel(self, provider_job_id: str) -> None: ...
+
+
+Adapter = SyncAdapter | AsyncAdapter
+
+ADAPTERS: dict[WireProtocol, Any] = {
+    WireProtocol.OPENAI_CHAT: OpenAIChat,
+    WireProtocol.ANTHROPIC_MESSAGES: AnthropicMessages,
+    WireProtocol.OPENAI_IMAGES: OpenAIImages,
+    WireProtocol.REPLICATE_PREDICTIONS: ReplicatePredictions,
+    WireProtocol.OPENAI_VIDEOS: OpenAIVideos,
+}
 
 
 def make_client(route: Route, max_connections: int) -> httpx.Client:
@@ -28,7 +50,17 @@ def make_client(route: Route, max_connections: int) -> httpx.Client:
 
 
 def adapter_for(route: Route, client: httpx.Client) -> Adapter:
-    return ADAPTERS[route.protocol](route, client)
+    return ADAPTERS[route.protocol](route, client)  # type: ignore[no-any-return]
 
 
-__all__ = ["Adapter", "ErrorClass", "ProviderError", "ProviderResult", "adapter_for", "make_client"]
+__all__ = [
+    "AsyncAdapter",
+    "AsyncState",
+    "ErrorClass",
+    "PollResult",
+    "ProviderError",
+    "ProviderResult",
+    "SyncAdapter",
+    "adapter_for",
+    "make_client",
+]

@@ -22,6 +22,7 @@ class ErrorClass(StrEnum):
     SERVER = "server_error"
     CONFLICT = "conflict"
     BAD_REQUEST = "bad_request"
+    CONTENT_POLICY = "content_policy"
     AUTH = "auth_error"
     NOT_FOUND = "not_found"
     TOO_LARGE = "too_large"
@@ -29,6 +30,7 @@ class ErrorClass(StrEnum):
     CONFIGURATION = "configuration_error"
     WORKER_LOST = "worker_lost"
     INTERNAL = "internal_error"
+    PROVIDER_JOB_FAILED = "provider_job_failed"
 
 
 _CLASS_OF_STATUS = {
@@ -95,16 +97,30 @@ def retry_after_s(headers: httpx.Headers) -> float | None:
         return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
+def _detail(response: httpx.Response) -> tuple[str | None, str | None]:
+    """The provider's own message and error code, from OpenAI, Anthropic or Replicate bodies."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None, None
+    if not isinstance(body, dict):
+        return None, None
+    error = body.get("error")
+    if isinstance(error, dict):
+        return error.get("message"), error.get("code") or error.get("type")
+    detail = body.get("detail")
+    return (str(detail) if detail else None), None
+
+
 def from_response(response: httpx.Response, request_id: str | None) -> ProviderError:
     """Map a non-2xx answer to the taxonomy, keeping the provider's own message."""
     status = response.status_code
-    try:
-        detail = response.json().get("error", {})
-        message = detail.get("message") if isinstance(detail, dict) else str(detail)
-    except (ValueError, AttributeError):
-        message = None
+    message, code = _detail(response)
+    error_class = class_of_status(status)
+    if code == "content_policy_violation":
+        error_class = ErrorClass.CONTENT_POLICY
     return ProviderError(
-        class_of_status(status),
+        error_class,
         f"HTTP {status}: {message or response.reason_phrase or 'no message'}"[:1000],
         retryable=is_retryable_status(status),
         http_status=status,

@@ -4,9 +4,16 @@ from typing import Any
 
 import httpx
 
+from schema.routes import Route
 from workers.providers.errors import ErrorClass, ProviderError, from_response, from_transport
 
 RATE_LIMIT_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-", "retry-after")
+
+
+def bearer(route: Route) -> dict[str, str]:
+    """``Authorization: Bearer <key>`` with the route's key, if it has one."""
+    key = route.api_key()
+    return {"Authorization": f"Bearer {key.get_secret_value()}"} if key else {}
 
 
 def request_id_of(response: httpx.Response) -> str | None:
@@ -17,17 +24,19 @@ def rate_limit_headers(response: httpx.Response) -> dict[str, str]:
     return {k: v for k, v in response.headers.items() if k.lower().startswith(RATE_LIMIT_PREFIXES)}
 
 
-def post_json(
-    client: httpx.Client, url: str, body: dict[str, Any], headers: dict[str, str]
-) -> tuple[httpx.Response, dict[str, Any]]:
-    """POST ``body``; return the response and its decoded JSON object, or raise."""
+def send(client: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    """Send a request; raise ``ProviderError`` unless the answer is 2xx."""
     try:
-        response = client.post(url, json=body, headers=headers)
+        response = client.request(method, url, **kwargs)
     except httpx.TransportError as exc:
         raise from_transport(exc) from None
-    request_id = request_id_of(response)
     if not response.is_success:
-        raise from_response(response, request_id)
+        raise from_response(response, request_id_of(response))
+    return response
+
+
+def json_object(response: httpx.Response) -> dict[str, Any]:
+    """The answer's JSON object; a 2xx that is not one is a retryable provider fault."""
     try:
         data = response.json()
     except ValueError:
@@ -38,6 +47,27 @@ def post_json(
             "provider answered 2xx with a body that is not a JSON object",
             retryable=True,
             http_status=response.status_code,
-            request_id=request_id,
+            request_id=request_id_of(response),
         )
-    return response, data
+    return data
+
+
+def request_json(
+    client: httpx.Client, method: str, url: str, **kwargs: Any
+) -> tuple[httpx.Response, dict[str, Any]]:
+    response = send(client, method, url, **kwargs)
+    return response, json_object(response)
+
+
+def invalid_shape(response: httpx.Response, exc: Exception) -> ProviderError:
+    """A 2xx JSON answer that lacks the fields the protocol promises."""
+    return ProviderError(
+        ErrorClass.INVALID_RESPONSE,
+        f"answer without the expected fields ({type(exc).__name__}: {exc})",
+        retryable=True,
+        http_status=response.status_code,
+        request_id=request_id_of(response),
+    )
+
+
+SHAPE_ERRORS = (KeyError, IndexError, TypeError, AttributeError, ValueError)

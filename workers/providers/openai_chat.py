@@ -5,8 +5,14 @@ from typing import Any
 import httpx
 
 from schema.routes import Route
-from workers.providers.errors import ErrorClass, ProviderError
-from workers.providers.http import post_json, rate_limit_headers, request_id_of
+from workers.providers.http import (
+    SHAPE_ERRORS,
+    bearer,
+    invalid_shape,
+    rate_limit_headers,
+    request_id_of,
+    request_json,
+)
 from workers.providers.result import ProviderResult
 
 
@@ -16,16 +22,15 @@ class OpenAIChat:
         self.client = client
         self.url = f"{str(route.base_url).rstrip('/')}/chat/completions"
 
-    def _headers(self) -> dict[str, str]:
-        key = self.route.api_key()
-        return {"Authorization": f"Bearer {key.get_secret_value()}"} if key else {}
-
     def run(self, model: str, input: dict[str, Any]) -> ProviderResult:
         """Call the provider once; raise ``ProviderError`` on any failure."""
-        response, data = post_json(
-            self.client, self.url, {**input, "model": model}, self._headers()
+        response, data = request_json(
+            self.client,
+            "POST",
+            self.url,
+            json={**input, "model": model},
+            headers=bearer(self.route),
         )
-        request_id = request_id_of(response)
         try:
             choices = [
                 {
@@ -41,22 +46,18 @@ class OpenAIChat:
                 "finish_reason": choices[0]["finish_reason"],
                 "choices": choices,
             }
-        except (KeyError, IndexError, TypeError, AttributeError) as exc:
-            raise ProviderError(
-                ErrorClass.INVALID_RESPONSE,
-                f"chat completion without the expected fields ({type(exc).__name__}: {exc})",
-                retryable=True,
-                http_status=response.status_code,
-                request_id=request_id,
-            ) from None
+            input_tokens = int(usage.get("prompt_tokens", 0))
+            output_tokens = int(usage.get("completion_tokens", 0))
+        except SHAPE_ERRORS as exc:
+            raise invalid_shape(response, exc) from None
         return ProviderResult(
             output=output,
             usage={
-                "prompt_tokens": int(usage.get("prompt_tokens", 0)),
-                "completion_tokens": int(usage.get("completion_tokens", 0)),
-                "total_tokens": int(usage.get("total_tokens", 0)),
+                "input_tokens": input_tokens,
+                "output_tokens": output_tokens,
+                "total_tokens": input_tokens + output_tokens,
             },
-            request_id=request_id,
+            request_id=request_id_of(response),
             http_status=response.status_code,
             rate_limit_headers=rate_limit_headers(response),
         )

@@ -1,0 +1,101 @@
+"""Replicate-style predictions: submit, poll and cancel a long-running model run.
+
+Official models are run by name (``POST /models/{owner}/{name}/predictions``); a model
+given as ``owner/name:version`` is run by version (``POST /predictions``).
+"""
+
+from typing import Any
+
+import httpx
+
+from schema.routes import Route
+from workers.providers.errors import ErrorClass, ProviderError
+from workers.providers.http import (
+    SHAPE_ERRORS,
+    bearer,
+    invalid_shape,
+    rate_limit_headers,
+    request_id_of,
+    request_json,
+    send,
+)
+from workers.providers.result import AsyncState, PollResult, ProviderResult
+
+STATES = {
+    "starting": AsyncState.RUNNING,
+    "processing": AsyncState.RUNNING,
+    "succeeded": AsyncState.SUCCEEDED,
+    "failed": AsyncState.FAILED,
+    "canceled": AsyncState.CANCELED,
+    "aborted": AsyncState.CANCELED,
+}
+
+
+class ReplicatePredictions:
+    def __init__(self, route: Route, client: httpx.Client) -> None:
+        self.route = route
+        self.client = client
+        self.base = str(route.base_url).rstrip("/")
+
+    def submit(self, model: str, input: dict[str, Any]) -> PollResult:
+        name, _, version = model.partition(":")
+        if version:
+            url, body = f"{self.base}/predictions", {"version": version, "input": input}
+        else:
+            url, body = f"{self.base}/models/{name}/predictions", {"input": input}
+        response, data = request_json(
+            self.client, "POST", url, json=body, headers=bearer(self.route)
+        )
+        return self._read(response, data)
+
+    def poll(self, provider_job_id: str) -> PollResult:
+        response, data = request_json(
+            self.client,
+            "GET",
+            f"{self.base}/predictions/{provider_job_id}",
+            headers=bearer(self.route),
+        )
+        return self._read(response, data)
+
+    def cancel(self, provider_job_id: str) -> None:
+        send(
+            self.client,
+            "POST",
+            f"{self.base}/predictions/{provider_job_id}/cancel",
+            headers=bearer(self.route),
+        )
+
+    def _read(self, response: httpx.Response, data: dict[str, Any]) -> PollResult:
+        request_id = request_id_of(response)
+        try:
+            prediction_id = str(data["id"])
+            state = STATES[data["status"]]
+            output = data.get("output")
+            predict_time = float((data.get("metrics") or {}).get("predict_time") or 0)
+        except SHAPE_ERRORS as exc:
+            raise invalid_shape(response, exc) from None
+        result = error = None
+        if state == AsyncState.SUCCEEDED:
+            urls = output if isinstance(output, list) else [output]
+            result = ProviderResult(
+                output={"urls": [u for u in urls if isinstance(u, str)], "raw": output},
+                usage={"images": len(urls), "predict_seconds": predict_time},
+                request_id=request_id,
+                http_status=response.status_code,
+            )
+        elif state == AsyncState.FAILED:
+            error = ProviderError(
+                ErrorClass.PROVIDER_JOB_FAILED,
+                f"prediction failed: {data.get('error') or 'no reason given'}"[:1000],
+                retryable=False,
+                request_id=request_id,
+            )
+        return PollResult(
+            provider_job_id=prediction_id,
+            state=state,
+            request_id=request_id,
+            http_status=response.status_code,
+            result=result,
+            error=error,
+            rate_limit_headers=rate_limit_headers(response),
+        )

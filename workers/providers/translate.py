@@ -1,0 +1,80 @@
+"""Carrying a job's input to a fallback route that speaks another protocol of the same kind.
+
+Chat moves between OpenAI and Anthropic shapes (system messages, a required
+``max_tokens``); images between OpenAI images and Replicate (a prompt and a count).
+"""
+
+from typing import Any
+
+from schema.routes import ModelSpec, Protocol
+
+
+def translate(
+    source: Protocol, target: Protocol, input: dict[str, Any], target_spec: ModelSpec
+) -> dict[str, Any]:
+    """``input`` written for ``source``, rewritten for ``target``."""
+    if source == target:
+        return input
+    convert = _CONVERSIONS.get((source, target))
+    if convert is None:
+        raise ValueError(f"no translation from {source} to {target}")
+    return convert(input, target_spec)
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") for part in content or [] if isinstance(part, dict))
+
+
+def _openai_to_anthropic(input: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
+    system = [
+        _text(m["content"]) for m in input["messages"] if m["role"] in ("system", "developer")
+    ]
+    messages = [
+        {"role": m["role"], "content": m["content"]}
+        for m in input["messages"]
+        if m["role"] in ("user", "assistant")
+    ]
+    converted: dict[str, Any] = {
+        "messages": messages,
+        "max_tokens": input.get("max_completion_tokens")
+        or input.get("max_tokens")
+        or spec.max_output_tokens,
+    }
+    if system:
+        converted["system"] = "\n\n".join(system)
+    if "temperature" in input:
+        converted["temperature"] = min(1.0, float(input["temperature"]) / 2)
+    if "stop" in input:
+        stop = input["stop"]
+        converted["stop_sequences"] = [stop] if isinstance(stop, str) else stop
+    return converted
+
+
+def _anthropic_to_openai(input: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
+    messages = [{"role": m["role"], "content": _text(m["content"])} for m in input["messages"]]
+    if input.get("system"):
+        messages.insert(0, {"role": "system", "content": _text(input["system"])})
+    converted: dict[str, Any] = {"messages": messages, "max_tokens": input["max_tokens"]}
+    if "temperature" in input:
+        converted["temperature"] = float(input["temperature"]) * 2
+    if "stop_sequences" in input:
+        converted["stop"] = input["stop_sequences"]
+    return converted
+
+
+def _images_to_prediction(input: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
+    return {"prompt": input["prompt"], "num_outputs": int(input.get("n") or 1)}
+
+
+def _prediction_to_images(input: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
+    return {"prompt": input.get("prompt", ""), "n": int(input.get("num_outputs") or 1)}
+
+
+_CONVERSIONS = {
+    (Protocol.OPENAI_CHAT, Protocol.ANTHROPIC_MESSAGES): _openai_to_anthropic,
+    (Protocol.ANTHROPIC_MESSAGES, Protocol.OPENAI_CHAT): _anthropic_to_openai,
+    (Protocol.OPENAI_IMAGES, Protocol.REPLICATE_PREDICTIONS): _images_to_prediction,
+    (Protocol.REPLICATE_PREDICTIONS, Protocol.OPENAI_IMAGES): _prediction_to_images,
+}
