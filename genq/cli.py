@@ -3,11 +3,13 @@
 import json
 import logging
 import sys
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 
 from schema.settings import Settings
+from schema.usage import GroupBy
 
 app = typer.Typer(no_args_is_help=True, help="genq: queue AI generation jobs.")
 tenants = typer.Typer(no_args_is_help=True, help="Manage tenants and their API keys.")
@@ -128,6 +130,84 @@ def tenants_create(name: Annotated[str, typer.Argument(help="A unique tenant nam
     typer.echo(f"tenant  {tenant.tenant_id}  {tenant.name}")
     typer.echo(f"api key {tenant.api_key}")
     typer.echo("Store the key now: genq keeps only its hash and cannot show it again.", err=True)
+
+
+@tenants.command("budget")
+def tenants_budget(
+    tenant: Annotated[str, typer.Argument(help="Tenant id or name.")],
+    usd: Annotated[
+        float | None, typer.Option(min=0, help="Limit in US dollars; omit for no limit.")
+    ] = None,
+    period: Annotated[str, typer.Option(help="day, week or month.")] = "month",
+) -> None:
+    """Set a tenant's spending limit per period; enqueues past it get 402."""
+    from producers.budgets import PERIODS, set_budget
+    from schema.pricing import MICROS
+
+    if period not in PERIODS:
+        typer.echo(f"genq: --period must be one of {', '.join(PERIODS)}", err=True)
+        raise typer.Exit(2)
+    limit = None if usd is None else round(usd * MICROS)
+    try:
+        found = set_budget(_migrated_engine(Settings()), tenant, limit, period)
+    except LookupError as exc:
+        typer.echo(f"genq: {exc.args[0]}", err=True)
+        raise typer.Exit(2) from None
+    shown = "no limit" if usd is None else f"${usd:.2f} per {period}"
+    typer.echo(f"tenant {found.id} ({found.name}): {shown}")
+
+
+@app.command()
+def usage(
+    tenant: Annotated[str | None, typer.Option(help="Tenant id or name; all when omitted.")] = None,
+    start: Annotated[
+        datetime | None, typer.Option("--from", help="Start (UTC); default: this month.")
+    ] = None,
+    end: Annotated[datetime | None, typer.Option("--to", help="End (UTC); default: now.")] = None,
+    group_by: Annotated[GroupBy, typer.Option(help="model or day.")] = GroupBy.MODEL,
+) -> None:
+    """Print usage and cost, by model or by day."""
+    from rich.console import Console
+    from rich.table import Table
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from producers.usage import report
+    from schema.tables import Tenant, utcnow
+
+    now = utcnow()
+    start_at = (start or now.replace(day=1, hour=0, minute=0, second=0)).replace(tzinfo=UTC)
+    end_at = end.replace(tzinfo=UTC) if end else now
+    if start_at >= end_at:
+        typer.echo("genq: --from must be before --to", err=True)
+        raise typer.Exit(2)
+    with Session(_migrated_engine(Settings())) as session:
+        tenant_id = None
+        if tenant is not None:
+            tenant_id = session.scalar(
+                select(Tenant.id).where((Tenant.id == tenant) | (Tenant.name == tenant))
+            )
+            if tenant_id is None:
+                typer.echo(f"genq: no tenant {tenant!r}", err=True)
+                raise typer.Exit(2)
+        found = report(session, tenant_id, start_at, end_at, group_by)
+    table = Table(title=f"usage {start_at:%Y-%m-%d %H:%M} to {end_at:%Y-%m-%d %H:%M} UTC")
+    columns = ("key", "jobs", "attempts", "cache hits", "tokens in", "tokens out", "images")
+    for column in (*columns, "video s", "cost $"):
+        table.add_column(column, justify="left" if column == "key" else "right")
+    for row in [*found.data, found.total]:
+        table.add_row(
+            row.key,
+            *(str(v) for v in (row.jobs, row.attempts, row.cache_hits, row.input_tokens)),
+            *(str(v) for v in (row.output_tokens, row.images, round(row.video_seconds, 1))),
+            f"{row.cost_usd:.6f}",
+        )
+    Console(width=140).print(table)
+    if found.budget is not None and found.budget.limit_usd is not None:
+        typer.echo(
+            f"budget: ${found.budget.spent_usd:.6f} spent + ${found.budget.reserved_usd:.6f} "
+            f"reserved of ${found.budget.limit_usd:.2f} per {found.budget.period}"
+        )
 
 
 @jobs.command("show")

@@ -1,8 +1,9 @@
 """``make demo``: genq end to end on embedded defaults (or the configured services).
 
 It starts the simulator, the API, a worker and the scheduler as real processes,
-enqueues chat jobs over HTTP, waits for them, prints what happened and stops
-everything it started.
+enqueues a mix of chat (OpenAI and Anthropic protocols) and image jobs over HTTP, waits
+for them, sends one request again to show the result cache, prints what happened and
+what it cost, and stops everything it started.
 """
 
 import os
@@ -21,6 +22,7 @@ from genq.processes import Process, free_port, wait_until
 from producers.tenants import create_tenant
 from schema.jobs import TERMINAL_STATUSES
 from schema.redis_conn import embedded_redis_runs, redis_url, stop_embedded_redis
+from schema.routes import DEFAULT_ROUTES_FILE
 from schema.settings import Settings
 from schema.store import make_engine, migrate
 
@@ -29,56 +31,54 @@ PROMPTS = [
     "Explain exponential backoff in one sentence.",
     "Name three uses of a dead-letter queue.",
     "Summarize what a webhook is for a new engineer.",
-    "Give a tagline for a job system for AI workloads.",
     "What does idempotency mean for an HTTP API?",
 ]
-MODELS = ["openai/gpt-4o-mini", "openai/gpt-4o", "openai/gpt-4.1-mini"]
-DEMO_KEY = "sk-genq-demo"
+DEMO_KEYS = {
+    "OPENAI_API_KEY": "sk-genq-demo",
+    "ANTHROPIC_API_KEY": "sk-ant-genq-demo",
+    "REPLICATE_API_TOKEN": "r8_genq_demo",
+}
 
 
 def _routes_file(path: Path, sim_port: int) -> Path:
-    models = ", ".join(f'"{m.split("/")[1]}"' for m in MODELS)
+    """The shipped default routes, pointed at this run's simulator."""
     path.write_text(
-        "[routes.openai]\n"
-        'protocol = "openai-chat"\n'
-        f'base_url = "http://127.0.0.1:{sim_port}/v1"\n'
-        'api_key_env = "OPENAI_API_KEY"\n'
-        f"models = [{models}]\n"
-        "timeout_s = 30.0\n"
-        "max_attempts = 3\n"
+        DEFAULT_ROUTES_FILE.read_text().replace("127.0.0.1:8900", f"127.0.0.1:{sim_port}")
     )
     return path
 
 
+def _chat(model: str, prompt: str) -> dict[str, object]:
+    return {
+        "model": model,
+        "input": {"messages": [{"role": "user", "content": prompt}], "max_tokens": 48},
+    }
+
+
 def _job_requests(count: int) -> list[dict[str, object]]:
-    requests: list[dict[str, object]] = []
-    for i in range(count - 1):
-        prompt = PROMPTS[i % len(PROMPTS)]
-        requests.append(
-            {
-                "model": MODELS[i % len(MODELS)],
-                "input": {"messages": [{"role": "user", "content": prompt}], "max_tokens": 48},
-                "metadata": {"demo_index": i},
-            }
-        )
-    # One job the provider refuses (over the model's context window): it fails for good.
-    requests.append(
-        {
-            "model": MODELS[0],
-            "input": {"messages": [{"role": "user", "content": "Too long"}], "max_tokens": 10**6},
-            "metadata": {"demo_index": count - 1},
-        }
-    )
-    return requests
+    """A mix of chat and image jobs, ending with one the provider refuses for good."""
+    makers = [
+        lambda p: _chat("openai/gpt-4o-mini", p),
+        lambda p: _chat("anthropic/claude-haiku-4-5", p),
+        lambda p: {
+            "model": "openai-images/gpt-image-1",
+            "input": {"prompt": p, "size": "1024x1024"},
+        },
+        lambda p: _chat("openai/gpt-4o", p),
+    ]
+    requests = [makers[i % len(makers)](PROMPTS[i % len(PROMPTS)]) for i in range(count - 2)]
+    too_long = _chat("openai/gpt-4o-mini", "Too long")
+    too_long["input"]["max_tokens"] = 10**6  # type: ignore[index]
+    return [*requests, too_long]
 
 
 def run_demo(job_count: int) -> int:
-    console = Console(width=None if sys.stdout.isatty() else 120)
+    console = Console(width=None if sys.stdout.isatty() else 130)
     settings = Settings()
     var = settings.var_dir
     var.mkdir(parents=True, exist_ok=True)
     started_redis = settings.embedded_redis and not embedded_redis_runs(var)
-    env = dict(os.environ, OPENAI_API_KEY=DEMO_KEY, GENQ_REDIS_URL=redis_url(settings))
+    env = dict(os.environ, **DEMO_KEYS, GENQ_REDIS_URL=redis_url(settings))
     engine = make_engine(settings.database_url_value)
     migrate(engine)
     with Session(engine) as session, session.begin():
@@ -106,8 +106,10 @@ def run_demo(job_count: int) -> int:
         console.print(f"started sim, api ({api_url}), worker, scheduler; logs in {var}/")
         headers = {"Authorization": f"Bearer {tenant.api_key}"}
         with httpx.Client(base_url=api_url, headers=headers, timeout=30) as client:
-            job_ids = _enqueue(client, console, _job_requests(job_count))
-            jobs = _wait_for(client, console, job_ids, processes)
+            requests = _job_requests(max(job_count, 3))
+            jobs = _run(client, console, requests[:-1], processes)
+            console.print("sending the first request again: it should come from the cache")
+            jobs += _run(client, console, [requests[0], requests[-1]], processes)
     finally:
         for process in reversed(processes):
             process.stop()
@@ -123,26 +125,24 @@ def _ready(api_url: str) -> bool:
         return False
 
 
-def _enqueue(
-    client: httpx.Client, console: Console, requests: list[dict[str, object]]
-) -> list[str]:
-    job_ids = []
+def _run(
+    client: httpx.Client,
+    console: Console,
+    requests: list[dict[str, object]],
+    processes: list[Process],
+) -> list[dict[str, object]]:
+    """Enqueue ``requests`` with a progress bar, then wait for all of them to finish."""
     with Progress(console=console, transient=False) as progress:
         task = progress.add_task("enqueue", total=len(requests))
-        for i, body in enumerate(requests):
-            response = client.post("/v1/jobs", json=body, headers={"Idempotency-Key": f"demo-{i}"})
+        job_ids = []
+        for body in requests:
+            response = client.post("/v1/jobs", json=body)
             response.raise_for_status()
             job_ids.append(response.json()["id"])
             progress.advance(task)
-    return job_ids
 
-
-def _wait_for(
-    client: httpx.Client, console: Console, job_ids: list[str], processes: list[Process]
-) -> list[dict[str, object]]:
-    done: dict[str, dict[str, object]] = {}
-    with Progress(console=console, transient=False) as progress:
-        task = progress.add_task("complete", total=len(job_ids))
+        done: dict[str, dict[str, object]] = {}
+        waiting = progress.add_task("complete", total=len(job_ids))
 
         def all_done() -> bool:
             for job_id in job_ids:
@@ -150,7 +150,7 @@ def _wait_for(
                     job = client.get(f"/v1/jobs/{job_id}").json()
                     if job["status"] in TERMINAL_STATUSES:
                         done[job_id] = job
-                        progress.advance(task)
+                        progress.advance(waiting)
             return len(done) == len(job_ids)
 
         wait_until(all_done, 120, "the jobs to finish", processes)
@@ -159,24 +159,29 @@ def _wait_for(
 
 def _report(console: Console, jobs: list[dict[str, object]]) -> int:
     table = Table(title="jobs", expand=True)
-    for column in ("job", "model", "status", "tokens in/out", "s"):
+    for column in ("job", "model", "status", "tokens in/out", "cost $", "cache", "s"):
         table.add_column(column, no_wrap=True)
     table.add_column("output / error", no_wrap=True, overflow="ellipsis", ratio=1)
     for job in jobs:
         usage = job.get("usage") or {}
-        seconds = _seconds(job["created_at"], job["finished_at"])
-        text = (job.get("output") or {}).get("text") or (job.get("error") or {}).get("message")
+        output = job.get("output") or {}
+        text = output.get("text") or output.get("urls") or (job.get("error") or {}).get("message")
         table.add_row(
             str(job["id"]),
             str(job["model"]),
             str(job["status"]),
-            f"{usage.get('prompt_tokens', '-')}/{usage.get('completion_tokens', '-')}",
-            f"{seconds:.2f}",
-            (str(text) or "")[:60],
+            f"{usage.get('input_tokens', '-')}/{usage.get('output_tokens', '-')}",
+            f"{job['cost_usd']:.6f}",
+            "hit" if job["cached"] else "",
+            f"{_seconds(job['created_at'], job['finished_at']):.2f}",
+            str(text or ""),
         )
     console.print(table)
     succeeded = sum(job["status"] == "succeeded" for job in jobs)
     failed = sum(job["status"] == "failed" for job in jobs)
+    hits = sum(bool(job["cached"]) for job in jobs)
+    total = sum(float(job["cost_usd"]) for job in jobs)  # type: ignore[arg-type]
+    print(f"cost: ${total:.6f} in all, {hits} cache hit(s)", flush=True)
     print(f"demo: {len(jobs)} jobs, {succeeded} succeeded, {failed} failed", flush=True)
     return 0 if succeeded + failed == len(jobs) else 1
 

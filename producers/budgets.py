@@ -129,7 +129,7 @@ def set_budget(engine: Engine, tenant_ref: str, limit_micros: int | None, period
     """Set a tenant's budget (None for unlimited), found by id or name."""
     if period not in PERIODS:
         raise ValueError(f"period must be one of {', '.join(PERIODS)}")
-    with Session(engine) as session, session.begin():
+    with Session(engine, expire_on_commit=False) as session, session.begin():
         tenant = session.scalar(
             select(Tenant).where((Tenant.id == tenant_ref) | (Tenant.name == tenant_ref))
         )

@@ -19,6 +19,7 @@ from schema.pricing import usd
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_UNAVAILABLE_S = 5
+ADJECTIVES = {"day": "daily", "week": "weekly", "month": "monthly"}
 
 
 class ApiError(Exception):
@@ -92,8 +93,8 @@ def _over_budget(_: Request, exc: Exception) -> JSONResponse:
     body = {
         "type": "budget_exceeded",
         "message": (
-            f"this job may cost up to ${usd(exc.needed_micros)}, and only ${left} of the "
-            f"{state.period}ly budget of ${limit} is left; it resets at "
+            f"this request may cost up to ${usd(exc.needed_micros):.6f}, and only ${left:.6f} "
+            f"of the {ADJECTIVES[state.period]} budget of ${limit:.2f} is left; it resets at "
             f"{state.resets_at.isoformat()}"
         ),
         "budget_usd": limit,

@@ -108,22 +108,48 @@ def sim_calls(sim: SimServer):  # type: ignore[no-untyped-def]
     return lambda: httpx.get(f"{sim.url}/_sim/stats").json()["calls"].get("chat.completions", 0)
 
 
+def sim_routes(sim_url: str) -> Routes:
+    """Every protocol, served by the simulator, with real-looking prices."""
+    common = {"api_key_env": "GENQ_TEST_SIM_KEY", "timeout_s": 10, "max_attempts": 3}
+    tables = {
+        "openai": {
+            "protocol": "openai-chat",
+            "base_url": f"{sim_url}/v1",
+            "models": {
+                "gpt-4o-mini": {"input_per_mtok": 0.15, "output_per_mtok": 0.60},
+                "gpt-4o": {"input_per_mtok": 2.5, "output_per_mtok": 10.0},
+            },
+        },
+        "anthropic": {
+            "protocol": "anthropic-messages",
+            "base_url": sim_url,
+            "models": {"claude-haiku-4-5": {"input_per_mtok": 1.0, "output_per_mtok": 5.0}},
+        },
+        "openai-images": {
+            "protocol": "openai-images",
+            "base_url": f"{sim_url}/v1",
+            "models": {"gpt-image-1": {"per_image": 0.042}, "dall-e-3": {"per_image": 0.04}},
+        },
+        "replicate": {
+            "protocol": "replicate-predictions",
+            "base_url": f"{sim_url}/v1",
+            "models": {
+                "black-forest-labs/flux-schnell": {"per_image": 0.003, "expected_duration_s": 1}
+            },
+        },
+        "openai-video": {
+            "protocol": "openai-videos",
+            "base_url": f"{sim_url}/v1",
+            "models": {"sora-2": {"per_video_second": 0.1, "expected_duration_s": 1}},
+        },
+    }
+    return Routes({name: Route(name=name, **common, **t) for name, t in tables.items()})
+
+
 @pytest.fixture
 def routes(sim: SimServer, monkeypatch: pytest.MonkeyPatch) -> Routes:
     monkeypatch.setenv("GENQ_TEST_SIM_KEY", SIM_KEY)
-    return Routes(
-        {
-            "openai": Route(
-                name="openai",
-                protocol="openai-chat",
-                base_url=sim.base_url,
-                api_key_env="GENQ_TEST_SIM_KEY",
-                models=("gpt-4o-mini", "gpt-4o"),
-                timeout_s=10,
-                max_attempts=3,
-            )
-        }
-    )
+    return sim_routes(sim.url)
 
 
 @pytest.fixture
@@ -181,3 +207,36 @@ def worker(runtime: Runtime) -> Iterator[dramatiq.Worker]:
     worker.start()
     yield worker
     worker.stop()
+
+
+class SimControl:
+    """Change the shared simulator for one test: faults and config, restored afterwards."""
+
+    def __init__(self, sim: SimServer) -> None:
+        import httpx
+
+        self.http = httpx.Client(base_url=sim.url)
+        self.saved = self.http.get("/_sim/config").json()
+        self.http.post("/_sim/reset").raise_for_status()
+
+    def faults(self, *rules: dict) -> None:  # type: ignore[type-arg]
+        self.http.post("/_sim/faults", json=list(rules)).raise_for_status()
+
+    def config(self, **changes: object) -> None:
+        self.http.post("/_sim/config", json=changes).raise_for_status()
+
+    def calls(self, endpoint: str) -> int:
+        return int(self.http.get("/_sim/stats").json()["calls"].get(endpoint, 0))
+
+    def restore(self) -> None:
+        self.http.delete("/_sim/faults")
+        self.http.post("/_sim/config", json=self.saved)
+        self.http.post("/_sim/reset")
+        self.http.close()
+
+
+@pytest.fixture
+def sim_control(sim: SimServer) -> Iterator[SimControl]:
+    control = SimControl(sim)
+    yield control
+    control.restore()

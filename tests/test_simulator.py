@@ -10,7 +10,7 @@ import pytest
 
 from simulator import SimConfig, SimServer
 from simulator.openai_protocol import format_duration
-from simulator.ratelimit import MinuteWindow
+from simulator.ratelimit import TokenBucket
 
 USER = [{"role": "user", "content": "Say hello to the job queue"}]
 
@@ -177,7 +177,16 @@ def test_prompt_alone_can_exceed_the_context(client: openai.OpenAI) -> None:
 def test_models_are_listed(client: openai.OpenAI) -> None:
     models = client.models.list()
 
-    assert {model.id for model in models} == {"gpt-4o-mini", "gpt-4o", "gpt-4.1-mini"}
+    assert {model.id for model in models} == {
+        "gpt-4o-mini",
+        "gpt-4o",
+        "gpt-4.1-mini",
+        "gpt-image-1",
+        "dall-e-3",
+        "dall-e-2",
+        "sora-2",
+        "sora-2-pro",
+    }
     assert client.models.retrieve("gpt-4o").owned_by == "system"
 
 
@@ -203,6 +212,8 @@ def test_stats_count_calls_and_reset(server: SimServer, client: openai.OpenAI) -
     assert stats(server) == {
         "calls": {},
         "errors": {},
+        "rate_limited": {},
+        "faults": {},
         "tokens": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
     }
 
@@ -244,15 +255,14 @@ def test_durations_read_like_openai_headers(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
 
 
-def test_minute_window_resets_a_minute_after_first_use() -> None:
-    now = [100.0]
-    window = MinuteWindow(clock=lambda: now[0])
-    window.add(5)
-    now[0] += 20
-    window.add(3)
+def test_token_bucket_refills_continuously_up_to_its_limit() -> None:
+    bucket = TokenBucket(60, now=100.0)
+    bucket.take(50)
+    bucket.refill(110.0, 60)
 
-    assert window.remaining(10) == 2
-    assert window.reset_after() == 40
-    now[0] += 40
-    assert window.used == 0
-    assert window.reset_after() == 0
+    assert bucket.remaining == 20
+    assert bucket.wait(30) == 10
+    assert bucket.reset_after() == 40
+    bucket.refill(200.0, 60)
+    assert bucket.remaining == 60
+    assert bucket.reset_after() == 0
