@@ -73,7 +73,7 @@ def _job_requests(count: int) -> list[dict[str, object]]:
 
 
 def run_demo(job_count: int) -> int:
-    console = Console(width=None if sys.stdout.isatty() else 130)
+    console = Console(width=None if sys.stdout.isatty() else 160)
     settings = Settings()
     var = settings.var_dir
     var.mkdir(parents=True, exist_ok=True)
@@ -165,7 +165,13 @@ def _report(console: Console, jobs: list[dict[str, object]]) -> int:
     for job in jobs:
         usage = job.get("usage") or {}
         output = job.get("output") or {}
-        text = output.get("text") or output.get("urls") or (job.get("error") or {}).get("message")
+        images = output.get("images")
+        text = (
+            output.get("text")
+            or output.get("urls")
+            or (f"{len(images)} image(s)" if images else None)
+            or (job.get("error") or {}).get("message")
+        )
         table.add_row(
             str(job["id"]),
             str(job["model"]),

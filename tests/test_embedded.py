@@ -67,6 +67,7 @@ def run_demo(cwd: Path, env: dict[str, str]) -> tuple[int, int, int]:
     assert result.returncode == 0, result.stdout + result.stderr
     match = DEMO_LINE.search(result.stdout)
     assert match, result.stdout
+    assert "1 cache hit(s)" in result.stdout
     jobs, succeeded, failed = map(int, match.groups())
     return jobs, succeeded, failed
 
