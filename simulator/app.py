@@ -1,22 +1,52 @@
 """The simulator's ASGI app, wiring each protocol's routes to shared state."""
 
+import time
+from collections.abc import Callable
+
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 
-from simulator import control, openai_chat, openai_models
+from simulator import (
+    anthropic_messages,
+    control,
+    files,
+    openai_chat,
+    openai_images,
+    openai_models,
+    openai_videos,
+    replicate_predictions,
+)
 from simulator.config import SimConfig
 from simulator.openai_protocol import invalid_url
 from simulator.ratelimit import RateLimits
 from simulator.stats import Stats
 
 
-def create_app(config: SimConfig | None = None) -> Starlette:
-    """A simulator app; its config, stats and rate-limit windows live on `app.state`."""
+def create_app(
+    config: SimConfig | None = None, clock: Callable[[], float] = time.time
+) -> Starlette:
+    """A simulator app; its config, stats, rate limits and jobs live on `app.state`.
+
+    clock, Unix time by default, drives rate-limit refills and job timelines;
+    tests pass a fake one to move time without waiting.
+    """
     app = Starlette(
-        routes=[*openai_chat.routes, *openai_models.routes, *control.routes],
+        routes=[
+            *openai_chat.routes,
+            *openai_images.routes,
+            *openai_videos.routes,
+            *openai_models.routes,
+            *anthropic_messages.routes,
+            *replicate_predictions.routes,
+            *files.routes,
+            *control.routes,
+        ],
         exception_handlers={HTTPException: invalid_url},
     )
     app.state.config = config or SimConfig()
+    app.state.clock = clock
     app.state.stats = Stats()
     app.state.limits = RateLimits()
+    app.state.jobs = {}
+    control.clear_state(app.state)
     return app

@@ -10,9 +10,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from simulator.openai_models import MODELS
+from simulator.openai_models import CHAT_MODELS, MODELS
 from simulator.openai_protocol import (
+    OPENAI,
+    OpenAIError,
+    decimal_param,
     empty_array,
+    integer_param,
     invalid_request,
     invalid_type,
     invalid_value,
@@ -20,8 +24,9 @@ from simulator.openai_protocol import (
     model_not_found,
     openai_endpoint,
     read_json_object,
+    required_string,
 )
-from simulator.replies import reply_text
+from simulator.replies import last_user_text, reply_text
 from simulator.tokens import count_messages, count_text, truncate_text
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
@@ -39,6 +44,10 @@ PARAMETERS = frozenset(
 )  # fmt: skip
 """Every request argument OpenAI accepts; anything else is rejected, as OpenAI does."""
 ID_ALPHABET = string.ascii_letters + string.digits
+NOT_A_CHAT_MODEL = (
+    "This is not a chat model and thus not supported in the v1/chat/completions endpoint. "
+    "Did you mean to use v1/completions?"
+)
 
 
 @dataclass(frozen=True)
@@ -56,7 +65,7 @@ def parse_chat_request(body: dict[str, Any]) -> ChatRequest:
     for name in body:
         if name not in PARAMETERS:
             raise invalid_request(f"Unrecognized request argument supplied: {name}")
-    model = _required_string(body, "model", "model")
+    model = required_string(body, "model", "model")
     messages = body.get("messages")
     if messages is None:
         raise missing("messages")
@@ -75,10 +84,10 @@ def parse_chat_request(body: dict[str, Any]) -> ChatRequest:
             param="stream",
             code="unsupported_value",
         )
-    _decimal(body, "temperature", 0, 2)
-    max_tokens = _integer(body, "max_tokens", 1)
-    max_completion_tokens = _integer(body, "max_completion_tokens", 1)
-    n = _integer(body, "n", 1, MAX_CHOICES)
+    decimal_param(body, "temperature", 0, 2)
+    max_tokens = integer_param(body, "max_tokens", 1)
+    max_completion_tokens = integer_param(body, "max_completion_tokens", 1)
+    n = integer_param(body, "n", 1, MAX_CHOICES)
     return ChatRequest(model, messages, max_completion_tokens or max_tokens, n or 1)
 
 
@@ -103,31 +112,24 @@ def completion_budget(prompt_tokens: int, max_tokens: int | None, context_tokens
     )
 
 
-def last_user_text(messages: list[dict[str, Any]]) -> str:
-    """The text of the last user message, which the reply answers."""
-    for message in reversed(messages):
-        if message["role"] == "user":
-            content = message["content"]
-            if isinstance(content, str):
-                return content
-            return " ".join(part["text"] for part in content if part["type"] == "text")
-    return ""
-
-
 @openai_endpoint("chat.completions")
 async def create_chat_completion(request: Request) -> JSONResponse:
     """POST /v1/chat/completions, answered with deterministic text."""
     chat = parse_chat_request(await read_json_object(request))
     if chat.model not in MODELS:
         raise model_not_found(chat.model)
+    if chat.model not in CHAT_MODELS:
+        raise OpenAIError(404, NOT_A_CHAT_MODEL, param="model")
     state = request.app.state
     prompt_tokens = count_messages(chat.messages)
     budget = completion_budget(prompt_tokens, chat.max_tokens, state.config.max_context_tokens)
+    estimate = prompt_tokens + (chat.max_tokens or 0) * chat.n
+    await OPENAI.admit(request, {"tokens": estimate})
     prompt = last_user_text(chat.messages)
     choices = [_choice(index, reply_text(prompt, index), budget) for index in range(chat.n)]
     completion_tokens = sum(count_text(choice["message"]["content"]) for choice in choices)
     state.stats.record_usage(prompt_tokens, completion_tokens)
-    state.limits.tokens.add(prompt_tokens + completion_tokens)
+    request.state.quota.buckets["tokens"].take(prompt_tokens + completion_tokens - estimate)
     return JSONResponse(
         {
             "id": "chatcmpl-" + "".join(secrets.choice(ID_ALPHABET) for _ in range(29)),
@@ -168,23 +170,14 @@ def _choice(index: int, text: str, budget: int) -> dict[str, Any]:
     }
 
 
-def _required_string(obj: dict[str, Any], key: str, param: str) -> str:
-    value = obj.get(key)
-    if value is None:
-        raise missing(param)
-    if not isinstance(value, str):
-        raise invalid_type(param, "a string", value)
-    return value
-
-
 def _check_message(message: Any, param: str) -> None:
     if not isinstance(message, dict):
         raise invalid_type(param, "an object", message)
-    role = _required_string(message, "role", f"{param}.role")
+    role = required_string(message, "role", f"{param}.role")
     if role not in ROLES:
         raise invalid_value(f"{param}.role", role, ROLES)
     if role == "tool":
-        _required_string(message, "tool_call_id", f"{param}.tool_call_id")
+        required_string(message, "tool_call_id", f"{param}.tool_call_id")
     content = message.get("content")
     if content is None:
         if role != "assistant":
@@ -201,47 +194,8 @@ def _check_message(message: Any, param: str) -> None:
 def _check_part(part: Any, param: str) -> None:
     if not isinstance(part, dict):
         raise invalid_type(param, "an object", part)
-    kind = _required_string(part, "type", f"{param}.type")
+    kind = required_string(part, "type", f"{param}.type")
     if kind not in PART_TYPES:
         raise invalid_value(f"{param}.type", kind, PART_TYPES)
     if kind == "text":
-        _required_string(part, "text", f"{param}.text")
-
-
-def _integer(
-    body: dict[str, Any], name: str, minimum: int, maximum: int | None = None
-) -> int | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise invalid_type(name, "an integer", value)
-    _check_range(name, value, "integer", minimum, maximum)
-    return value
-
-
-def _decimal(body: dict[str, Any], name: str, minimum: float, maximum: float) -> float | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise invalid_type(name, "a decimal", value)
-    _check_range(name, value, "decimal", minimum, maximum)
-    return value
-
-
-def _check_range(name: str, value: float, kind: str, minimum: float, maximum: float | None) -> None:
-    if value < minimum:
-        raise invalid_request(
-            f"Invalid '{name}': {kind} below minimum value. "
-            f"Expected a value >= {minimum}, but got {value} instead.",
-            param=name,
-            code=f"{kind}_below_min_value",
-        )
-    if maximum is not None and value > maximum:
-        raise invalid_request(
-            f"Invalid '{name}': {kind} above maximum value. "
-            f"Expected a value <= {maximum}, but got {value} instead.",
-            param=name,
-            code=f"{kind}_above_max_value",
-        )
+        required_string(part, "text", f"{param}.text")

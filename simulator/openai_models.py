@@ -8,11 +8,21 @@ from starlette.routing import Route
 
 from simulator.openai_protocol import model_not_found, openai_endpoint
 
-MODELS = {
+CHAT_MODELS = {
     "gpt-4o-mini": 1721172741,
     "gpt-4o": 1715367049,
     "gpt-4.1-mini": 1744318173,
 }
+IMAGE_MODELS = {
+    "gpt-image-1": 1745517030,
+    "dall-e-3": 1698785189,
+    "dall-e-2": 1698798177,
+}
+VIDEO_MODELS = {
+    "sora-2": 1759708615,
+    "sora-2-pro": 1759708663,
+}
+MODELS = CHAT_MODELS | IMAGE_MODELS | VIDEO_MODELS
 """Model ids mapped to their creation time, as OpenAI lists them."""
 
 

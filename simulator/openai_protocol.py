@@ -1,11 +1,9 @@
 """OpenAI's wire conventions shared by its endpoints: auth, error bodies and headers."""
 
-import asyncio
-import functools
 import json
-import time
+import math
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -13,7 +11,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from simulator.config import SimConfig
-from simulator.ratelimit import RateLimits
+from simulator.protocol import Endpoint, Protocol, ProtocolError, reason, retry_after
+from simulator.ratelimit import Quota, TokenBucket
 
 OPENAI_VERSION = "2020-10-01"
 KEYS_URL = "https://platform.openai.com/account/api-keys"
@@ -23,6 +22,26 @@ NO_KEY_MESSAGE = (
     "(with blank username) if you're accessing the API from your browser and are prompted for "
     f"a username and password. You can obtain an API key from {KEYS_URL}."
 )
+ORGANIZATION = "org-sim"
+RATE_LIMITS_URL = "https://platform.openai.com/account/rate-limits"
+SERVER_ERRORS: dict[int, tuple[str, str, str | int | None]] = {
+    429: (
+        "You exceeded your current quota, please check your plan and billing details. For more "
+        "information on this error, read the docs: "
+        "https://platform.openai.com/docs/guides/error-codes/api-errors.",
+        "insufficient_quota",
+        "insufficient_quota",
+    ),
+    500: (
+        "The server had an error while processing your request. Sorry about that!",
+        "server_error",
+        None,
+    ),
+    502: ("Bad gateway.", "cf_bad_gateway", 502),
+    503: ("The engine is currently overloaded, please try again later", "server_error", None),
+    504: ("Gateway timeout.", "cf_gateway_timeout", 504),
+}
+"""Status code to the (message, type, code) OpenAI answers it with."""
 UNPARSABLE_BODY_MESSAGE = (
     "We could not parse the JSON body of your request. (HINT: This likely means you aren't "
     "using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was "
@@ -30,10 +49,8 @@ UNPARSABLE_BODY_MESSAGE = (
     "us through our help center at help.openai.com.)"
 )
 
-Endpoint = Callable[[Request], Awaitable[Response]]
 
-
-class OpenAIError(Exception):
+class OpenAIError(ProtocolError):
     """An error answered in OpenAI's shape, `{"error": {message, type, param, code}}`."""
 
     def __init__(
@@ -43,7 +60,8 @@ class OpenAIError(Exception):
         *,
         error_type: str = "invalid_request_error",
         param: str | None = None,
-        code: str | None = None,
+        code: str | int | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
@@ -51,8 +69,9 @@ class OpenAIError(Exception):
         self.error_type = error_type
         self.param = param
         self.code = code
+        self.headers = dict(headers or {})
 
-    def response(self) -> JSONResponse:
+    def response(self, request_id: str = "") -> JSONResponse:
         """The HTTP answer OpenAI gives for this error."""
         error = {
             "message": self.message,
@@ -60,7 +79,7 @@ class OpenAIError(Exception):
             "param": self.param,
             "code": self.code,
         }
-        return JSONResponse({"error": error}, status_code=self.status_code)
+        return JSONResponse({"error": error}, status_code=self.status_code, headers=self.headers)
 
 
 def invalid_request(
@@ -92,6 +111,11 @@ def invalid_value(param: str, value: Any, supported: Sequence[str]) -> OpenAIErr
     return invalid_request(message, param=param, code="invalid_value")
 
 
+def unknown_parameter(param: str) -> OpenAIError:
+    """A parameter the endpoint does not take."""
+    return invalid_request(f"Unknown parameter: '{param}'.", param=param, code="unknown_parameter")
+
+
 def empty_array(param: str) -> OpenAIError:
     """A parameter is an array that must not be empty."""
     message = (
@@ -105,6 +129,57 @@ def model_not_found(model: str) -> OpenAIError:
     """A 404 for a model the simulator does not serve."""
     message = f"The model `{model}` does not exist or you do not have access to it."
     return OpenAIError(404, message, code="model_not_found")
+
+
+def required_string(obj: dict[str, Any], key: str, param: str) -> str:
+    """obj[key], which must be a string; param names it in errors."""
+    value = obj.get(key)
+    if value is None:
+        raise missing(param)
+    if not isinstance(value, str):
+        raise invalid_type(param, "a string", value)
+    return value
+
+
+def integer_param(
+    body: dict[str, Any], name: str, minimum: int, maximum: int | None = None
+) -> int | None:
+    """body[name] if sent, an integer within [minimum, maximum]."""
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise invalid_type(name, "an integer", value)
+    _check_range(name, value, "integer", minimum, maximum)
+    return value
+
+
+def decimal_param(body: dict[str, Any], name: str, minimum: float, maximum: float) -> float | None:
+    """body[name] if sent, a number within [minimum, maximum]."""
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise invalid_type(name, "a decimal", value)
+    _check_range(name, value, "decimal", minimum, maximum)
+    return value
+
+
+def _check_range(name: str, value: float, kind: str, minimum: float, maximum: float | None) -> None:
+    if value < minimum:
+        raise invalid_request(
+            f"Invalid '{name}': {kind} below minimum value. "
+            f"Expected a value >= {minimum}, but got {value} instead.",
+            param=name,
+            code=f"{kind}_below_min_value",
+        )
+    if maximum is not None and value > maximum:
+        raise invalid_request(
+            f"Invalid '{name}': {kind} above maximum value. "
+            f"Expected a value <= {maximum}, but got {value} instead.",
+            param=name,
+            code=f"{kind}_above_max_value",
+        )
 
 
 def json_type(value: Any) -> str:
@@ -137,8 +212,8 @@ async def read_json_object(request: Request) -> dict[str, Any]:
     return body
 
 
-def check_api_key(request: Request, expected: str | None) -> None:
-    """Require a Bearer token, equal to expected unless that is None."""
+def check_api_key(request: Request, expected: str | None) -> str:
+    """The Bearer token, which must equal expected unless that is None."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
@@ -149,6 +224,7 @@ def check_api_key(request: Request, expected: str | None) -> None:
             f"You can find your API key at {KEYS_URL}."
         )
         raise OpenAIError(401, message, code="invalid_api_key")
+    return token
 
 
 def mask_key(key: str) -> str:
@@ -173,55 +249,89 @@ def format_duration(seconds: float) -> str:
     return f"{secs}s"
 
 
-def rate_limit_headers(limits: RateLimits, config: SimConfig) -> dict[str, str]:
-    """The x-ratelimit-* headers describing current usage against the configured limits."""
-    return {
-        "x-ratelimit-limit-requests": str(config.rpm_limit),
-        "x-ratelimit-limit-tokens": str(config.tpm_limit),
-        "x-ratelimit-remaining-requests": str(limits.requests.remaining(config.rpm_limit)),
-        "x-ratelimit-remaining-tokens": str(limits.tokens.remaining(config.tpm_limit)),
-        "x-ratelimit-reset-requests": format_duration(limits.requests.reset_after()),
-        "x-ratelimit-reset-tokens": format_duration(limits.tokens.reset_after()),
-    }
+def rate_limit_headers(quota: Quota) -> dict[str, str]:
+    """The x-ratelimit-* headers: the caller's request and token buckets as they are now."""
+    headers = {}
+    for dimension in ("requests", "tokens"):
+        bucket = quota.buckets[dimension]
+        headers[f"x-ratelimit-limit-{dimension}"] = str(bucket.limit)
+        headers[f"x-ratelimit-remaining-{dimension}"] = str(bucket.remaining)
+        headers[f"x-ratelimit-reset-{dimension}"] = format_duration(bucket.reset_after())
+    return headers
+
+
+async def requested_model(request: Request) -> str | None:
+    """The model a JSON request body names, if it names one."""
+    if "json" not in request.headers.get("content-type", ""):
+        return None
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        return None
+    model = body.get("model") if isinstance(body, dict) else None
+    return model if isinstance(model, str) else None
+
+
+class OpenAIProtocol(Protocol):
+    """Bearer keys, `{"error": ...}` bodies, x-request-id and x-ratelimit-* headers."""
+
+    family = "openai"
+
+    def authenticate(self, request: Request, expected: str | None) -> str:
+        return check_api_key(request, expected)
+
+    def limits(self, config: SimConfig) -> dict[str, int]:
+        return {"requests": config.rpm_limit, "tokens": config.tpm_limit}
+
+    async def rate_limited(
+        self, request: Request, dimension: str, bucket: TokenBucket, amount: int, wait: float
+    ) -> OpenAIError:
+        model = await requested_model(request)
+        where = f"in organization {ORGANIZATION}"
+        if model:
+            where = f"for {model} {where}"
+        unit = "requests per min (RPM)" if dimension == "requests" else "tokens per min (TPM)"
+        if math.isinf(wait):
+            message = (
+                f"Request too large {where} on {unit}: Limit {bucket.limit}, Requested {amount}. "
+                "The input or output tokens must be reduced in order to run successfully. "
+                f"Visit {RATE_LIMITS_URL} to learn more."
+            )
+            return OpenAIError(429, message, error_type=dimension, code="rate_limit_exceeded")
+        message = (
+            f"Rate limit reached {where} on {unit}: Limit {bucket.limit}, Used {bucket.used}, "
+            f"Requested {amount}. Please try again in {format_duration(wait)}. "
+            f"Visit {RATE_LIMITS_URL} to learn more."
+        )
+        headers = {"retry-after": retry_after(wait), "retry-after-ms": str(math.ceil(wait * 1000))}
+        return OpenAIError(
+            429, message, error_type=dimension, code="rate_limit_exceeded", headers=headers
+        )
+
+    def server_error(self, status_code: int) -> OpenAIError:
+        message, error_type, code = SERVER_ERRORS.get(
+            status_code, (reason(status_code), "server_error", None)
+        )
+        return OpenAIError(status_code, message, error_type=error_type, code=code)
+
+    def new_request_id(self) -> str:
+        return f"req_{uuid.uuid4().hex}"
+
+    def headers(self, request_id: str, quota: Quota | None, elapsed: float) -> dict[str, str]:
+        headers = {
+            "x-request-id": request_id,
+            "openai-version": OPENAI_VERSION,
+            "openai-processing-ms": str(round(elapsed * 1000)),
+        }
+        return headers | rate_limit_headers(quota) if quota else headers
+
+
+OPENAI = OpenAIProtocol()
 
 
 def openai_endpoint(name: str) -> Callable[[Endpoint], Endpoint]:
-    """Give an endpoint what every OpenAI answer has in common.
-
-    The wrapped endpoint is counted in the stats under name, delayed by the
-    configured latency, and guarded by the API key. It raises `OpenAIError`
-    to answer an error. Every answer, success or error, carries a request id,
-    the processing time and the rate-limit headers.
-    """
-
-    def decorate(endpoint: Endpoint) -> Endpoint:
-        @functools.wraps(endpoint)
-        async def answer(request: Request) -> Response:
-            started = time.perf_counter()
-            state = request.app.state
-            state.stats.calls[name] += 1
-            if state.config.latency_ms:
-                await asyncio.sleep(state.config.latency_ms / 1000)
-            try:
-                check_api_key(request, state.config.api_key)
-                state.limits.requests.add(1)
-                response = await endpoint(request)
-            except OpenAIError as error:
-                state.stats.errors[name] += 1
-                response = error.response()
-            response.headers.update(
-                {
-                    "x-request-id": f"req_{uuid.uuid4().hex}",
-                    "openai-version": OPENAI_VERSION,
-                    "openai-processing-ms": str(round((time.perf_counter() - started) * 1000)),
-                    **rate_limit_headers(state.limits, state.config),
-                }
-            )
-            return response
-
-        return answer
-
-    return decorate
+    """Give an endpoint what every OpenAI answer has in common; see `Protocol.endpoint`."""
+    return OPENAI.endpoint(name)
 
 
 async def invalid_url(request: Request, exc: HTTPException) -> Response:

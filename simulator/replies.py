@@ -1,6 +1,8 @@
 """Deterministic generated text: the same prompt always gets the same reply."""
 
 import random
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from simulator.tokens import count_text
 
@@ -27,3 +29,18 @@ def reply_text(prompt: str, choice: int = 0) -> str:
     while count_text(" ".join(words)) < target - 1:
         words.append(rng.choice(FILLER))
     return " ".join(words) + "."
+
+
+def last_user_text(messages: Sequence[Mapping[str, Any]]) -> str:
+    """The text of the last user message, which the reply answers.
+
+    Messages are validated chat messages, OpenAI's or Anthropic's: their content
+    is a string or a list of parts, the text parts `{"type": "text", "text": ...}`.
+    """
+    for message in reversed(messages):
+        if message["role"] == "user":
+            content = message["content"]
+            if isinstance(content, str):
+                return content
+            return " ".join(part["text"] for part in content if part["type"] == "text")
+    return ""

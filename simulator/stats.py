@@ -7,10 +7,16 @@ from typing import Any
 
 @dataclass
 class Stats:
-    """Calls and errors per endpoint, plus tokens used by successful calls."""
+    """Per endpoint: calls, error answers, 429s among them and injected faults; plus tokens.
+
+    Every request counts as a call, faulted or not. Injected faults are not
+    errors; rate-limited answers are.
+    """
 
     calls: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
+    rate_limited: Counter[str] = field(default_factory=Counter)
+    faults: Counter[str] = field(default_factory=Counter)
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
@@ -24,6 +30,8 @@ class Stats:
         return {
             "calls": dict(self.calls),
             "errors": dict(self.errors),
+            "rate_limited": dict(self.rate_limited),
+            "faults": dict(self.faults),
             "tokens": {
                 "prompt_tokens": self.prompt_tokens,
                 "completion_tokens": self.completion_tokens,
@@ -33,6 +41,6 @@ class Stats:
 
     def clear(self) -> None:
         """Zero every counter."""
-        self.calls.clear()
-        self.errors.clear()
+        for counter in (self.calls, self.errors, self.rate_limited, self.faults):
+            counter.clear()
         self.prompt_tokens = self.completion_tokens = 0
