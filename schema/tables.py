@@ -61,6 +61,7 @@ NAMING = {
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map: ClassVar = {
+        list[dict[str, Any]]: JSONDoc,
         datetime: UTCDateTime,
         dict[str, Any]: JSONDoc,
         list[str]: JSONDoc,
@@ -74,6 +75,7 @@ class Tenant(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     budget_micros: Mapped[int | None] = mapped_column(BigInteger)
     budget_period: Mapped[str] = mapped_column(String(10), default="month")
+    rate_per_minute: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -144,6 +146,7 @@ class Job(Base):
     next_poll_at: Mapped[datetime | None]
     polls: Mapped[int] = mapped_column(Integer, default=0)
     progress: Mapped[float | None]
+    deadline_at: Mapped[datetime | None]
     lease_expires_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
@@ -203,3 +206,68 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None]
     send_attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class DeadLetter(Base):
+    """A job (or a raw Dramatiq message) that failed in a way a person should look at.
+
+    It keeps what an on-call engineer needs without reading logs: who, which route,
+    why, since when, and every attempt, with secrets scrubbed.
+    """
+
+    __tablename__ = "dead_letters"
+    __table_args__ = (
+        Index(None, "status", "last_failed_at"),
+        Index(None, "job_id"),
+        Index(None, "route"),
+        Index(None, "tenant_id"),
+        Index(None, "error_class"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    source: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    tenant_id: Mapped[str | None] = mapped_column(String(40))
+    route: Mapped[str | None] = mapped_column(String(100))
+    model: Mapped[str | None] = mapped_column(String(200))
+    queue_name: Mapped[str | None] = mapped_column(String(100))
+    actor_name: Mapped[str | None] = mapped_column(String(100))
+    error_class: Mapped[str] = mapped_column(String(50))
+    error_message: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[list[dict[str, Any]]] = mapped_column(JSONDoc, default=list)
+    message: Mapped[dict[str, Any] | None]
+    first_failed_at: Mapped[datetime]
+    last_failed_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[datetime | None]
+
+
+class AuditEntry(Base):
+    """Who did what to which dead letters, when, and with which filter."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index(None, "at"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(50))
+    filter: Mapped[dict[str, Any] | None]
+    targets: Mapped[list[str]] = mapped_column(JSONDoc, default=list)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    dry_run: Mapped[bool] = mapped_column(default=False)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AdminKey(Base):
+    """An operator key for the admin API, stored as a digest; its name is who acted."""
+
+    __tablename__ = "admin_keys"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]

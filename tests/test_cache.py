@@ -1,5 +1,6 @@
 """The result cache: an identical request is served without calling the provider again."""
 
+from schema.jobs import TERMINAL_STATUSES as TERMINAL
 from schema.names import BROKER_NAMESPACE
 from tests.conftest import new_tenant
 from tests.helpers import override
@@ -9,7 +10,7 @@ from tests.test_worker import attempts_of, job_of
 
 def run(client, auth, body=CHAT) -> dict:  # type: ignore[no-untyped-def]
     job_id = client.post("/v1/jobs", json=body, headers=auth).json()["id"]
-    return job_of(client, auth, job_id, {"succeeded", "failed"})
+    return job_of(client, auth, job_id, TERMINAL)
 
 
 def test_identical_request_is_served_from_the_cache(

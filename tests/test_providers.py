@@ -3,6 +3,7 @@ and fallbacks from one route to the next."""
 
 import pytest
 
+from schema.jobs import TERMINAL_STATUSES as TERMINAL
 from tests.helpers import override
 from tests.test_worker import attempts_of, job_of
 
@@ -39,7 +40,7 @@ def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 def run(client, auth, body: dict) -> dict:  # type: ignore[type-arg]
     response = client.post("/v1/jobs", json=body, headers=auth)
     assert response.status_code == 202, response.text
-    return job_of(client, auth, response.json()["id"], {"succeeded", "failed"})
+    return job_of(client, auth, response.json()["id"], TERMINAL)
 
 
 def test_anthropic_messages(client, auth, worker, runtime, sim_control) -> None:
@@ -102,31 +103,31 @@ def test_a_failed_async_job_fails_with_the_providers_reason(client, auth, worker
 
 
 @pytest.mark.parametrize(
-    ("fault", "error_class", "attempts"),
+    ("fault", "error_class", "attempts", "status"),
     [
-        ({"kind": "status", "code": 500}, "server_error", 3),
-        ({"kind": "status", "code": 503}, "server_error", 3),
-        ({"kind": "status", "code": 429, "retry_after": 0}, "rate_limited", 3),
-        ({"kind": "reset"}, "connect_error", 3),
-        ({"kind": "malformed_json"}, "invalid_response", 3),
-        ({"kind": "timeout", "delay_s": 3}, "timeout", 3),
-        ({"kind": "status", "code": 401}, "auth_error", 1),
-        ({"kind": "status", "code": 403}, "auth_error", 1),
-        ({"kind": "status", "code": 404}, "not_found", 1),
-        ({"kind": "status", "code": 400}, "bad_request", 1),
-        ({"kind": "status", "code": 422}, "bad_request", 1),
+        ({"kind": "status", "code": 500}, "server_error", 3, "dead_lettered"),
+        ({"kind": "status", "code": 503}, "server_error", 3, "dead_lettered"),
+        ({"kind": "status", "code": 429, "retry_after": 0}, "rate_limited", 3, "dead_lettered"),
+        ({"kind": "reset"}, "connect_error", 3, "dead_lettered"),
+        ({"kind": "malformed_json"}, "invalid_response", 3, "dead_lettered"),
+        ({"kind": "timeout", "delay_s": 3}, "timeout", 3, "dead_lettered"),
+        ({"kind": "status", "code": 401}, "auth_error", 1, "dead_lettered"),
+        ({"kind": "status", "code": 403}, "auth_error", 1, "dead_lettered"),
+        ({"kind": "status", "code": 404}, "not_found", 1, "dead_lettered"),
+        ({"kind": "status", "code": 400}, "bad_request", 1, "failed"),
+        ({"kind": "status", "code": 422}, "bad_request", 1, "failed"),
     ],
-    ids=lambda v: v if isinstance(v, str) else None,
+    ids=lambda v: v if isinstance(v, str) and not v.endswith("ed") else None,
 )
 def test_each_error_lands_in_its_bucket(
-    client, auth, routes, worker, runtime, sim_control, fault, error_class, attempts
+    client, auth, routes, worker, runtime, sim_control, fault, error_class, attempts, status
 ) -> None:
     override(routes, "openai", timeout_s=1)
     sim_control.faults({**fault, "endpoint": "chat.completions"})
 
     job = run(client, auth, CHAT)
 
-    assert job["status"] == "failed"
+    assert job["status"] == status
     assert job["error"]["type"] == error_class
     assert [a.error_class for a in attempts_of(runtime, job["id"])] == [error_class] * attempts
 
@@ -195,7 +196,7 @@ def test_no_fallback_left_fails_the_job(client, auth, routes, worker, sim_contro
     job = run(client, auth, CHAT)
 
     assert (job["status"], job["error"]["type"], job["served_by"]) == (
-        "failed",
+        "dead_lettered",
         "server_error",
         None,
     )

@@ -6,13 +6,14 @@ import pytest
 from typer.testing import CliRunner
 
 from genq.cli import app
+from schema.jobs import TERMINAL_STATUSES as TERMINAL
 from tests.test_api import CHAT
 from tests.test_worker import job_of
 
 
 def finish(client, auth, body=CHAT) -> dict:  # type: ignore[no-untyped-def]
     job_id = client.post("/v1/jobs", json=body, headers=auth).json()["id"]
-    return job_of(client, auth, job_id, {"succeeded", "failed"})
+    return job_of(client, auth, job_id, TERMINAL)
 
 
 def test_usage_by_model_sums_tokens_and_cost(client, auth, worker) -> None:

@@ -6,6 +6,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from producers import outbox
+from schema.jobs import TERMINAL_STATUSES as TERMINAL
 from schema.jobs import JobStatus
 from schema.names import JOBS_QUEUE, RUN_JOB
 from schema.tables import Job, JobAttempt
@@ -34,7 +35,7 @@ def attempts_of(runtime: Runtime, job_id: str) -> list[JobAttempt]:
 def test_chat_job_succeeds_with_output_usage_and_attempt(client, auth, worker, runtime) -> None:
     job_id = client.post("/v1/jobs", json=CHAT, headers=auth).json()["id"]
 
-    job = job_of(client, auth, job_id, {"succeeded", "failed"})
+    job = job_of(client, auth, job_id, TERMINAL)
 
     assert job["status"] == "succeeded"
     assert job["output"]["text"]
@@ -71,7 +72,7 @@ def test_permanent_provider_error_fails_at_once(client, auth, worker, runtime, s
     body = {**CHAT, "input": {**CHAT["input"], "max_tokens": 10**6}}
     job_id = client.post("/v1/jobs", json=body, headers=auth).json()["id"]
 
-    job = job_of(client, auth, job_id, {"succeeded", "failed"})
+    job = job_of(client, auth, job_id, TERMINAL)
 
     assert job["status"] == "failed"
     assert job["error"]["type"] == "bad_request"
@@ -85,7 +86,7 @@ def test_permanent_provider_error_fails_at_once(client, auth, worker, runtime, s
     )
 
 
-def test_retryable_error_is_retried_then_fails_when_attempts_run_out(
+def test_retryable_error_is_retried_then_dead_lettered_when_attempts_run_out(
     client, auth, worker, runtime, routes, monkeypatch
 ) -> None:
     dead = routes.by_name["openai"].model_copy(
@@ -95,9 +96,9 @@ def test_retryable_error_is_retried_then_fails_when_attempts_run_out(
     monkeypatch.setattr("workers.execution.retry_delay_s", lambda attempt, after: 0.05)
     job_id = client.post("/v1/jobs", json=CHAT, headers=auth).json()["id"]
 
-    job = job_of(client, auth, job_id, {"succeeded", "failed"})
+    job = job_of(client, auth, job_id, TERMINAL)
 
-    assert job["status"] == "failed"
+    assert job["status"] == "dead_lettered"
     assert job["error"]["type"] == "connect_error"
     assert job["attempts"] == 2
     assert [a.error_class for a in attempts_of(runtime, job_id)] == ["connect_error"] * 2
@@ -147,7 +148,7 @@ def test_actors_are_declared_on_the_jobs_queue(runtime, actor_name) -> None:
     assert actor.queue_name == JOBS_QUEUE
 
 
-def test_an_adapter_that_breaks_fails_the_job_once(client, auth, runtime) -> None:
+def test_an_adapter_that_breaks_dead_letters_the_job_once(client, auth, runtime) -> None:
     job_id = client.post("/v1/jobs", json=CHAT, headers=auth).json()["id"]
 
     class Broken:
@@ -159,7 +160,7 @@ def test_an_adapter_that_breaks_fails_the_job_once(client, auth, runtime) -> Non
     execution.run_job(runtime, job_id)
 
     job = client.get(f"/v1/jobs/{job_id}", headers=auth).json()
-    assert job["status"] == "failed"
+    assert job["status"] == "dead_lettered"
     assert job["error"] == {"type": "internal_error", "message": "KeyError: 'choices'"}
     assert [a.error_class for a in attempts_of(runtime, job_id)] == ["internal_error"]
 
@@ -174,7 +175,7 @@ def test_a_job_whose_workers_keep_dying_stops_at_its_attempt_budget(
     execution.run_job(runtime, job_id)
 
     job = client.get(f"/v1/jobs/{job_id}", headers=auth).json()
-    assert job["status"] == "failed"
+    assert job["status"] == "dead_lettered"
     assert job["error"]["type"] == "worker_lost"
     assert sim_calls() == 0
 

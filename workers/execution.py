@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, update
 from sqlalchemy.orm import Session
 
-from producers import budgets, outbox
+from producers import budgets, deadletters, outbox
 from schema.jobs import JobStatus
 from schema.names import JOBS_QUEUE, POLL_JOB, RUN_JOB
 from schema.pricing import cost_micros
@@ -36,6 +36,18 @@ logger = logging.getLogger(__name__)
 # Failures that say the route cannot serve the model at all, so a fallback may help;
 # other permanent errors (a bad request, a content policy refusal) would fail anywhere.
 ROUTE_FAULTS = frozenset({ErrorClass.AUTH, ErrorClass.NOT_FOUND, ErrorClass.CONFIGURATION})
+# Failures that are the request's own and end the job as ``failed``. Anything else that
+# ends a job (attempts exhausted, a route fault with no fallback left, an unplanned
+# error) dead-letters it for a person to review and requeue.
+EXPECTED_FAILURES = frozenset(
+    {
+        ErrorClass.BAD_REQUEST,
+        ErrorClass.CONTENT_POLICY,
+        ErrorClass.TOO_LARGE,
+        ErrorClass.PROVIDER_JOB_FAILED,
+        ErrorClass.DEADLINE,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -73,6 +85,7 @@ class Outcome:
     release: bool = False
     message: tuple[str, float] | None = None
     cache: tuple[str, dict[str, Any], int] | None = None
+    dead_letter: ProviderError | None = None
 
 
 def run_job(runtime: Runtime, job_id: str) -> None:
@@ -458,14 +471,15 @@ def _failed(
 
 
 def _failed_final(error: ProviderError, attempt: dict[str, Any]) -> Outcome:
-    doc = {"type": str(error.error_class), "message": error.message}
+    """End the job: ``failed`` for the request's own fault, else dead-lettered."""
+    expected = error.error_class in EXPECTED_FAILURES
     job = {
-        "status": JobStatus.FAILED,
-        "error": doc,
+        "status": JobStatus.FAILED if expected else JobStatus.DEAD_LETTERED,
+        "error": {"type": str(error.error_class), "message": error.message},
         "next_poll_at": None,
         "finished_at": utcnow(),
     }
-    return Outcome(attempt, job, release=True)
+    return Outcome(attempt, job, release=True, dead_letter=None if expected else error)
 
 
 def _may_fall_back(error: ProviderError) -> bool:
@@ -516,6 +530,9 @@ def _commit(runtime: Runtime, claim: Claim, outcome: Outcome, *, running: JobSta
         )
         if not changed:
             logger.info("job %s was canceled or taken over; kept the attempt", claim.job_id)
+        elif outcome.dead_letter is not None:
+            error = outcome.dead_letter
+            deadletters.record_job(session, claim.job_id, error.error_class, error.message)
         elif outcome.message is not None:
             actor, delay_s = outcome.message
             message_row = outbox.stage(

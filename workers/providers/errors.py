@@ -31,6 +31,8 @@ class ErrorClass(StrEnum):
     WORKER_LOST = "worker_lost"
     INTERNAL = "internal_error"
     PROVIDER_JOB_FAILED = "provider_job_failed"
+    DEADLINE = "deadline_exceeded"
+    CIRCUIT_OPEN = "circuit_open"
 
 
 _CLASS_OF_STATUS = {
