@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 
 from producers.budgets import BudgetExceededError
+from producers.enqueue_rate import EnqueueRateExceededError
 from producers.submit import FieldError, InvalidJobError
 from schema.pricing import usd
 
@@ -106,6 +107,16 @@ def _over_budget(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"error": body}, status_code=402)
 
 
+def _enqueue_rate(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, EnqueueRateExceededError)
+    return error_response(
+        429,
+        "rate_limited",
+        f"this tenant may enqueue {exc.limit} jobs per minute; retry in {exc.retry_after_s}s",
+        headers={"Retry-After": str(exc.retry_after_s)},
+    )
+
+
 def _database_down(_: Request, exc: Exception) -> JSONResponse:
     logger.error("database unavailable: %s", type(exc).__name__)
     return error_response(
@@ -133,6 +144,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(InvalidJobError, _invalid_job)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(BudgetExceededError, _over_budget)
+    app.add_exception_handler(EnqueueRateExceededError, _enqueue_rate)
     app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(OperationalError, _database_down)
     app.add_exception_handler(DBAPIError, _database_error)

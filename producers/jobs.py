@@ -39,6 +39,7 @@ def view(job: Job) -> JobView:
         cached=job.cached,
         served_by=job.served_by,
         progress=job.progress,
+        deadline_at=job.deadline_at,
         error=JobError(**job.error) if job.error else None,
         attempts=job.attempts,
         created_at=job.created_at,

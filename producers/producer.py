@@ -8,11 +8,13 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import dramatiq
-from sqlalchemy import Engine
+import redis
+from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 
 from producers import jobs, outbox, usage
 from producers.broker import sending_broker
+from producers.enqueue_rate import EnqueueRate
 from producers.submit import (
     FieldError,
     InvalidJobError,
@@ -27,6 +29,7 @@ from schema.redis_conn import redis_url
 from schema.routes import Routes, load_routes
 from schema.settings import Settings
 from schema.store import make_engine, make_sessions
+from schema.tables import Tenant
 from schema.usage import GroupBy, UsageReport
 
 logger = logging.getLogger(__name__)
@@ -46,8 +49,10 @@ class Producer:
         self.settings = settings or Settings()
         self.engine = engine or make_engine(self.settings.database_url_value)
         self.sessions = make_sessions(self.engine)
-        self.broker = broker or sending_broker(redis_url(self.settings))
+        url = redis_url(self.settings)
+        self.broker = broker or sending_broker(url)
         self.routes = routes or load_routes(self.settings.routes_file)
+        self.enqueue_rate = EnqueueRate(url)
 
     def submit(
         self, tenant_id: str, request: JobCreate, idempotency_key: str | None = None
@@ -73,6 +78,7 @@ class Producer:
 
     def _submit(self, tenant_id: str, submissions: list[Submission], loc: Loc) -> list[Submitted]:
         check(self.routes, submissions, loc)
+        self._count_enqueues(tenant_id, len(submissions))
         try:
             results = self._store(tenant_id, submissions)
         except IntegrityError:
@@ -80,9 +86,18 @@ class Producer:
         self._send(results)
         return results
 
+    def _count_enqueues(self, tenant_id: str, jobs: int) -> None:
+        """Apply the tenant's enqueue rate; if Redis cannot say, let the jobs in."""
+        with self.sessions() as session:
+            own = session.scalar(select(Tenant.rate_per_minute).where(Tenant.id == tenant_id))
+        try:
+            self.enqueue_rate.hit(tenant_id, own or self.settings.tenant_rate_per_minute, jobs)
+        except redis.RedisError:
+            logger.warning("enqueue rate unavailable; not limiting", exc_info=True)
+
     def _store(self, tenant_id: str, submissions: list[Submission]) -> list[Submitted]:
         with self.sessions.begin() as session:
-            return store(session, self.routes, tenant_id, submissions)
+            return store(session, self.routes, tenant_id, submissions, self.settings.job_deadline_s)
 
     def _send(self, results: list[Submitted]) -> None:
         """Send after commit; if that fails the relay sends later, so the job stands."""

@@ -7,6 +7,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -19,7 +20,7 @@ from schema.jobs import JobCreate, JobStatus
 from schema.names import JOBS_QUEUE, RUN_JOB
 from schema.pricing import max_cost_micros
 from schema.routes import Routes, UnknownModelError
-from schema.tables import Job, OutboxMessage
+from schema.tables import Job, OutboxMessage, utcnow
 
 Loc = tuple[str | int, ...]
 
@@ -83,7 +84,11 @@ def check(routes: Routes, submissions: Sequence[Submission], loc: Loc = ()) -> N
 
 
 def store(
-    session: Session, routes: Routes, tenant_id: str, submissions: Sequence[Submission]
+    session: Session,
+    routes: Routes,
+    tenant_id: str,
+    submissions: Sequence[Submission],
+    default_deadline_s: int = 86_400,
 ) -> list[Submitted]:
     """Insert jobs and their outbox rows in the caller's transaction (call ``check`` first).
 
@@ -104,7 +109,7 @@ def store(
                 )
             results.append(Submitted(previous, replayed=True))
             continue
-        submitted = _insert(session, routes, tenant_id, submission, digest)
+        submitted = _insert(session, routes, tenant_id, submission, digest, default_deadline_s)
         if key:
             seen[key] = submitted.job
         results.append(submitted)
@@ -129,9 +134,15 @@ def _previous(session: Session, tenant_id: str, key: str, seen: dict[str, Job]) 
 
 
 def _insert(
-    session: Session, routes: Routes, tenant_id: str, submission: Submission, digest: str
+    session: Session,
+    routes: Routes,
+    tenant_id: str,
+    submission: Submission,
+    digest: str,
+    default_deadline_s: int,
 ) -> Submitted:
     request = submission.request
+    deadline_s = request.deadline_s or default_deadline_s
     route, model = routes.resolve(request.model)
     job = Job(
         id=new_id("job"),
@@ -143,6 +154,7 @@ def _insert(
         status=JobStatus.QUEUED,
         input=request.input,
         cache_enabled=request.cache,
+        deadline_at=utcnow() + timedelta(seconds=deadline_s),
         reserved_micros=max_cost_micros(route.protocol, route.models[model], request.input),
         meta=request.metadata,
         webhook_url=str(request.webhook_url) if request.webhook_url else None,

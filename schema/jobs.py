@@ -56,6 +56,9 @@ class JobCreate(BaseModel):
     cache: bool = Field(
         True, description="Serve an identical earlier request from the result cache."
     )
+    deadline_s: int | None = Field(
+        None, ge=1, le=7 * 86_400, description="Give up (failed) if not done this many seconds."
+    )
 
 
 class BatchItem(JobCreate):
@@ -92,6 +95,7 @@ class JobView(BaseModel):
     cached: bool = Field(description="Served from the result cache, without a provider call.")
     served_by: str | None = Field(description="The '<route>/<model>' that produced the output.")
     progress: float | None = Field(None, description="Percent done, for long async jobs.")
+    deadline_at: datetime | None = None
     error: JobError | None
     attempts: int
     created_at: datetime

@@ -32,12 +32,20 @@ class Settings(BaseSettings):
     batch_max_jobs: int = Field(100, gt=0, description="Most jobs in one batch request.")
     page_max: int = Field(100, gt=0, description="Largest page of GET /v1/jobs.")
 
+    tenant_rate_per_minute: int | None = Field(
+        6000, gt=0, description="Jobs a tenant may enqueue per minute, unless its own is set."
+    )
+    job_deadline_s: int = Field(86_400, gt=0, description="Default time a job may take in all.")
+
     worker_processes: int = Field(2, gt=0)
-    worker_threads: int = Field(16, gt=0)
+    worker_threads: int = Field(
+        100, gt=0, description="Threads per worker process; provider calls are I/O-bound."
+    )
     job_lease_margin_s: float = Field(
         30.0, gt=0, description="Added to a route's timeout to form a running job's lease."
     )
     relay_interval_s: float = Field(1.0, gt=0, description="How often the outbox is swept.")
+    sweep_interval_s: float = Field(5.0, gt=0, description="How often stalled jobs are swept.")
     relay_grace_s: float = Field(
         2.0, ge=0, description="Age before the sweep sends a row the producer may still send."
     )

@@ -14,8 +14,8 @@ UNPLANNED_RETRIES = {"max_retries": 5, "min_backoff": 1_000, "max_backoff": 60_0
 def declare_actors(runtime: Runtime) -> dict[str, dramatiq.Actor]:
     """Declare genq's actors on ``runtime.broker``; return them by name."""
 
-    def run_job(job_id: str) -> None:
-        execution.run_job(runtime, job_id)
+    def run_job(job_id: str, booked: bool = False) -> None:
+        execution.run_job(runtime, job_id, booked)
 
     def poll_job(job_id: str) -> None:
         execution.poll_job(runtime, job_id)

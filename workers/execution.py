@@ -10,6 +10,7 @@ outside any transaction.
 """
 
 import logging
+import random
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -24,6 +25,7 @@ from schema.names import JOBS_QUEUE, POLL_JOB, RUN_JOB
 from schema.pricing import cost_micros
 from schema.routes import ModelSpec, Route, UnknownModelError
 from schema.tables import Job, JobAttempt, OutboxMessage, utcnow
+from workers.admission import Admitted, CircuitOpen, Deferred, admit, defer
 from workers.backoff import retry_delay_s
 from workers.cache import cache_key
 from workers.polling import next_poll_in_s
@@ -35,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 # Failures that say the route cannot serve the model at all, so a fallback may help;
 # other permanent errors (a bad request, a content policy refusal) would fail anywhere.
+DEFAULT_PAUSE_S = 1.0
 ROUTE_FAULTS = frozenset({ErrorClass.AUTH, ErrorClass.NOT_FOUND, ErrorClass.CONFIGURATION})
 # Failures that are the request's own and end the job as ``failed``. Anything else that
 # ends a job (attempts exhausted, a route fault with no fallback left, an unplanned
@@ -88,16 +91,46 @@ class Outcome:
     dead_letter: ProviderError | None = None
 
 
-def run_job(runtime: Runtime, job_id: str) -> None:
-    """Execute ``job_id`` once if it is ours to run; otherwise leave it be."""
-    with runtime.sessions.begin() as session:
+def run_job(runtime: Runtime, job_id: str, booked: bool = False) -> None:
+    """Execute ``job_id`` once if it is ours to run; otherwise leave it be.
+
+    A queued job first passes admission (circuit, rate limits, in-flight slots); waiting
+    there re-enqueues the message and costs no attempt.
+    """
+    with runtime.sessions() as session:
         job = session.get(Job, job_id)
-        if job is None:
-            logger.warning("run_job: no job %s", job_id)
-            return
+    if job is None:
+        logger.warning("run_job: no job %s", job_id)
+        return
+    admitted = None
+    if job.status == JobStatus.QUEUED:
+        try:
+            call = _prepare(runtime, job.model, job.current_model, job.input)
+        except ProviderError:
+            call = None
+        if call is not None:
+            verdict = admit(runtime, job, call.route, call.model, call.input, booked)
+            if isinstance(verdict, CircuitOpen):
+                if not _fall_back_now(runtime, job):
+                    jitter_ms = random.randint(0, 1000)
+                    defer(runtime, job_id, Deferred(verdict.wait_ms + jitter_ms, booked))
+                return
+            if isinstance(verdict, Deferred):
+                defer(runtime, job_id, verdict)
+                return
+            admitted = verdict
+    try:
+        _run_claimed(runtime, job, admitted)
+    finally:
+        if admitted is not None:
+            runtime.limiter.release_slot(admitted.slot)
+
+
+def _run_claimed(runtime: Runtime, job: Job, admitted: Admitted | None) -> None:
+    with runtime.sessions.begin() as session:
         lease_s = _lease_s(runtime, job.current_model)
         claim = _claim(session, job, running_from=JobStatus.QUEUED, lease_s=lease_s)
-        recheck = None if claim else _recheck_later(session, job, RUN_JOB, JobStatus.RUNNING)
+        recheck = None if claim else _recheck_later(session, job.id, RUN_JOB, JobStatus.RUNNING)
     if recheck is not None:
         outbox.send(runtime.sessions, runtime.broker, [recheck])
     if claim is None:
@@ -106,21 +139,74 @@ def run_job(runtime: Runtime, job_id: str) -> None:
     started_at, started = utcnow(), time.monotonic()
     call = None
     try:
-        call = _prepare(runtime, claim)
+        call = _prepare(runtime, claim.model, claim.current_model, claim.input)
         if claim.route_attempt > call.route.max_attempts:
             raise ProviderError(
                 ErrorClass.WORKER_LOST,
                 f"attempts exhausted: the worker holding attempt {claim.attempt - 1} was lost",
                 retryable=False,
             )
-        outcome = _attempt(runtime, claim, call, started_at, started)
+        if job.deadline_at is not None and utcnow() >= job.deadline_at:
+            raise ProviderError(ErrorClass.DEADLINE, "the job's deadline passed", retryable=False)
+        outcome = _attempt(runtime, claim, call, started_at, started, admitted)
     except ProviderError as error:
-        outcome = _failed(runtime, claim, call, error, started_at, started)
+        if call is not None and admitted is not None:
+            _after_failure(runtime, call.route, error, admitted)
+        outcome = _failed(
+            runtime, claim, call, error, started_at, started, deadline=job.deadline_at
+        )
     except Exception as exc:
-        logger.exception("run_job: %s broke in the adapter", job_id)
+        logger.exception("run_job: %s broke in the adapter", job.id)
         error = ProviderError(ErrorClass.INTERNAL, f"{type(exc).__name__}: {exc}", retryable=False)
         outcome = _failed(runtime, claim, None, error, started_at, started, final=True)
     _commit(runtime, claim, outcome, running=JobStatus.RUNNING)
+
+
+def _after_failure(
+    runtime: Runtime, route: Route, error: ProviderError, admitted: Admitted
+) -> None:
+    """Tell the breaker, and pause the whole route when the provider says to slow down."""
+    runtime.breaker.record(route, error.error_class, admitted.probe)
+    if error.error_class == ErrorClass.RATE_LIMITED:
+        runtime.limiter.pause(route, error.retry_after_s or DEFAULT_PAUSE_S)
+
+
+def _after_success(
+    runtime: Runtime, call: Call, tenant_id: str, result: ProviderResult, admitted: Admitted
+) -> None:
+    """Tell the breaker, learn from the rate-limit headers, give back unused tokens."""
+    runtime.breaker.record(call.route, None, admitted.probe)
+    runtime.limiter.observe(call.route, result.rate_limit_headers)
+    used = result.usage.get("input_tokens", 0) + result.usage.get("output_tokens", 0)
+    runtime.limiter.settle_tokens(call.route, call.model, tenant_id, admitted.tokens, used)
+
+
+def _fall_back_now(runtime: Runtime, job: Job) -> bool:
+    """Move a queued job off a route whose circuit is open, if it has somewhere to go."""
+    fallback = _next_fallback(runtime, job.model, job.current_model)
+    if fallback is None:
+        return False
+    with runtime.sessions.begin() as session:
+        moved = session.execute(
+            update(Job)
+            .where(
+                Job.id == job.id,
+                Job.status == JobStatus.QUEUED,
+                Job.current_model == job.current_model,
+            )
+            .values(
+                current_model=fallback,
+                route=fallback.partition("/")[0],
+                route_attempts=0,
+                updated_at=utcnow(),
+            )
+        ).rowcount
+        row = outbox.stage(session, JOBS_QUEUE, RUN_JOB, {"job_id": job.id}) if moved else None
+        session.flush()
+    if row is not None:
+        logger.info("job %s: circuit open on %s, now on %s", job.id, job.route, fallback)
+        outbox.send(runtime.sessions, runtime.broker, [row])
+    return True
 
 
 def poll_job(runtime: Runtime, job_id: str) -> None:
@@ -131,14 +217,14 @@ def poll_job(runtime: Runtime, job_id: str) -> None:
             return
         lease_s = _lease_s(runtime, job.current_model)
         claim = _claim(session, job, running_from=JobStatus.WAITING, lease_s=lease_s, poll=True)
-        recheck = None if claim else _recheck_later(session, job, POLL_JOB, JobStatus.WAITING)
+        recheck = None if claim else _recheck_later(session, job.id, POLL_JOB, JobStatus.WAITING)
     if recheck is not None:
         outbox.send(runtime.sessions, runtime.broker, [recheck])
     if claim is None or claim.provider_job_id is None:
         return
 
     try:
-        call = _prepare(runtime, claim)
+        call = _prepare(runtime, claim.model, claim.current_model, claim.input)
         poll = runtime.adapter(call.route).poll(claim.provider_job_id)  # type: ignore[union-attr]
     except ProviderError as error:
         if not error.retryable:
@@ -201,11 +287,11 @@ def _claim(
 
 
 def _recheck_later(
-    session: Session, job: Job, actor: str, held_status: JobStatus
+    session: Session, job_id: str, actor: str, held_status: JobStatus
 ) -> OutboxMessage | None:
     """A job under another worker's live lease gets a message for when the lease ends,
     so a worker that died mid-call does not strand it."""
-    session.refresh(job)
+    job = session.get_one(Job, job_id, populate_existing=True)
     if job.status != held_status or job.lease_expires_at is None:
         return None
     delay_s = (job.lease_expires_at - utcnow()).total_seconds() + 1
@@ -216,16 +302,16 @@ def _recheck_later(
     return row
 
 
-def _prepare(runtime: Runtime, claim: Claim) -> Call:
+def _prepare(runtime: Runtime, model_ref: str, current_model: str, input: dict[str, Any]) -> Call:
     """The current route and model, with the job's input rewritten for its protocol."""
     try:
-        route, model = runtime.routes.resolve(claim.current_model)
-        requested, _ = runtime.routes.resolve(claim.model)
+        route, model = runtime.routes.resolve(current_model)
+        requested, _ = runtime.routes.resolve(model_ref)
     except UnknownModelError as exc:
         raise ProviderError(ErrorClass.CONFIGURATION, str(exc), retryable=False) from None
     spec = route.models[model]
     try:
-        input = translate(requested.protocol, route.protocol, claim.input, spec)
+        input = translate(requested.protocol, route.protocol, input, spec)
     except (ValueError, KeyError, TypeError) as exc:
         message = f"cannot carry the input to {route.protocol}: {exc}"
         raise ProviderError(ErrorClass.CONFIGURATION, message, retryable=False) from None
@@ -237,7 +323,12 @@ def _chain(runtime: Runtime, model_ref: str) -> list[str]:
 
 
 def _attempt(
-    runtime: Runtime, claim: Claim, call: Call, started_at: datetime, started: float
+    runtime: Runtime,
+    claim: Claim,
+    call: Call,
+    started_at: datetime,
+    started: float,
+    admitted: Admitted | None,
 ) -> Outcome:
     key = None
     if claim.cache_enabled and call.route.cache_ttl_s and not call.route.is_async:
@@ -252,6 +343,8 @@ def _attempt(
         poll = adapter.submit(call.model, call.input)  # type: ignore[union-attr]
         return _submitted(claim, call, poll, started_at, started)
     result = adapter.run(call.model, call.input)  # type: ignore[union-attr]
+    if admitted is not None:
+        _after_success(runtime, call, claim.tenant_id, result, admitted)
     outcome = _succeeded(claim, call, result, started_at, started)
     if key is not None:
         value = {"output": result.output, "usage": result.usage, "request_id": result.request_id}
@@ -442,6 +535,7 @@ def _failed(
     *,
     final: bool = False,
     poll: bool = False,
+    deadline: datetime | None = None,
 ) -> Outcome:
     """Retry on the same route, fall back to the next route, or fail the job."""
     if poll:
@@ -453,10 +547,21 @@ def _failed(
     if not final and call is not None:
         if error.retryable and claim.route_attempt < call.route.max_attempts:
             delay_s = retry_delay_s(claim.route_attempt, error.retry_after_s)
+            if deadline is not None and utcnow() + timedelta(seconds=delay_s) >= deadline:
+                late = ProviderError(
+                    ErrorClass.DEADLINE,
+                    f"the job's deadline comes before its next retry (last: {error.message})",
+                    retryable=False,
+                )
+                return _failed_final(late, attempt)
             return Outcome(
                 attempt, {"status": JobStatus.QUEUED, "error": doc}, message=(RUN_JOB, delay_s)
             )
-        fallback = _next_fallback(runtime, claim) if _may_fall_back(error) else None
+        fallback = (
+            _next_fallback(runtime, claim.model, claim.current_model)
+            if _may_fall_back(error)
+            else None
+        )
         if fallback is not None:
             job = {
                 "status": JobStatus.QUEUED,
@@ -486,11 +591,11 @@ def _may_fall_back(error: ProviderError) -> bool:
     return error.retryable or error.error_class in ROUTE_FAULTS
 
 
-def _next_fallback(runtime: Runtime, claim: Claim) -> str | None:
-    chain = _chain(runtime, claim.model)
-    if claim.current_model not in chain:
+def _next_fallback(runtime: Runtime, model_ref: str, current_model: str) -> str | None:
+    chain = _chain(runtime, model_ref)
+    if current_model not in chain:
         return None
-    rest = chain[chain.index(claim.current_model) + 1 :]
+    rest = chain[chain.index(current_model) + 1 :]
     return rest[0] if rest else None
 
 

@@ -1,5 +1,6 @@
 """What a worker process holds: settings, database sessions, routes, HTTP clients, broker."""
 
+import logging
 import threading
 
 import dramatiq
@@ -11,8 +12,12 @@ from schema.redis_conn import connect, redis_url
 from schema.routes import Route, Routes, load_routes
 from schema.settings import Settings
 from schema.store import make_engine, make_sessions
+from workers.breaker import CircuitBreaker
 from workers.cache import ResultCache
 from workers.providers import Adapter, adapter_for, make_client
+from workers.ratelimit import LEASE_TTL_MS, RateLimiter
+
+logger = logging.getLogger(__name__)
 
 
 class Runtime:
@@ -30,7 +35,13 @@ class Runtime:
         self.engine = engine or make_engine(settings.database_url_value)
         self.sessions = make_sessions(self.engine)
         self.routes = routes or load_routes(settings.routes_file)
-        self.cache = ResultCache(redis_client or connect(redis_url(settings)))
+        client = redis_client or connect(redis_url(settings))
+        self.cache = ResultCache(client)
+        self.limiter = RateLimiter(client)
+        self.breaker = CircuitBreaker(client)
+        self._renewer = threading.Thread(target=self._renew_slots, name="slot-renewer", daemon=True)
+        self._stopping = threading.Event()
+        self._renewer.start()
         self._clients: dict[str, httpx.Client] = {}
         self._lock = threading.Lock()
 
@@ -47,7 +58,15 @@ class Runtime:
         """How long a claimed job stays with its worker before another may take it over."""
         return route.timeout_s + self.settings.job_lease_margin_s
 
+    def _renew_slots(self) -> None:
+        while not self._stopping.wait(LEASE_TTL_MS / 3000):
+            try:
+                self.limiter.renew_slots()
+            except redis.RedisError:
+                logger.warning("could not renew in-flight slots", exc_info=True)
+
     def close(self) -> None:
+        self._stopping.set()
         for client in self._clients.values():
             client.close()
         self.cache.client.close()

@@ -1,0 +1,97 @@
+"""May a queued job call its provider now? The circuit, the rate limits and the in-flight
+slots decide, before the job is claimed, so waiting never uses up an attempt.
+
+A short wait happens in the worker thread; a longer one re-enqueues the message with the
+exact delay (and, when capacity was booked, a ``booked`` flag so it is not booked
+twice). A tenant already holding its share of the route's in-flight slots is deferred
+at once, so a burst of its messages never pins the threads another tenant needs. An
+open circuit sends the job to its fallback route if it has one, or makes it wait for
+the circuit's next probe.
+"""
+
+import random
+import time
+from dataclasses import dataclass
+
+from dramatiq import Message
+
+from schema.names import JOBS_QUEUE, RUN_JOB
+from schema.pricing import estimate_input_tokens, max_output_tokens
+from schema.routes import Protocol, Route
+from schema.tables import Job
+from workers.ratelimit import Slot, SlotRefusal
+from workers.runtime import Runtime
+
+INLINE_WAIT_MS = 500
+SLOT_POLL_MS = 50
+SLOT_RETRY_MS = 500
+TOKEN_PROTOCOLS = (Protocol.OPENAI_CHAT, Protocol.ANTHROPIC_MESSAGES)
+
+
+@dataclass(frozen=True)
+class Admitted:
+    slot: Slot
+    tokens: float
+    probe: bool
+
+
+@dataclass(frozen=True)
+class Deferred:
+    delay_ms: int
+    booked: bool
+
+
+@dataclass(frozen=True)
+class CircuitOpen:
+    """The route's circuit is open; ``wait_ms`` until it lets a probe through."""
+
+    wait_ms: int
+
+
+def request_tokens(route: Route, model: str, input: dict) -> float:  # type: ignore[type-arg]
+    """Tokens the request counts against a TPM limit before the answer says otherwise."""
+    if route.protocol not in TOKEN_PROTOCOLS:
+        return 0
+    spec = route.models[model]
+    outputs = max_output_tokens(spec, input) * int(input.get("n") or 1)
+    return estimate_input_tokens(route.protocol, input) + outputs
+
+
+def admit(
+    runtime: Runtime,
+    job: Job,
+    route: Route,
+    model: str,
+    input: dict,
+    booked: bool,  # type: ignore[type-arg]
+) -> Admitted | Deferred | CircuitOpen:
+    permit = runtime.breaker.allow(route)
+    if not permit.allowed:
+        return CircuitOpen(permit.wait_ms)
+    tokens = request_tokens(route, model, input)
+    if not booked:
+        booking = runtime.limiter.book(route, model, job.tenant_id, tokens)
+        if not booking.booked:
+            spread = random.uniform(0, runtime.limiter.horizon_ms / 2)
+            return Deferred(booking.wait_ms + int(spread), booked=False)
+        if booking.wait_ms > INLINE_WAIT_MS:
+            return Deferred(booking.wait_ms, booked=True)
+        time.sleep(booking.wait_ms / 1000)
+    deadline = time.monotonic() + INLINE_WAIT_MS / 1000
+    while not isinstance(slot := runtime.limiter.acquire_slot(route, job.tenant_id), Slot):
+        if slot == SlotRefusal.OVER_SHARE or time.monotonic() > deadline:
+            return Deferred(SLOT_RETRY_MS + random.randint(0, SLOT_RETRY_MS), booked=True)
+        time.sleep(SLOT_POLL_MS / 1000)
+    return Admitted(slot, tokens, permit.probe)
+
+
+def defer(runtime: Runtime, job_id: str, deferred: Deferred) -> None:
+    """Send the job's message again after ``delay_ms``; the job stays queued meanwhile."""
+    message = Message(
+        queue_name=JOBS_QUEUE,
+        actor_name=RUN_JOB,
+        args=(),
+        kwargs={"job_id": job_id, "booked": deferred.booked},
+        options={},
+    )
+    runtime.broker.enqueue(message, delay=max(1, deferred.delay_ms))
