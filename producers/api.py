@@ -7,13 +7,14 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from producers import errors
+from producers import admin, errors
 from producers.body_limit import BodySizeLimit
 from producers.errors import ApiError
 from producers.jobs import InvalidCursorError, JobNotCancelableError
 from producers.producer import Producer
 from producers.submit import FieldError, IdempotencyConflictError, InvalidJobError
 from producers.tenants import authenticate
+from schema.circuits import circuit_states
 from schema.jobs import BatchCreate, BatchView, JobCreate, JobPage, JobStatus, JobView
 from schema.store import ping
 from schema.tables import utcnow
@@ -30,6 +31,7 @@ def create_app(producer: Producer) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=producer.settings.max_body_bytes)
     errors.install(app)
     _routes(app, producer)
+    app.include_router(admin.router)
     return app
 
 
@@ -141,12 +143,16 @@ def _routes(app: FastAPI, producer: Producer) -> None:
 
     @app.get("/readyz", tags=["health"])
     def readyz() -> JSONResponse:
-        """The database and the broker answer."""
+        """The database and the broker answer; open circuits are reported, not fatal."""
         checks = {"database": _check(lambda: ping(producer.engine))}
         checks["broker"] = _check(producer.broker.client.ping)
         ready = all(value == "ok" for value in checks.values())
+        circuits = {}
+        if checks["broker"] == "ok":
+            states = circuit_states(producer.broker.client, list(producer.routes.by_name))
+            circuits = {route: state for route, state in states.items() if state != "closed"}
         return JSONResponse(
-            {"status": "ok" if ready else "unavailable", "checks": checks},
+            {"status": "ok" if ready else "unavailable", "checks": checks, "circuits": circuits},
             status_code=200 if ready else 503,
         )
 
