@@ -12,6 +12,7 @@ the circuit's next probe.
 import random
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from dramatiq import Message
 
@@ -48,7 +49,7 @@ class CircuitOpen:
     wait_ms: int
 
 
-def request_tokens(route: Route, model: str, input: dict) -> float:  # type: ignore[type-arg]
+def request_tokens(route: Route, model: str, input: dict[str, Any]) -> float:
     """Tokens the request counts against a TPM limit before the answer says otherwise."""
     if route.protocol not in TOKEN_PROTOCOLS:
         return 0
@@ -62,26 +63,32 @@ def admit(
     job: Job,
     route: Route,
     model: str,
-    input: dict,
-    booked: bool,  # type: ignore[type-arg]
+    input: dict[str, Any],
+    booked: bool,
 ) -> Admitted | Deferred | CircuitOpen:
     permit = runtime.breaker.allow(route)
     if not permit.allowed:
         return CircuitOpen(permit.wait_ms)
     tokens = request_tokens(route, model, input)
+    limiter = runtime.limiter
     if not booked:
-        booking = runtime.limiter.book(route, model, job.tenant_id, tokens)
+        booking = limiter.book(route, model, job.tenant_id, tokens)
         if not booking.booked:
-            spread = random.uniform(0, runtime.limiter.horizon_ms / 2)
+            spread = random.uniform(0, limiter.horizon_ms / 2)
             return Deferred(booking.wait_ms + int(spread), booked=False)
         if booking.wait_ms > INLINE_WAIT_MS:
             return Deferred(booking.wait_ms, booked=True)
         time.sleep(booking.wait_ms / 1000)
     deadline = time.monotonic() + INLINE_WAIT_MS / 1000
-    while not isinstance(slot := runtime.limiter.acquire_slot(route, job.tenant_id), Slot):
+    while not isinstance(slot := limiter.acquire_slot(route, job.tenant_id), Slot):
         if slot == SlotRefusal.OVER_SHARE or time.monotonic() > deadline:
             return Deferred(SLOT_RETRY_MS + random.randint(0, SLOT_RETRY_MS), booked=True)
         time.sleep(SLOT_POLL_MS / 1000)
+    while not (taken := limiter.take(route, model, job.tenant_id, tokens)).booked:
+        if taken.wait_ms > INLINE_WAIT_MS:
+            limiter.release_slot(slot)
+            return Deferred(taken.wait_ms + random.randint(0, SLOT_RETRY_MS), booked=True)
+        time.sleep(taken.wait_ms / 1000)
     return Admitted(slot, tokens, permit.probe)
 
 

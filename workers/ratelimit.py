@@ -9,16 +9,17 @@ from the provider's own headers. That is one small Lua script over GCRA state.
 The model: each limit is a GCRA bucket of ``limit`` tokens refilled at ``limit``/60 per
 second, the way OpenAI and Anthropic describe theirs. Its state is a TAT (theoretical
 arrival time). A request of cost ``c`` fits at ``max(TAT, now) + c/rate - burst/rate``;
-booking it moves TAT on by ``c/rate``. A request whose slot is near (within the
-``horizon``) is booked, and the worker waits for the slot (in the thread if short, else
-by re-enqueueing the message with that delay), so each job is deferred at most once.
-A slot beyond the horizon is not booked; the job comes back later.
+taking it moves TAT on by ``c/rate``.
 
-Fairness: every tenant active on a route in the last ``ACTIVE_WINDOW_MS`` gets an equal
-share of the route's rate (a per-tenant bucket at ``rate / active_tenants``), so one
-tenant's burst of thousands of jobs can book at most its share of the horizon and
-another tenant's few jobs find room at once. Equal shares (max-min fairness) need no
-configuration and match how providers bill: per account, not per tenant.
+Fairness, in two steps. First a request books its place on its tenant's share of the
+route: every tenant active on the route in the last ``ACTIVE_WINDOW_MS`` gets an equal
+share (a per-tenant bucket at ``rate / active_tenants``), booked up to ``horizon``
+ahead, and the worker waits for that slot (in the thread if short, else by re-enqueueing
+the message with the exact delay), so a job is deferred about once. A burst of one
+tenant's thousands of jobs thus books only that tenant's timeline, and another tenant's
+few jobs find their own timeline empty. Then, when its slot comes, the request takes the
+route's and the model's own capacity, now or after a short wait. Equal shares (max-min
+fairness) need no configuration and match how providers bill: per account.
 """
 
 import math
@@ -161,7 +162,7 @@ class Slot:
 class RateLimiter:
     """Books provider capacity and in-flight slots for one worker process."""
 
-    def __init__(self, client: redis.Redis, horizon_ms: int = 10_000) -> None:
+    def __init__(self, client: redis.Redis, horizon_ms: int = 60_000) -> None:
         self.client = client
         self.horizon_ms = horizon_ms
         self._book = client.register_script(BOOK)
@@ -193,9 +194,17 @@ class RateLimiter:
         return found
 
     def book(self, route: Route, model: str, tenant_id: str, tokens: float) -> Booking:
-        """Book every limit the request counts against, all or none."""
+        """Book the request's place on its tenant's share of the route, up to the horizon."""
         buckets = self.buckets(route, model, tenant_id, tokens)
-        args: list[float | str] = [self.horizon_ms, tenant_id, len(buckets), ACTIVE_WINDOW_MS]
+        return self._run(route, tenant_id, [b for b in buckets if b.tenant_share], self.horizon_ms)
+
+    def take(self, route: Route, model: str, tenant_id: str, tokens: float) -> Booking:
+        """Take the route's and the model's own capacity now, or say how long until it fits."""
+        buckets = self.buckets(route, model, tenant_id, tokens)
+        return self._run(route, tenant_id, [b for b in buckets if not b.tenant_share], 0)
+
+    def _run(self, route: Route, tenant_id: str, buckets: list[Bucket], horizon_ms: int) -> Booking:
+        args: list[float | str] = [horizon_ms, tenant_id, len(buckets), ACTIVE_WINDOW_MS]
         for bucket in buckets:
             args += [bucket.rate_per_ms, bucket.burst, bucket.cost, int(bucket.tenant_share)]
         keys = [f"{PREFIX}:{route.name}:pause", f"{PREFIX}:{route.name}:tenants"]
