@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from genq.cli_admin import admin
+from genq.cli_dlq import dlq
 from schema.settings import Settings
 from schema.usage import GroupBy
 
@@ -16,6 +18,8 @@ tenants = typer.Typer(no_args_is_help=True, help="Manage tenants and their API k
 jobs = typer.Typer(no_args_is_help=True, help="Look at jobs as an operator.")
 app.add_typer(tenants, name="tenants")
 app.add_typer(jobs, name="jobs")
+app.add_typer(dlq, name="dlq")
+app.add_typer(admin, name="admin")
 
 
 def _logging() -> None:

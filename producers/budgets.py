@@ -79,11 +79,13 @@ def state(session: Session, tenant: Tenant, now: datetime | None = None) -> Budg
     )
 
 
-def reserve(session: Session, tenant_id: str, amount_micros: int) -> datetime:
+def reserve(
+    session: Session, tenant_id: str, amount_micros: int, *, enforce_limit: bool = True
+) -> datetime:
     """Reserve ``amount_micros`` in the current period; return the period's start.
 
     Raises ``BudgetExceededError`` if it does not fit; the caller's transaction then
-    rolls back and nothing is stored.
+    rolls back and nothing is stored. An operator's requeue reserves without the limit.
     """
     tenant = session.get_one(Tenant, tenant_id)
     start = period_start(tenant.budget_period, utcnow())
@@ -91,7 +93,7 @@ def reserve(session: Session, tenant_id: str, amount_micros: int) -> datetime:
     query = update(BudgetPeriod).where(
         BudgetPeriod.tenant_id == tenant_id, BudgetPeriod.period_start == start
     )
-    if tenant.budget_micros is not None:
+    if enforce_limit and tenant.budget_micros is not None:
         query = query.where(
             BudgetPeriod.spent_micros + BudgetPeriod.reserved_micros + amount_micros
             <= tenant.budget_micros

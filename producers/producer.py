@@ -4,6 +4,7 @@ The HTTP API is a thin layer over this class, so both paths behave the same.
 """
 
 import logging
+import time
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -25,6 +26,7 @@ from producers.submit import (
     store,
 )
 from schema.jobs import BatchItem, JobCreate, JobStatus, JobView
+from schema.names import active_tenants_key
 from schema.redis_conn import redis_url
 from schema.routes import Routes, load_routes
 from schema.settings import Settings
@@ -84,7 +86,20 @@ class Producer:
         except IntegrityError:
             results = self._store(tenant_id, submissions)
         self._send(results)
+        self._mark_active(tenant_id, {r.job.route for r in results if not r.replayed})
         return results
+
+    def _mark_active(self, tenant_id: str, routes: set[str]) -> None:
+        """Tell the workers' limiter this tenant has work queued on these routes, so its
+        fair share counts from now, not from when a worker first reaches its jobs."""
+        now_ms = int(time.time() * 1000)
+        try:
+            pipe = self.broker.client.pipeline(transaction=False)
+            for route in routes:
+                pipe.zadd(active_tenants_key(route), {tenant_id: now_ms})
+            pipe.execute()
+        except redis.RedisError:
+            logger.warning("could not mark tenant active", exc_info=True)
 
     def _count_enqueues(self, tenant_id: str, jobs: int) -> None:
         """Apply the tenant's enqueue rate; if Redis cannot say, let the jobs in."""

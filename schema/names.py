@@ -7,3 +7,9 @@ BROKER_NAMESPACE = "genq"
 JOBS_QUEUE = "genq.jobs"
 RUN_JOB = "run_job"
 POLL_JOB = "poll_job"
+RATE_LIMIT_PREFIX = f"{BROKER_NAMESPACE}:rl"
+
+
+def active_tenants_key(route: str) -> str:
+    """Redis sorted set of tenants with work on a route, scored by when last seen (ms)."""
+    return f"{RATE_LIMIT_PREFIX}:{route}:tenants"

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     worker_threads: int = Field(
         100, gt=0, description="Threads per worker process; provider calls are I/O-bound."
     )
+    rate_horizon_s: float = Field(
+        20.0, gt=0, description="How far ahead a tenant may book its share of a route."
+    )
     job_lease_margin_s: float = Field(
         30.0, gt=0, description="Added to a route's timeout to form a running job's lease."
     )

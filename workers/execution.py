@@ -178,7 +178,14 @@ def _after_success(
     runtime.breaker.record(call.route, None, admitted.probe)
     runtime.limiter.observe(call.route, result.rate_limit_headers)
     used = result.usage.get("input_tokens", 0) + result.usage.get("output_tokens", 0)
-    runtime.limiter.settle_tokens(call.route, call.model, tenant_id, admitted.tokens, used)
+    runtime.limiter.settle_tokens(
+        call.route,
+        call.model,
+        tenant_id,
+        taken=admitted.tokens,
+        booked=admitted.expected_tokens,
+        used=used,
+    )
 
 
 def _fall_back_now(runtime: Runtime, job: Job) -> bool:

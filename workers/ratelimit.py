@@ -30,10 +30,10 @@ from enum import Enum
 
 import redis
 
-from schema.names import BROKER_NAMESPACE
+from schema.names import RATE_LIMIT_PREFIX as PREFIX
+from schema.names import active_tenants_key
 from schema.routes import Route
 
-PREFIX = f"{BROKER_NAMESPACE}:rl"
 ACTIVE_WINDOW_MS = 30_000
 LEASE_TTL_MS = 10_000
 
@@ -162,7 +162,7 @@ class Slot:
 class RateLimiter:
     """Books provider capacity and in-flight slots for one worker process."""
 
-    def __init__(self, client: redis.Redis, horizon_ms: int = 60_000) -> None:
+    def __init__(self, client: redis.Redis, horizon_ms: int = 20_000) -> None:
         self.client = client
         self.horizon_ms = horizon_ms
         self._book = client.register_script(BOOK)
@@ -207,21 +207,30 @@ class RateLimiter:
         args: list[float | str] = [horizon_ms, tenant_id, len(buckets), ACTIVE_WINDOW_MS]
         for bucket in buckets:
             args += [bucket.rate_per_ms, bucket.burst, bucket.cost, int(bucket.tenant_share)]
-        keys = [f"{PREFIX}:{route.name}:pause", f"{PREFIX}:{route.name}:tenants"]
+        keys = [f"{PREFIX}:{route.name}:pause", active_tenants_key(route.name)]
         booked, wait_ms = self._book(keys=keys + [b.key for b in buckets], args=args)
         return Booking(bool(booked), int(wait_ms))
 
     def settle_tokens(
-        self, route: Route, model: str, tenant_id: str, booked: float, used: float
+        self,
+        route: Route,
+        model: str,
+        tenant_id: str,
+        *,
+        taken: float,
+        booked: float,
+        used: float,
     ) -> None:
-        """Give back what a request booked but did not use."""
-        if used >= booked:
-            return
-        for bucket in self.buckets(route, model, tenant_id, booked):
-            if bucket.key.endswith(":tpm"):
+        """Correct the token buckets to what the request really used: give back what the
+        route's take held beyond it, and square the tenant's booking (up or down)."""
+        for bucket in self.buckets(route, model, tenant_id, taken):
+            if not bucket.key.endswith(":tpm"):
+                continue
+            difference = (booked if bucket.tenant_share else taken) - used
+            if difference > 0 or (bucket.tenant_share and difference < 0):
                 self._adjust(
                     keys=[bucket.key],
-                    args=["refund", booked - used, bucket.rate_per_ms, bucket.burst],
+                    args=["refund", difference, bucket.rate_per_ms, bucket.burst],
                 )
 
     def observe(self, route: Route, headers: dict[str, str]) -> None:
@@ -249,7 +258,7 @@ class RateLimiter:
             return Slot(route.name, tenant_id, "")
         slot = Slot(route.name, tenant_id, uuid.uuid4().hex)
         got = self._acquire_slot(
-            keys=[*self._slot_keys(slot), f"{PREFIX}:{route.name}:tenants"],
+            keys=[*self._slot_keys(slot), active_tenants_key(route.name)],
             args=[LEASE_TTL_MS, route.max_in_flight, slot.lease_id],
         )
         if got == 0:

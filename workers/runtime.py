@@ -37,7 +37,7 @@ class Runtime:
         self.routes = routes or load_routes(settings.routes_file)
         client = redis_client or connect(redis_url(settings))
         self.cache = ResultCache(client)
-        self.limiter = RateLimiter(client)
+        self.limiter = RateLimiter(client, horizon_ms=int(settings.rate_horizon_s * 1000))
         self.breaker = CircuitBreaker(client)
         self._renewer = threading.Thread(target=self._renew_slots, name="slot-renewer", daemon=True)
         self._stopping = threading.Event()

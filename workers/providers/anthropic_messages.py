@@ -3,14 +3,10 @@ content blocks, stop reasons, and 529 when overloaded (retryable by the taxonomy
 
 from typing import Any
 
-import httpx
-
-from schema.routes import Route
+from workers.providers.base import RouteAdapter
 from workers.providers.http import (
     SHAPE_ERRORS,
     invalid_shape,
-    rate_limit_headers,
-    request_id_of,
     request_json,
 )
 from workers.providers.result import ProviderResult
@@ -24,12 +20,7 @@ FINISH_REASONS = {
 }
 
 
-class AnthropicMessages:
-    def __init__(self, route: Route, client: httpx.Client) -> None:
-        self.route = route
-        self.client = client
-        self.url = f"{str(route.base_url).rstrip('/')}/v1/messages"
-
+class AnthropicMessages(RouteAdapter):
     def _headers(self) -> dict[str, str]:
         headers = {"anthropic-version": self.route.anthropic_version}
         if key := self.route.api_key():
@@ -38,7 +29,11 @@ class AnthropicMessages:
 
     def run(self, model: str, input: dict[str, Any]) -> ProviderResult:
         response, data = request_json(
-            self.client, "POST", self.url, json={**input, "model": model}, headers=self._headers()
+            self.client,
+            "POST",
+            f"{self.base}/v1/messages",
+            json={**input, "model": model},
+            headers=self._headers(),
         )
         try:
             blocks = data["content"]
@@ -48,19 +43,17 @@ class AnthropicMessages:
             output_tokens = int(data["usage"]["output_tokens"])
         except SHAPE_ERRORS as exc:
             raise invalid_shape(response, exc) from None
-        return ProviderResult(
-            output={
+        return self.result(
+            response,
+            {
                 "text": text,
                 "finish_reason": FINISH_REASONS.get(stop_reason or "", stop_reason),
                 "stop_reason": stop_reason,
                 "content": blocks,
             },
-            usage={
+            {
                 "input_tokens": input_tokens,
                 "output_tokens": output_tokens,
                 "total_tokens": input_tokens + output_tokens,
             },
-            request_id=request_id_of(response),
-            http_status=response.status_code,
-            rate_limit_headers=rate_limit_headers(response),
         )

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from schema.routes import Route
+from workers.providers.base import RouteAdapter
 from workers.providers.errors import ErrorClass, ProviderError
 from workers.providers.http import (
     SHAPE_ERRORS,
@@ -31,12 +31,7 @@ STATES = {
 }
 
 
-class ReplicatePredictions:
-    def __init__(self, route: Route, client: httpx.Client) -> None:
-        self.route = route
-        self.client = client
-        self.base = str(route.base_url).rstrip("/")
-
+class ReplicatePredictions(RouteAdapter):
     def submit(self, model: str, input: dict[str, Any]) -> PollResult:
         name, _, version = model.partition(":")
         if version:

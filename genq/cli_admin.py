@@ -1,0 +1,70 @@
+"""``genq admin keys …``: create, revoke and list the keys of the admin HTTP API."""
+
+from typing import Annotated, NoReturn
+
+import typer
+
+from schema.settings import Settings
+
+admin = typer.Typer(no_args_is_help=True, help="Operate genq: keys of the admin API.")
+keys = typer.Typer(no_args_is_help=True, help="Admin API keys; a key's name is its actor.")
+admin.add_typer(keys, name="keys")
+
+Name = Annotated[str, typer.Argument(help="Who holds the key, e.g. oncall or alice.")]
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"genq: {message}", err=True)
+    raise typer.Exit(2)
+
+
+@keys.command("create")
+def create(name: Name) -> None:
+    """Create an admin key and print it (shown this once)."""
+    from sqlalchemy.orm import Session
+
+    from genq.cli import _migrated_engine
+    from producers.admin_keys import AdminKeyExistsError, create_admin_key
+
+    name = name.strip()
+    if not name or len(name) > 200:
+        _fail("admin key name must be 1-200 characters")
+    with Session(_migrated_engine(Settings())) as session, session.begin():
+        try:
+            created = create_admin_key(session, name)
+        except AdminKeyExistsError as exc:
+            _fail(str(exc))
+    typer.echo(f"admin key {created.name}")
+    typer.echo(f"key       {created.key}")
+    typer.echo("Store the key now: genq keeps only its hash and cannot show it again.", err=True)
+
+
+@keys.command("revoke")
+def revoke(name: Name) -> None:
+    """Revoke an admin key at once; its name stays in the audit log."""
+    from sqlalchemy.orm import Session
+
+    from genq.cli import _migrated_engine
+    from producers.admin_keys import revoke_admin_key
+
+    with Session(_migrated_engine(Settings())) as session, session.begin():
+        try:
+            revoke_admin_key(session, name)
+        except LookupError as exc:
+            _fail(str(exc.args[0]))
+    typer.echo(f"revoked admin key {name}")
+
+
+@keys.command("list")
+def list_keys() -> None:
+    """List admin keys by name (never the keys themselves)."""
+    from sqlalchemy.orm import Session
+
+    from genq.cli import _migrated_engine
+    from producers.admin_keys import list_admin_keys
+
+    with Session(_migrated_engine(Settings())) as session:
+        found = list_admin_keys(session)
+    for key in found:
+        revoked = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "live"
+        typer.echo(f"{key.name}\tcreated {key.created_at:%Y-%m-%d %H:%M}\t{revoked}")

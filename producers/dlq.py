@@ -1,0 +1,506 @@
+"""Operations on dead letters for the on-call engineer: find them, read them, count them,
+requeue or purge them. The command line and the admin API both call these functions.
+
+Every action, dry runs included, writes an audit entry in the transaction that acts, so
+the log holds exactly what happened. Letters are never deleted: a purge only marks them.
+
+Requeueing a job letter starts the job over from the model it asked for, with a fresh
+attempt budget on each route; its attempt history stays. The job's maximum cost is
+reserved again *without* the budget check: an operator's requeue is a decision the
+tenant's budget must not refuse. The reservation still counts, so the tenant's own new
+jobs meet the limit, and the worker settles it to the real cost as usual. A job's
+deadline is the customer's and stays: a job requeued past it fails at once.
+"""
+
+import base64
+import binascii
+import json
+import logging
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, get_args
+
+import dramatiq
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
+from pydantic_core import PydanticCustomError
+from sqlalchemy import ColumnElement, and_, case, func, literal_column, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from producers import budgets, outbox
+from producers.jobs import InvalidCursorError
+from schema.jobs import JobStatus
+from schema.names import JOBS_QUEUE, RUN_JOB
+from schema.pricing import max_cost_micros
+from schema.routes import Routes, UnknownModelError
+from schema.tables import (
+    AuditEntry,
+    DeadLetter,
+    Job,
+    OutboxMessage,
+    Tenant,
+    utcnow,
+)
+
+logger = logging.getLogger(__name__)
+
+Status = Literal["open", "requeued", "purged", "all"]
+Bucket = Literal["hour", "day"]
+
+_DURATION = re.compile(r"(\d{1,6})([mhdw])")
+_UNIT_S = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_CHUNK = 500
+
+
+class SelectionError(ValueError):
+    """A filter or a list of ids that cannot select anything; ``field`` names the culprit."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class LetterNotFoundError(LookupError):
+    """Some named dead letters do not exist."""
+
+    def __init__(self, ids: Sequence[str]) -> None:
+        super().__init__("no dead letter " + ", ".join(repr(i) for i in ids))
+        self.ids = list(ids)
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """``15m``, ``2h``, ``3d`` or ``1w`` ago, or an ISO time (UTC when it names no zone)."""
+    text = text.strip()
+    match = _DURATION.fullmatch(text)
+    if match:
+        return (now or utcnow()) - timedelta(seconds=int(match[1]) * _UNIT_S[match[2]])
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            "since must be a duration such as 2h or 3d, or an ISO time such as "
+            f"2026-01-01T00:00; got {text!r}"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class DLQFilter(BaseModel):
+    """Which dead letters: every field given must match."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    route: str | None = Field(None, min_length=1, max_length=100)
+    tenant: str | None = Field(None, min_length=1, max_length=200, description="Id or name.")
+    error_class: str | None = Field(None, min_length=1, max_length=50)
+    source: Literal["job", "dramatiq"] | None = None
+    since: datetime | None = Field(
+        None, description="Last failed at or after: an ISO time, or a duration ago (2h, 3d)."
+    )
+    status: Status = "open"
+
+    @field_validator("since", mode="before")
+    @classmethod
+    def _duration_or_time(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return parse_since(value)
+        except ValueError as exc:
+            raise PydanticCustomError("since", str(exc)) from None
+
+    @field_validator("since")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value and not value.tzinfo else value
+
+    def describe(self) -> dict[str, Any]:
+        """The fields given, as JSON, for the audit log."""
+        return self.model_dump(mode="json", exclude_defaults=True) | {"status": self.status}
+
+
+Target = Sequence[str] | DLQFilter
+
+
+class LetterView(BaseModel):
+    """A dead letter as an operator sees it, with whom it concerns and where its job is."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    source: str
+    status: str
+    job_id: str | None
+    job_status: str | None = None
+    tenant_id: str | None
+    tenant_name: str | None = None
+    route: str | None
+    model: str | None
+    queue_name: str | None
+    actor_name: str | None
+    error_class: str
+    error_message: str
+    attempts: list[dict[str, Any]]
+    message: dict[str, Any] | None
+    first_failed_at: datetime
+    last_failed_at: datetime
+    created_at: datetime
+    resolved_at: datetime | None
+
+
+class ActionResult(BaseModel):
+    """What an action did (or, for a dry run, would do), and why it passed over the rest."""
+
+    action: str
+    dry_run: bool
+    targets: list[str]
+    skipped: dict[str, str] = Field(default_factory=dict)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def count(self) -> int:
+        return len(self.targets)
+
+
+class StatsRow(BaseModel):
+    key: str
+    count: int
+    open: int
+
+
+class StatsBucket(BaseModel):
+    start: datetime
+    count: int
+
+
+class DLQStats(BaseModel):
+    """Dead letters that last failed since ``since``, whatever became of them since."""
+
+    since: datetime
+    bucket: Bucket
+    total: int
+    open: int
+    by_route: list[StatsRow]
+    by_error_class: list[StatsRow]
+    over_time: list[StatsBucket]
+
+
+class AuditView(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    actor: str
+    action: str
+    filter: dict[str, Any] | None
+    targets: list[str]
+    count: int
+    dry_run: bool
+    at: datetime
+
+
+def _tenant_ids(session: Session, ref: str) -> list[str]:
+    ids = list(session.scalars(select(Tenant.id).where((Tenant.id == ref) | (Tenant.name == ref))))
+    if not ids:
+        raise SelectionError("tenant", f"no tenant {ref!r}")
+    return ids
+
+
+def _conditions(session: Session, letters: DLQFilter) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if letters.status != "all":
+        conditions.append(DeadLetter.status == letters.status)
+    if letters.route is not None:
+        conditions.append(DeadLetter.route == letters.route)
+    if letters.tenant is not None:
+        conditions.append(DeadLetter.tenant_id.in_(_tenant_ids(session, letters.tenant)))
+    if letters.error_class is not None:
+        conditions.append(DeadLetter.error_class == letters.error_class)
+    if letters.source is not None:
+        conditions.append(DeadLetter.source == letters.source)
+    if letters.since is not None:
+        conditions.append(DeadLetter.last_failed_at >= letters.since)
+    return conditions
+
+
+_VIEWED = (
+    select(DeadLetter, Tenant.name, Job.status)
+    .outerjoin(Tenant, Tenant.id == DeadLetter.tenant_id)
+    .outerjoin(Job, Job.id == DeadLetter.job_id)
+)
+
+
+def _view(letter: DeadLetter, tenant_name: str | None, job_status: str | None) -> LetterView:
+    view = LetterView.model_validate(letter)
+    return view.model_copy(update={"tenant_name": tenant_name, "job_status": job_status})
+
+
+def _encode_cursor(letter: LetterView) -> str:
+    raw = json.dumps([letter.last_failed_at.isoformat(), letter.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        failed_at, letter_id = json.loads(raw)
+        return datetime.fromisoformat(failed_at), str(letter_id)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise InvalidCursorError("cursor is not one this API returned") from exc
+
+
+def list_letters(
+    session: Session, letters: DLQFilter, limit: int = 50, cursor: str | None = None
+) -> tuple[list[LetterView], str | None]:
+    """Matching letters, most recent failure first; return a page and the next page's cursor."""
+    query = _VIEWED.where(*_conditions(session, letters))
+    if cursor:
+        failed_at, letter_id = _decode_cursor(cursor)
+        query = query.where(
+            or_(
+                DeadLetter.last_failed_at < failed_at,
+                and_(DeadLetter.last_failed_at == failed_at, DeadLetter.id < letter_id),
+            )
+        )
+    order = (DeadLetter.last_failed_at.desc(), DeadLetter.id.desc())
+    page = [_view(*row) for row in session.execute(query.order_by(*order).limit(limit + 1))]
+    if len(page) > limit:
+        return page[:limit], _encode_cursor(page[limit - 1])
+    return page, None
+
+
+def get_letter(session: Session, letter_id: str) -> LetterView | None:
+    row = session.execute(_VIEWED.where(DeadLetter.id == letter_id)).one_or_none()
+    return _view(*row) if row else None
+
+
+def _bucket_start(session: Session, bucket: Bucket) -> ColumnElement[Any]:
+    if session.get_bind().dialect.name == "postgresql":
+        return func.date_trunc(literal_column(f"'{bucket}'"), DeadLetter.last_failed_at)
+    pattern = "%Y-%m-%d %H:00:00" if bucket == "hour" else "%Y-%m-%d 00:00:00"
+    return func.strftime(literal_column(f"'{pattern}'"), DeadLetter.last_failed_at)
+
+
+def _as_utc(value: datetime | str) -> datetime:
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _rows(counts: dict[str, list[int]]) -> list[StatsRow]:
+    ranked = sorted(counts.items(), key=lambda item: (-item[1][0], item[0]))
+    return [StatsRow(key=key, count=count, open=still) for key, (count, still) in ranked]
+
+
+def stats(session: Session, since: datetime, bucket: Bucket = "hour") -> DLQStats:
+    """Letters that last failed since ``since``, by route, by error class and over time."""
+    if bucket not in get_args(Bucket):
+        raise ValueError(f"bucket must be one of {', '.join(get_args(Bucket))}")
+    recent = DeadLetter.last_failed_at >= since
+    still_open = func.sum(case((DeadLetter.status == "open", 1), else_=0))
+    groups = session.execute(
+        select(DeadLetter.route, DeadLetter.error_class, func.count(), still_open)
+        .where(recent)
+        .group_by(DeadLetter.route, DeadLetter.error_class)
+    ).all()
+    by_route: dict[str, list[int]] = {}
+    by_error: dict[str, list[int]] = {}
+    for route, error_class, count, open_count in groups:
+        for table, key in ((by_route, route or "-"), (by_error, error_class)):
+            totals = table.setdefault(key, [0, 0])
+            totals[0] += count
+            totals[1] += open_count or 0
+    start = _bucket_start(session, bucket)
+    buckets = session.execute(
+        select(start, func.count()).where(recent).group_by(start).order_by(start)
+    ).all()
+    return DLQStats(
+        since=since,
+        bucket=bucket,
+        total=sum(row[2] for row in groups),
+        open=sum(row[3] or 0 for row in groups),
+        by_route=_rows(by_route),
+        by_error_class=_rows(by_error),
+        over_time=[StatsBucket(start=_as_utc(at), count=count) for at, count in buckets],
+    )
+
+
+def recent_audit(session: Session, limit: int = 50) -> list[AuditView]:
+    """The newest audit entries first."""
+    entries = session.scalars(
+        select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)
+    )
+    return [AuditView.model_validate(entry) for entry in entries]
+
+
+def _resolve(session: Session, target: Target) -> tuple[list[str], dict[str, str]]:
+    """The open letters ``target`` names, and why any other named letter is passed over."""
+    if isinstance(target, DLQFilter):
+        if target.status != "open":
+            raise SelectionError("status", "only open letters can be requeued or purged")
+        query = select(DeadLetter.id).where(*_conditions(session, target))
+        return list(session.scalars(query.order_by(DeadLetter.last_failed_at))), {}
+    ids = list(dict.fromkeys(target))
+    if not ids:
+        raise SelectionError("ids", "name at least one dead letter id, or give a filter")
+    found: dict[str, str] = {
+        letter_id: status
+        for letter_id, status in session.execute(
+            select(DeadLetter.id, DeadLetter.status).where(DeadLetter.id.in_(ids))
+        )
+    }
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise LetterNotFoundError(missing)
+    skipped = {i: f"already {found[i]}" for i in ids if found[i] != "open"}
+    return [i for i in ids if i not in skipped], skipped
+
+
+def _audit(
+    session: Session, actor: str, action: str, target: Target, targets: list[str], dry_run: bool
+) -> None:
+    used = target.describe() if isinstance(target, DLQFilter) else {"ids": list(target)}
+    session.add(
+        AuditEntry(
+            actor=actor,
+            action=action,
+            filter=used,
+            targets=targets,
+            count=len(targets),
+            dry_run=dry_run,
+            at=utcnow(),
+        )
+    )
+
+
+def _restart_job(session: Session, routes: Routes, job_id: str | None) -> OutboxMessage | str:
+    """Put a dead-lettered job back in the queue; a reason instead if it cannot be."""
+    job = session.get(Job, job_id) if job_id else None
+    if job is None:
+        return "its job no longer exists"
+    try:
+        route, model = routes.resolve(job.model)
+    except UnknownModelError as exc:
+        return f"its model cannot run: {exc}"
+    now = utcnow()
+    reserved = max_cost_micros(route.protocol, route.models[model], job.input)
+    restarted = session.execute(
+        update(Job)
+        .where(Job.id == job.id, Job.status == JobStatus.DEAD_LETTERED)
+        .values(
+            status=JobStatus.QUEUED,
+            current_model=job.model,
+            route=route.name,
+            route_attempts=0,
+            error=None,
+            provider_job_id=None,
+            progress=None,
+            next_poll_at=None,
+            lease_expires_at=None,
+            finished_at=None,
+            reserved_micros=reserved,
+            updated_at=now,
+        )
+    ).rowcount
+    if not restarted:
+        session.refresh(job)
+        return f"its job is {job.status}, not dead-lettered"
+    job.budget_period_start = budgets.reserve(session, job.tenant_id, reserved, enforce_limit=False)
+    return outbox.stage(session, JOBS_QUEUE, RUN_JOB, {"job_id": job.id})
+
+
+def _resend(session: Session, message: dict[str, Any] | None) -> OutboxMessage | str:
+    """Stage a raw Dramatiq letter's message again, on its queue, as a fresh message.
+
+    Its kwargs are the stored ones, scrubbed of secrets; genq's own actors take only ids.
+    """
+    if not message or not message.get("actor_name") or not message.get("queue_name"):
+        return "its message could not be decoded"
+    if message.get("args"):
+        return "its message has positional arguments; genq resends keyword arguments only"
+    return outbox.stage(
+        session, message["queue_name"], message["actor_name"], message.get("kwargs") or {}
+    )
+
+
+def _requeue_one(session: Session, routes: Routes, letter_id: str) -> OutboxMessage | str:
+    """Claim the letter with a conditional UPDATE, so concurrent requeues act once."""
+    claimed = session.execute(
+        update(DeadLetter)
+        .where(DeadLetter.id == letter_id, DeadLetter.status == "open")
+        .values(status="requeued", resolved_at=utcnow())
+        .returning(DeadLetter.source, DeadLetter.job_id, DeadLetter.message)
+    ).one_or_none()
+    if claimed is None:
+        status = session.scalar(select(DeadLetter.status).where(DeadLetter.id == letter_id))
+        return f"already {status}"
+    source, job_id, message = claimed
+    outcome = (
+        _restart_job(session, routes, job_id) if source == "job" else _resend(session, message)
+    )
+    if isinstance(outcome, str):
+        session.execute(
+            update(DeadLetter)
+            .where(DeadLetter.id == letter_id)
+            .values(status="open", resolved_at=None)
+        )
+    return outcome
+
+
+def requeue(
+    sessions: sessionmaker[Session],
+    broker: dramatiq.Broker,
+    routes: Routes,
+    target: Target,
+    actor: str,
+    *,
+    dry_run: bool = False,
+) -> ActionResult:
+    """Requeue the open letters ``target`` names: a job starts over, a raw message is sent
+    again. Letters, jobs, outbox rows and the audit entry change in one transaction; the
+    messages go out after commit (or with the outbox relay if the broker is down).
+    """
+    with sessions() as session:
+        ids, skipped = _resolve(session, target)
+    if dry_run:
+        with sessions.begin() as session:
+            _audit(session, actor, "requeue", target, ids, dry_run=True)
+        return ActionResult(action="requeue", dry_run=True, targets=ids, skipped=skipped)
+    done: list[str] = []
+    rows: list[OutboxMessage] = []
+    with sessions.begin() as session:
+        for letter_id in ids:
+            outcome = _requeue_one(session, routes, letter_id)
+            if isinstance(outcome, str):
+                skipped[letter_id] = outcome
+            else:
+                done.append(letter_id)
+                rows.append(outcome)
+        session.flush()
+        _audit(session, actor, "requeue", target, done, dry_run=False)
+    try:
+        outbox.send(sessions, broker, rows)
+    except Exception:
+        logger.warning("dlq: left %d requeued messages for the relay", len(rows), exc_info=True)
+    return ActionResult(action="requeue", dry_run=False, targets=done, skipped=skipped)
+
+
+def purge(session: Session, target: Target, actor: str, *, dry_run: bool = False) -> ActionResult:
+    """Mark the open letters ``target`` names as purged, in the caller's transaction.
+
+    The rows stay for the audit trail, and their jobs stay as they are.
+    """
+    ids, skipped = _resolve(session, target)
+    if not dry_run:
+        purged: set[str] = set()
+        for at in range(0, len(ids), _CHUNK):
+            purged.update(
+                session.execute(
+                    update(DeadLetter)
+                    .where(DeadLetter.id.in_(ids[at : at + _CHUNK]), DeadLetter.status == "open")
+                    .values(status="purged", resolved_at=utcnow())
+                    .returning(DeadLetter.id)
+                    .execution_options(synchronize_session=False)
+                ).scalars()
+            )
+        skipped |= {i: "no longer open" for i in ids if i not in purged}
+        ids = [i for i in ids if i in purged]
+    _audit(session, actor, "purge", target, ids, dry_run)
+    return ActionResult(action="purge", dry_run=dry_run, targets=ids, skipped=skipped)
