@@ -215,8 +215,11 @@ def test_a_sigkilled_worker_frees_its_slot_and_the_job_finishes(
     )
     try:
         (job_id,) = submit(client, auth, 1)
-        eventually(lambda: runtime.limiter.in_flight("openai"), lambda n: n == 1, timeout_s=30)
-        assert status(runtime, job_id) == ("running", 1)
+        eventually(
+            lambda: (runtime.limiter.in_flight("openai"), status(runtime, job_id)),
+            lambda seen: seen == (1, ("running", 1)),
+            timeout_s=30,
+        )
     finally:
         os.killpg(doomed.pid, signal.SIGKILL)
         doomed.wait()
