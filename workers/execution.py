@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from producers import budgets, deadletters, outbox
@@ -28,7 +28,7 @@ from schema.tables import Job, JobAttempt, OutboxMessage, utcnow
 from workers.admission import Admitted, CircuitOpen, Deferred, admit, defer
 from workers.backoff import retry_delay_s
 from workers.cache import cache_key
-from workers.polling import next_poll_in_s
+from workers.polling import PollState, next_poll_in_s
 from workers.providers import AsyncState, ErrorClass, PollResult, ProviderError, ProviderResult
 from workers.providers.translate import translate
 from workers.runtime import Runtime
@@ -49,6 +49,7 @@ EXPECTED_FAILURES = frozenset(
         ErrorClass.TOO_LARGE,
         ErrorClass.PROVIDER_JOB_FAILED,
         ErrorClass.DEADLINE,
+        ErrorClass.JOB_TIMEOUT,
     }
 )
 
@@ -225,14 +226,33 @@ def poll_job(runtime: Runtime, job_id: str) -> None:
         lease_s = _lease_s(runtime, job.current_model)
         claim = _claim(session, job, running_from=JobStatus.WAITING, lease_s=lease_s, poll=True)
         recheck = None if claim else _recheck_later(session, job.id, POLL_JOB, JobStatus.WAITING)
+        submitted_at = (
+            session.scalar(
+                select(JobAttempt.started_at).where(
+                    JobAttempt.job_id == job_id, JobAttempt.number == job.attempts
+                )
+            )
+            or utcnow()
+        )
     if recheck is not None:
         outbox.send(runtime.sessions, runtime.broker, [recheck])
     if claim is None or claim.provider_job_id is None:
         return
 
+    call = None
     try:
         call = _prepare(runtime, claim.model, claim.current_model, claim.input)
-        poll = runtime.adapter(call.route).poll(claim.provider_job_id)  # type: ignore[union-attr]
+        adapter = runtime.adapter(call.route)
+        poll = adapter.poll(claim.provider_job_id)  # type: ignore[union-attr]
+        elapsed_s = (utcnow() - submitted_at).total_seconds()
+        limit_s = call.spec.max_duration_s
+        if poll.state == AsyncState.RUNNING and limit_s and elapsed_s > limit_s:
+            adapter.cancel(claim.provider_job_id)  # type: ignore[union-attr]
+            raise ProviderError(
+                ErrorClass.JOB_TIMEOUT,
+                f"the provider job ran {elapsed_s:.0f}s, past the model's {limit_s:.0f}s limit",
+                retryable=False,
+            )
     except ProviderError as error:
         if not error.retryable:
             outcome = _failed(runtime, claim, call, error, None, None, final=True, poll=True)
@@ -240,7 +260,8 @@ def poll_job(runtime: Runtime, job_id: str) -> None:
             return
         poll = PollResult(claim.provider_job_id, AsyncState.RUNNING, error.request_id, 0)
         logger.info("poll_job: %s: %s; polling again later", job_id, error.error_class)
-    _commit(runtime, claim, _polled(claim, call, poll), running=JobStatus.WAITING)
+    outcome = _polled(runtime, claim, call, poll, submitted_at)
+    _commit(runtime, claim, outcome, running=JobStatus.WAITING)
 
 
 def _lease_s(runtime: Runtime, model_ref: str) -> float:
@@ -348,7 +369,7 @@ def _attempt(
     adapter = runtime.adapter(call.route)
     if call.route.is_async:
         poll = adapter.submit(call.model, call.input)  # type: ignore[union-attr]
-        return _submitted(claim, call, poll, started_at, started)
+        return _submitted(runtime, claim, call, poll, started_at, started)
     result = adapter.run(call.model, call.input)  # type: ignore[union-attr]
     if admitted is not None:
         _after_success(runtime, call, claim.tenant_id, result, admitted)
@@ -440,10 +461,16 @@ def _success_values(claim: Claim, result: ProviderResult, cached: bool) -> dict[
 
 
 def _submitted(
-    claim: Claim, call: Call, poll: PollResult, started_at: datetime, started: float
+    runtime: Runtime,
+    claim: Claim,
+    call: Call,
+    poll: PollResult,
+    started_at: datetime,
+    started: float,
 ) -> Outcome:
     if poll.state != AsyncState.RUNNING:
-        outcome = _polled(_with_provider_job(claim, poll.provider_job_id), call, poll)
+        submitted = _with_provider_job(claim, poll.provider_job_id)
+        outcome = _polled(runtime, submitted, call, poll, started_at)
         assert outcome.attempt is not None
         outcome.attempt = _attempt_row(
             claim,
@@ -458,7 +485,7 @@ def _submitted(
             request_id=poll.request_id,
         )
         return outcome
-    delay_s = next_poll_in_s(call.spec, poll)
+    delay_s = _next_poll_s(runtime, claim, call, poll, started_at)
     return Outcome(
         attempt=_attempt_row(
             claim,
@@ -484,16 +511,32 @@ def _with_provider_job(claim: Claim, provider_job_id: str) -> Claim:
     return replace(claim, provider_job_id=provider_job_id)
 
 
-def _polled(claim: Claim, call: Call, poll: PollResult) -> Outcome:
+def _next_poll_s(
+    runtime: Runtime, claim: Claim, call: Call, poll: PollResult, submitted_at: datetime
+) -> float:
+    state = PollState(
+        elapsed_s=(utcnow() - submitted_at).total_seconds(),
+        expected_s=runtime.durations.median(claim.current_model) or call.spec.expected_duration_s,
+        progress=poll.progress,
+        hint_s=poll.poll_after_s,
+    )
+    return next_poll_in_s(state)
+
+
+def _polled(
+    runtime: Runtime, claim: Claim, call: Call, poll: PollResult, submitted_at: datetime
+) -> Outcome:
     """The outcome of a poll: still running, done, failed or canceled at the provider."""
     if poll.state == AsyncState.RUNNING:
-        delay_s = next_poll_in_s(call.spec, poll)
+        delay_s = _next_poll_s(runtime, claim, call, poll, submitted_at)
         return Outcome(
             attempt=None,
             job={"progress": poll.progress, "next_poll_at": utcnow() + timedelta(seconds=delay_s)},
             message=(POLL_JOB, delay_s),
         )
     if poll.state == AsyncState.SUCCEEDED and poll.result is not None:
+        elapsed_s = (utcnow() - submitted_at).total_seconds()
+        runtime.durations.record(claim.current_model, elapsed_s)
         cost = cost_micros(call.spec, poll.result.usage)
         return Outcome(
             attempt=_final_attempt("succeeded", result=poll.result, cost=cost),

@@ -14,6 +14,7 @@ from schema.settings import Settings
 from schema.store import make_engine, make_sessions
 from workers.breaker import CircuitBreaker
 from workers.cache import ResultCache
+from workers.durations import Durations
 from workers.providers import Adapter, adapter_for, make_client
 from workers.ratelimit import LEASE_TTL_MS, RateLimiter
 
@@ -39,6 +40,7 @@ class Runtime:
         self.cache = ResultCache(client)
         self.limiter = RateLimiter(client, horizon_ms=int(settings.rate_horizon_s * 1000))
         self.breaker = CircuitBreaker(client)
+        self.durations = Durations(client)
         self._renewer = threading.Thread(target=self._renew_slots, name="slot-renewer", daemon=True)
         self._stopping = threading.Event()
         self._renewer.start()

@@ -32,6 +32,7 @@ class ErrorClass(StrEnum):
     INTERNAL = "internal_error"
     PROVIDER_JOB_FAILED = "provider_job_failed"
     DEADLINE = "deadline_exceeded"
+    JOB_TIMEOUT = "provider_job_timeout"
     CIRCUIT_OPEN = "circuit_open"
 
 
