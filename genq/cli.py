@@ -98,7 +98,11 @@ def scheduler() -> None:
     _logging()
     settings = Settings()
     _migrated_engine(settings).dispose()
-    build_scheduler(settings).start()
+    scheduler, leadership = build_scheduler(settings)
+    try:
+        scheduler.start()
+    finally:
+        leadership.release()
 
 
 @app.command()

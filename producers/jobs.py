@@ -8,10 +8,11 @@ from datetime import datetime
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from producers import budgets
+from producers import budgets, outbox
 from schema.jobs import TERMINAL_STATUSES, JobError, JobStatus, JobView
+from schema.names import CANCEL_JOB, JOBS_QUEUE
 from schema.pricing import usd
-from schema.tables import Job, utcnow
+from schema.tables import Job, OutboxMessage, utcnow
 
 
 class InvalidCursorError(ValueError):
@@ -92,8 +93,11 @@ def page(
     return jobs, None
 
 
-def cancel(session: Session, tenant_id: str, job_id: str) -> Job | None:
-    """Cancel a job that has not finished and give back its budget reservation.
+def cancel(
+    session: Session, tenant_id: str, job_id: str
+) -> tuple[Job, OutboxMessage | None] | None:
+    """Cancel a job that has not finished and give back its budget reservation; for a job
+    waiting on its provider, also stage the message that cancels it there.
 
     A running call's late result is then discarded; what it cost is still counted.
     """
@@ -105,6 +109,9 @@ def cancel(session: Session, tenant_id: str, job_id: str) -> Job | None:
     if job.status in TERMINAL_STATUSES:
         raise JobNotCancelableError(f"job {job_id} is already {job.status}")
     budgets.settle(session, tenant_id, job.budget_period_start, released_micros=job.reserved_micros)
+    stop = None
+    if job.status == JobStatus.WAITING and job.provider_job_id:
+        stop = outbox.stage(session, JOBS_QUEUE, CANCEL_JOB, {"job_id": job.id})
     now = utcnow()
     job.status = JobStatus.CANCELED
     job.finished_at = now
@@ -113,4 +120,4 @@ def cancel(session: Session, tenant_id: str, job_id: str) -> Job | None:
     job.reserved_micros = 0
     job.updated_at = now
     session.flush()
-    return job
+    return job, stop

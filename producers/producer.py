@@ -31,7 +31,7 @@ from schema.redis_conn import redis_url
 from schema.routes import Routes, load_routes
 from schema.settings import Settings
 from schema.store import make_engine, make_sessions
-from schema.tables import Tenant
+from schema.tables import OutboxMessage, Tenant
 from schema.usage import GroupBy, UsageReport
 
 logger = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ class Producer:
             results = self._store(tenant_id, submissions)
         except IntegrityError:
             results = self._store(tenant_id, submissions)
-        self._send(results)
+        self._send([r.outbox_row for r in results if r.outbox_row is not None])
         self._mark_active(tenant_id, {r.job.route for r in results if not r.replayed})
         return results
 
@@ -114,9 +114,8 @@ class Producer:
         with self.sessions.begin() as session:
             return store(session, self.routes, tenant_id, submissions, self.settings.job_deadline_s)
 
-    def _send(self, results: list[Submitted]) -> None:
+    def _send(self, rows: list[OutboxMessage]) -> None:
         """Send after commit; if that fails the relay sends later, so the job stands."""
-        rows = [r.outbox_row for r in results if r.outbox_row is not None]
         try:
             outbox.send(self.sessions, self.broker, rows)
         except Exception:
@@ -143,8 +142,13 @@ class Producer:
 
     def cancel(self, tenant_id: str, job_id: str) -> JobView | None:
         with self.sessions.begin() as session:
-            job = jobs.cancel(session, tenant_id, job_id)
-            return jobs.view(job) if job else None
+            canceled = jobs.cancel(session, tenant_id, job_id)
+        if canceled is None:
+            return None
+        job, stop = canceled
+        if stop is not None:
+            self._send([stop])
+        return jobs.view(job)
 
     def usage(
         self, tenant_id: str, start: datetime, end: datetime, group_by: GroupBy

@@ -7,6 +7,7 @@ BROKER_NAMESPACE = "genq"
 JOBS_QUEUE = "genq.jobs"
 RUN_JOB = "run_job"
 POLL_JOB = "poll_job"
+CANCEL_JOB = "cancel_job"
 RATE_LIMIT_PREFIX = f"{BROKER_NAMESPACE}:rl"
 
 

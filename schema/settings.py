@@ -48,6 +48,9 @@ class Settings(BaseSettings):
         30.0, gt=0, description="Added to a route's timeout to form a running job's lease."
     )
     relay_interval_s: float = Field(1.0, gt=0, description="How often the outbox is swept.")
+    scheduler_lease_s: float = Field(
+        10.0, gt=0, description="Leader lease; a standby scheduler takes over after it."
+    )
     sweep_interval_s: float = Field(5.0, gt=0, description="How often stalled jobs are swept.")
     relay_grace_s: float = Field(
         2.0, ge=0, description="Age before the sweep sends a row the producer may still send."

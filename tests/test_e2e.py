@@ -29,7 +29,7 @@ def api_url(producer: Producer) -> Iterator[str]:
 
 @contextmanager
 def running_scheduler(settings: Settings) -> Iterator[None]:
-    scheduler = build_scheduler(settings)
+    scheduler, _ = build_scheduler(settings)
     thread = threading.Thread(target=scheduler.start, daemon=True)
     thread.start()
     try:

@@ -2,7 +2,7 @@
 
 import dramatiq
 
-from schema.names import JOBS_QUEUE, POLL_JOB, RUN_JOB
+from schema.names import CANCEL_JOB, JOBS_QUEUE, POLL_JOB, RUN_JOB
 from workers import execution
 from workers.runtime import Runtime
 
@@ -20,6 +20,9 @@ def declare_actors(runtime: Runtime) -> dict[str, dramatiq.Actor]:
     def poll_job(job_id: str) -> None:
         execution.poll_job(runtime, job_id)
 
+    def cancel_job(job_id: str) -> None:
+        execution.cancel_at_provider(runtime, job_id)
+
     return {
         name: dramatiq.Actor(
             fn,
@@ -29,5 +32,5 @@ def declare_actors(runtime: Runtime) -> dict[str, dramatiq.Actor]:
             priority=0,
             options=UNPLANNED_RETRIES,
         )
-        for name, fn in ((RUN_JOB, run_job), (POLL_JOB, poll_job))
+        for name, fn in ((RUN_JOB, run_job), (POLL_JOB, poll_job), (CANCEL_JOB, cancel_job))
     }

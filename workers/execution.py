@@ -244,15 +244,9 @@ def poll_job(runtime: Runtime, job_id: str) -> None:
         call = _prepare(runtime, claim.model, claim.current_model, claim.input)
         adapter = runtime.adapter(call.route)
         poll = adapter.poll(claim.provider_job_id)  # type: ignore[union-attr]
-        elapsed_s = (utcnow() - submitted_at).total_seconds()
-        limit_s = call.spec.max_duration_s
-        if poll.state == AsyncState.RUNNING and limit_s and elapsed_s > limit_s:
+        if poll.state == AsyncState.RUNNING and (late := _overdue(call, job, submitted_at)):
             adapter.cancel(claim.provider_job_id)  # type: ignore[union-attr]
-            raise ProviderError(
-                ErrorClass.JOB_TIMEOUT,
-                f"the provider job ran {elapsed_s:.0f}s, past the model's {limit_s:.0f}s limit",
-                retryable=False,
-            )
+            raise late
     except ProviderError as error:
         if not error.retryable:
             outcome = _failed(runtime, claim, call, error, None, None, final=True, poll=True)
@@ -262,6 +256,34 @@ def poll_job(runtime: Runtime, job_id: str) -> None:
         logger.info("poll_job: %s: %s; polling again later", job_id, error.error_class)
     outcome = _polled(runtime, claim, call, poll, submitted_at)
     _commit(runtime, claim, outcome, running=JobStatus.WAITING)
+
+
+def _overdue(call: Call, job: Job, submitted_at: datetime) -> ProviderError | None:
+    """Why a still-running provider job must stop now: the model's hard timeout, or the
+    job's own deadline."""
+    elapsed_s = (utcnow() - submitted_at).total_seconds()
+    limit_s = call.spec.max_duration_s
+    if limit_s and elapsed_s > limit_s:
+        message = f"the provider job ran {elapsed_s:.0f}s, past the model's {limit_s:.0f}s limit"
+        return ProviderError(ErrorClass.JOB_TIMEOUT, message, retryable=False)
+    if job.deadline_at is not None and utcnow() >= job.deadline_at:
+        return ProviderError(ErrorClass.DEADLINE, "the job's deadline passed", retryable=False)
+    return None
+
+
+def cancel_at_provider(runtime: Runtime, job_id: str) -> None:
+    """Stop the provider job of a job canceled while it waited, so it costs no more."""
+    with runtime.sessions() as session:
+        job = session.get(Job, job_id)
+    if job is None or job.status != JobStatus.CANCELED or not job.provider_job_id:
+        return
+    try:
+        call = _prepare(runtime, job.model, job.current_model, job.input)
+        runtime.adapter(call.route).cancel(job.provider_job_id)  # type: ignore[union-attr]
+    except ProviderError as error:
+        if error.retryable:
+            raise
+        logger.warning("cancel_job: %s: provider refused: %s", job_id, error.message)
 
 
 def _lease_s(runtime: Runtime, model_ref: str) -> float:

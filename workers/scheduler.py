@@ -1,49 +1,61 @@
-"""The scheduler process: periodic work on APScheduler: relay the outbox, re-send jobs
-whose worker died or whose poll message was lost."""
+"""The scheduler process: periodic work on APScheduler, done by one leader among its
+replicas (``workers/leader.py``): relay the outbox, re-send jobs whose worker died or
+whose poll message was lost, and end queued jobs past their deadline."""
 
 import logging
+from collections.abc import Callable
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from producers.broker import sending_broker
 from producers.outbox import relay_pending
-from schema.redis_conn import redis_url
+from schema.redis_conn import connect, redis_url
 from schema.settings import Settings
 from schema.store import make_engine, make_sessions
-from workers.sweeps import resend_stalled
+from workers.leader import Leadership
+from workers.sweeps import expire_overdue, resend_stalled
 
 logger = logging.getLogger(__name__)
 
 
-def build_scheduler(settings: Settings) -> BlockingScheduler:
-    """A scheduler whose outbox relay sends what producers and workers could not."""
+def build_scheduler(settings: Settings) -> tuple[BlockingScheduler, Leadership]:
+    """A scheduler and its leadership; its periodic jobs run only while it leads."""
     sessions = make_sessions(make_engine(settings.database_url_value))
-    broker = sending_broker(redis_url(settings))
+    url = redis_url(settings)
+    broker = sending_broker(url)
+    leadership = Leadership(connect(url), settings.scheduler_lease_s)
 
-    def relay() -> None:
-        sent = relay_pending(sessions, broker, grace_s=settings.relay_grace_s)
-        if sent:
-            logger.info("relay: sent %d outbox messages", sent)
+    def when_leading(name: str, work: Callable[[], int]) -> Callable[[], None]:
+        def run() -> None:
+            if leadership.held and (count := work()):
+                logger.info("%s: %d", name, count)
 
-    def sweep() -> None:
-        resent = resend_stalled(sessions, broker)
-        if resent:
-            logger.info("sweep: re-sent %d stalled jobs", resent)
+        return run
 
+    periodic = {
+        "relay_outbox": (
+            settings.relay_interval_s,
+            lambda: relay_pending(sessions, broker, grace_s=settings.relay_grace_s),
+        ),
+        "resend_stalled": (settings.sweep_interval_s, lambda: resend_stalled(sessions, broker)),
+        "expire_overdue": (settings.sweep_interval_s, lambda: expire_overdue(sessions)),
+    }
     scheduler = BlockingScheduler(timezone="UTC")
     scheduler.add_job(
-        relay,
-        IntervalTrigger(seconds=settings.relay_interval_s),
-        id="relay_outbox",
+        leadership.renew,
+        IntervalTrigger(seconds=settings.scheduler_lease_s / 3),
+        id="leadership",
         max_instances=1,
         coalesce=True,
     )
-    scheduler.add_job(
-        sweep,
-        IntervalTrigger(seconds=settings.sweep_interval_s),
-        id="resend_stalled",
-        max_instances=1,
-        coalesce=True,
-    )
-    return scheduler
+    for name, (every_s, work) in periodic.items():
+        scheduler.add_job(
+            when_leading(name, work),
+            IntervalTrigger(seconds=every_s),
+            id=name,
+            max_instances=1,
+            coalesce=True,
+        )
+    leadership.renew()
+    return scheduler, leadership

@@ -8,7 +8,7 @@ import dramatiq
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from producers import outbox
+from producers import budgets, outbox
 from schema.jobs import JobStatus
 from schema.names import JOBS_QUEUE, POLL_JOB, RUN_JOB
 from schema.tables import Job, utcnow
@@ -45,3 +45,26 @@ def resend_stalled(
         session.flush()
     outbox.send(sessions, broker, rows)
     return len(rows)
+
+
+def expire_overdue(sessions: sessionmaker[Session], *, batch_size: int = 500) -> int:
+    """Fail queued jobs whose deadline passed (their message may be long lost) and give
+    back their budget reservation; return how many."""
+    now = utcnow()
+    with sessions.begin() as session:
+        jobs = session.scalars(
+            select(Job)
+            .where(Job.status == JobStatus.QUEUED, Job.deadline_at < now)
+            .limit(batch_size)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for job in jobs:
+            budgets.settle(
+                session, job.tenant_id, job.budget_period_start, released_micros=job.reserved_micros
+            )
+            job.status = JobStatus.FAILED
+            job.error = {"type": "deadline_exceeded", "message": "the job's deadline passed"}
+            job.reserved_micros = 0
+            job.finished_at = now
+            job.updated_at = now
+    return len(jobs)
