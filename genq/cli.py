@@ -110,12 +110,15 @@ def sim(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8900,
     host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
     latency_ms: Annotated[float, typer.Option(help="Added to every answer.")] = 0.0,
+    time_scale: Annotated[
+        float, typer.Option(min=0.0001, help="Speed of video and prediction jobs: 0.02 = 50x.")
+    ] = 1.0,
 ) -> None:
-    """Run the provider simulator (OpenAI-compatible) for local runs and tests."""
+    """Run the provider simulator (all five protocols) for local runs and tests."""
     from simulator import SimConfig
     from simulator.server import serve
 
-    serve(SimConfig(latency_ms=latency_ms), host=host, port=port)
+    serve(SimConfig(latency_ms=latency_ms, time_scale=time_scale), host=host, port=port)
 
 
 @tenants.command("create")

@@ -1,12 +1,13 @@
 """``make demo``: genq end to end on embedded defaults (or the configured services).
 
 It starts the simulator, the API, a worker and the scheduler as real processes,
-enqueues a mix of chat (OpenAI and Anthropic protocols) and image jobs over HTTP, waits
-for them, sends one request again to show the result cache, prints what happened and
-what it cost, and stops everything it started.
+enqueues a mix of chat (OpenAI and Anthropic protocols), image and two short video jobs
+over HTTP, waits for them, sends one request again to show the result cache, prints
+what happened and what it cost, and stops everything it started.
 """
 
 import os
+import re
 import sys
 import time
 from datetime import datetime
@@ -40,11 +41,19 @@ DEMO_KEYS = {
 }
 
 
+SIM_TIME_SCALE = 0.02
+
+
 def _routes_file(path: Path, sim_port: int) -> Path:
-    """The shipped default routes, pointed at this run's simulator."""
-    path.write_text(
-        DEFAULT_ROUTES_FILE.read_text().replace("127.0.0.1:8900", f"127.0.0.1:{sim_port}")
+    """The shipped default routes, pointed at this run's simulator, whose videos run 50
+    times faster than real ones: their expected durations are scaled to match."""
+    text = DEFAULT_ROUTES_FILE.read_text().replace("127.0.0.1:8900", f"127.0.0.1:{sim_port}")
+    text = re.sub(
+        r"(expected_duration_s|max_duration_s) = (\d+)",
+        lambda m: f"{m[1]} = {int(m[2]) * SIM_TIME_SCALE:g}",
+        text,
     )
+    path.write_text(text)
     return path
 
 
@@ -56,7 +65,7 @@ def _chat(model: str, prompt: str) -> dict[str, object]:
 
 
 def _job_requests(count: int) -> list[dict[str, object]]:
-    """A mix of chat and image jobs, ending with one the provider refuses for good."""
+    """A mix of chat, image and video jobs, ending with one the provider refuses for good."""
     makers = [
         lambda p: _chat("openai/gpt-4o-mini", p),
         lambda p: _chat("anthropic/claude-haiku-4-5", p),
@@ -66,7 +75,11 @@ def _job_requests(count: int) -> list[dict[str, object]]:
         },
         lambda p: _chat("openai/gpt-4o", p),
     ]
-    requests = [makers[i % len(makers)](PROMPTS[i % len(PROMPTS)]) for i in range(count - 2)]
+    requests = [makers[i % len(makers)](PROMPTS[i % len(PROMPTS)]) for i in range(count - 4)]
+    requests += [
+        {"model": "openai-video/sora-2", "input": {"prompt": p, "seconds": "4"}}
+        for p in ("A lighthouse at dawn, waves below", "A queue of paper boats on a river")
+    ]
     too_long = _chat("openai/gpt-4o-mini", "Too long")
     too_long["input"]["max_tokens"] = 10**6  # type: ignore[index]
     return [*requests, too_long]
@@ -92,7 +105,7 @@ def run_demo(job_count: int) -> int:
     sim_port, api_port = free_port(), free_port()
     env["GENQ_ROUTES_FILE"] = str(_routes_file(var / "demo-routes.toml", sim_port))
     specs = {
-        "sim": ["sim", "--port", str(sim_port)],
+        "sim": ["sim", "--port", str(sim_port), "--time-scale", str(SIM_TIME_SCALE)],
         "api": ["api", "--port", str(api_port)],
         "worker": ["worker", "--processes", "1", "--threads", "8"],
         "scheduler": ["scheduler"],
@@ -106,7 +119,7 @@ def run_demo(job_count: int) -> int:
         console.print(f"started sim, api ({api_url}), worker, scheduler; logs in {var}/")
         headers = {"Authorization": f"Bearer {tenant.api_key}"}
         with httpx.Client(base_url=api_url, headers=headers, timeout=30) as client:
-            requests = _job_requests(max(job_count, 3))
+            requests = _job_requests(max(job_count, 5))
             jobs = _run(client, console, requests[:-1], processes)
             console.print("sending the first request again: it should come from the cache")
             jobs += _run(client, console, [requests[0], requests[-1]], processes)
