@@ -402,6 +402,18 @@ def _attempt(
     return outcome
 
 
+def _usage_columns(usage: dict[str, float]) -> dict[str, Any]:
+    """An attempt's usage, raw and in the columns usage reports sum."""
+    return {
+        "usage": usage or None,
+        "input_tokens": int(usage.get("input_tokens", 0)),
+        "output_tokens": int(usage.get("output_tokens", 0)),
+        "images": int(usage.get("images", 0)),
+        "video_seconds": float(usage.get("video_seconds", 0)),
+        "predict_seconds": float(usage.get("predict_seconds", 0)),
+    }
+
+
 def _attempt_row(
     claim: Claim,
     call: Call | None,
@@ -426,12 +438,7 @@ def _attempt_row(
         "error_message": error.message if error else None,
         "http_status": http_status or (error.http_status if error else None),
         "provider_request_id": request_id or (error.request_id if error else None),
-        "usage": usage or None,
-        "input_tokens": int(usage.get("input_tokens", 0)),
-        "output_tokens": int(usage.get("output_tokens", 0)),
-        "images": int(usage.get("images", 0)),
-        "video_seconds": float(usage.get("video_seconds", 0)),
-        "predict_seconds": float(usage.get("predict_seconds", 0)),
+        **_usage_columns(usage),
         "cost_micros": cost,
         "latency_ms": int((time.monotonic() - started) * 1000),
         "started_at": started_at,
@@ -585,12 +592,7 @@ def _final_attempt(
         "status": status,
         "error_class": error.error_class if error else None,
         "error_message": error.message if error else None,
-        "usage": usage or None,
-        "input_tokens": int(usage.get("input_tokens", 0)),
-        "output_tokens": int(usage.get("output_tokens", 0)),
-        "images": int(usage.get("images", 0)),
-        "video_seconds": float(usage.get("video_seconds", 0)),
-        "predict_seconds": float(usage.get("predict_seconds", 0)),
+        **_usage_columns(usage),
         "cost_micros": cost,
         "finished_at": utcnow(),
         "close_submitted": True,
