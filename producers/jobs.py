@@ -5,7 +5,7 @@ import binascii
 import json
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from producers import budgets, outbox
@@ -99,25 +99,35 @@ def cancel(
     """Cancel a job that has not finished and give back its budget reservation; for a job
     waiting on its provider, also stage the message that cancels it there.
 
+    One conditional UPDATE decides, so a worker finishing the job at the same moment
+    either wins (and the cancel is a 409) or loses; the reservation is given back once.
     A running call's late result is then discarded; what it cost is still counted.
     """
-    job = session.scalar(
-        select(Job).where(Job.id == job_id, Job.tenant_id == tenant_id).with_for_update()
-    )
+    job = get(session, tenant_id, job_id)
     if job is None:
         return None
-    if job.status in TERMINAL_STATUSES:
-        raise JobNotCancelableError(f"job {job_id} is already {job.status}")
-    budgets.settle(session, tenant_id, job.budget_period_start, released_micros=job.reserved_micros)
-    stop = None
-    if job.status == JobStatus.WAITING and job.provider_job_id:
-        stop = outbox.stage(session, JOBS_QUEUE, CANCEL_JOB, {"job_id": job.id})
     now = utcnow()
-    job.status = JobStatus.CANCELED
-    job.finished_at = now
-    job.lease_expires_at = None
-    job.next_poll_at = None
-    job.reserved_micros = 0
-    job.updated_at = now
+    canceled = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status.not_in(TERMINAL_STATUSES))
+        .values(
+            status=JobStatus.CANCELED,
+            finished_at=now,
+            lease_expires_at=None,
+            next_poll_at=None,
+            updated_at=now,
+        )
+        .returning(Job.reserved_micros, Job.budget_period_start, Job.provider_job_id)
+    ).one_or_none()
+    if canceled is None:
+        session.refresh(job)
+        raise JobNotCancelableError(f"job {job_id} is already {job.status}")
+    reserved, period_start, provider_job_id = canceled
+    session.execute(update(Job).where(Job.id == job_id).values(reserved_micros=0))
+    budgets.settle(session, tenant_id, period_start, released_micros=reserved)
+    stop = None
+    if provider_job_id:
+        stop = outbox.stage(session, JOBS_QUEUE, CANCEL_JOB, {"job_id": job_id})
     session.flush()
+    session.refresh(job)
     return job, stop

@@ -102,7 +102,7 @@ class Route(BaseModel):
         """The provider key, read from the environment at call time."""
         if self.api_key_env is None:
             return None
-        value = os.environ.get(self.api_key_env)
+        value = os.environ.get(self.api_key_env, "").strip()
         return SecretStr(value) if value else None
 
 

@@ -78,6 +78,29 @@ def admit(
     permit = runtime.breaker.allow(route)
     if not permit.allowed:
         return CircuitOpen(permit.wait_ms)
+    try:
+        verdict = _limits(runtime, job, route, model, input, booked)
+    except BaseException:
+        if permit.probe:
+            runtime.breaker.release_probe(route.name)
+        raise
+    if isinstance(verdict, Deferred):
+        if permit.probe:
+            runtime.breaker.release_probe(route.name)
+        return verdict
+    slot, tokens, expected = verdict
+    return Admitted(slot, tokens, expected, permit.probe)
+
+
+def _limits(
+    runtime: Runtime,
+    job: Job,
+    route: Route,
+    model: str,
+    input: dict[str, Any],
+    booked: bool,
+) -> tuple[Slot, float, float] | Deferred:
+    """Capacity for the call: the tenant's booking, an in-flight slot, the route's take."""
     tokens, expected = request_tokens(route, model, input)
     limiter = runtime.limiter
     if not booked:
@@ -93,12 +116,16 @@ def admit(
         if slot == SlotRefusal.OVER_SHARE or time.monotonic() > deadline:
             return Deferred(SLOT_RETRY_MS + random.randint(0, SLOT_RETRY_MS), booked=True)
         time.sleep(SLOT_POLL_MS / 1000)
-    while not (taken := limiter.take(route, model, job.tenant_id, tokens)).booked:
-        if taken.wait_ms > INLINE_WAIT_MS:
-            limiter.release_slot(slot)
-            return Deferred(taken.wait_ms + random.randint(0, SLOT_RETRY_MS), booked=True)
-        time.sleep(taken.wait_ms / 1000)
-    return Admitted(slot, tokens, expected, permit.probe)
+    try:
+        while not (taken := limiter.take(route, model, job.tenant_id, tokens)).booked:
+            if taken.wait_ms > INLINE_WAIT_MS:
+                limiter.release_slot(slot)
+                return Deferred(taken.wait_ms + random.randint(0, SLOT_RETRY_MS), booked=True)
+            time.sleep(taken.wait_ms / 1000)
+    except BaseException:
+        limiter.release_slot(slot)
+        raise
+    return slot, tokens, expected
 
 
 def defer(runtime: Runtime, job_id: str, deferred: Deferred) -> None:

@@ -110,6 +110,10 @@ class CircuitBreaker:
             ],
         )
 
+    def release_probe(self, route_name: str) -> None:
+        """Give back a half-open probe that will not call the provider after all."""
+        self.client.delete(f"{state_key(route_name)}:probe")
+
     @staticmethod
     def _keys(route: Route) -> list[str]:
         key = state_key(route.name)

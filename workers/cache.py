@@ -7,6 +7,7 @@ route says its results may be shared, and live for the route's ``cache_ttl_s``.
 
 import hashlib
 import json
+import logging
 from typing import Any
 
 import redis
@@ -14,6 +15,7 @@ import redis
 from schema.names import BROKER_NAMESPACE
 
 PREFIX = f"{BROKER_NAMESPACE}:cache"
+logger = logging.getLogger(__name__)
 
 
 def cache_key(route: str, model: str, input: dict[str, Any], scope: str) -> str:
@@ -28,13 +30,20 @@ class ResultCache:
         self.client = client
 
     def get(self, key: str, route: str) -> dict[str, Any] | None:
-        """The cached result, counting a hit or a miss for the route."""
-        raw = self.client.get(key)
-        self.client.hincrby(f"{PREFIX}:stats", f"{route}:{'hits' if raw else 'misses'}", 1)
+        """The cached result, counting a hit or a miss for the route; a miss if Redis fails."""
+        try:
+            raw = self.client.get(key)
+            self.client.hincrby(f"{PREFIX}:stats", f"{route}:{'hits' if raw else 'misses'}", 1)
+        except redis.RedisError:
+            logger.warning("result cache unavailable", exc_info=True)
+            return None
         return json.loads(raw) if raw else None
 
     def put(self, key: str, value: dict[str, Any], ttl_s: int) -> None:
-        self.client.set(key, json.dumps(value, separators=(",", ":")), ex=ttl_s)
+        try:
+            self.client.set(key, json.dumps(value, separators=(",", ":")), ex=ttl_s)
+        except redis.RedisError:
+            logger.warning("result cache unavailable", exc_info=True)
 
     def stats(self) -> dict[str, int]:
         """Hits and misses per route, as ``{"<route>:hits": n, "<route>:misses": n}``."""

@@ -24,14 +24,20 @@ class Durations:
         pipe = self.client.pipeline(transaction=False)
         pipe.lpush(key, f"{seconds:.3f}")
         pipe.ltrim(key, 0, KEEP - 1)
-        pipe.execute()
+        try:
+            pipe.execute()
+        except redis.RedisError:
+            return
 
     def median(self, model_ref: str) -> float | None:
         """The median of the last ``KEEP`` durations, once there are ``MIN_SAMPLES``."""
         cached = self._cache.get(model_ref)
         if cached and time.monotonic() - cached[0] < CACHE_S:
             return cached[1]
-        samples = [float(v) for v in self.client.lrange(f"{PREFIX}:{model_ref}", 0, -1)]
+        try:
+            samples = [float(v) for v in self.client.lrange(f"{PREFIX}:{model_ref}", 0, -1)]
+        except redis.RedisError:
+            return cached[1] if cached else None
         value = statistics.median(samples) if len(samples) >= MIN_SAMPLES else None
         self._cache[model_ref] = (time.monotonic(), value)
         return value

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+import redis
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -38,6 +39,9 @@ logger = logging.getLogger(__name__)
 # Failures that say the route cannot serve the model at all, so a fallback may help;
 # other permanent errors (a bad request, a content policy refusal) would fail anywhere.
 DEFAULT_PAUSE_S = 1.0
+NOT_CALLED = frozenset(
+    {ErrorClass.WORKER_LOST, ErrorClass.DEADLINE, ErrorClass.CONFIGURATION, ErrorClass.INTERNAL}
+)
 ROUTE_FAULTS = frozenset({ErrorClass.AUTH, ErrorClass.NOT_FOUND, ErrorClass.CONFIGURATION})
 # Failures that are the request's own and end the job as ``failed``. Anything else that
 # ends a job (attempts exhausted, a route fault with no fallback left, an unplanned
@@ -104,7 +108,8 @@ def run_job(runtime: Runtime, job_id: str, booked: bool = False) -> None:
         logger.warning("run_job: no job %s", job_id)
         return
     admitted = None
-    if job.status == JobStatus.QUEUED:
+    lapsed = job.lease_expires_at is not None and job.lease_expires_at < utcnow()
+    if job.status == JobStatus.QUEUED or (job.status == JobStatus.RUNNING and lapsed):
         try:
             call = _prepare(runtime, job.model, job.current_model, job.input)
         except ProviderError:
@@ -121,13 +126,16 @@ def run_job(runtime: Runtime, job_id: str, booked: bool = False) -> None:
                 return
             admitted = verdict
     try:
-        _run_claimed(runtime, job, admitted)
+        ran = _run_claimed(runtime, job, admitted)
     finally:
         if admitted is not None:
             runtime.limiter.release_slot(admitted.slot)
+    if not ran and admitted is not None and admitted.probe:
+        runtime.breaker.release_probe(admitted.slot.route)
 
 
-def _run_claimed(runtime: Runtime, job: Job, admitted: Admitted | None) -> None:
+def _run_claimed(runtime: Runtime, job: Job, admitted: Admitted | None) -> bool:
+    """Claim the job and run one attempt; False if it was not ours to run."""
     with runtime.sessions.begin() as session:
         lease_s = _lease_s(runtime, job.current_model)
         claim = _claim(session, job, running_from=JobStatus.QUEUED, lease_s=lease_s)
@@ -135,7 +143,7 @@ def _run_claimed(runtime: Runtime, job: Job, admitted: Admitted | None) -> None:
     if recheck is not None:
         outbox.send(runtime.sessions, runtime.broker, [recheck])
     if claim is None:
-        return
+        return False
 
     started_at, started = utcnow(), time.monotonic()
     call = None
@@ -161,32 +169,49 @@ def _run_claimed(runtime: Runtime, job: Job, admitted: Admitted | None) -> None:
         error = ProviderError(ErrorClass.INTERNAL, f"{type(exc).__name__}: {exc}", retryable=False)
         outcome = _failed(runtime, claim, None, error, started_at, started, final=True)
     _commit(runtime, claim, outcome, running=JobStatus.RUNNING)
+    return True
 
 
 def _after_failure(
     runtime: Runtime, route: Route, error: ProviderError, admitted: Admitted
 ) -> None:
-    """Tell the breaker, and pause the whole route when the provider says to slow down."""
-    runtime.breaker.record(route, error.error_class, admitted.probe)
-    if error.error_class == ErrorClass.RATE_LIMITED:
-        runtime.limiter.pause(route, error.retry_after_s or DEFAULT_PAUSE_S)
+    """Tell the breaker, and pause the whole route when the provider says to slow down.
+
+    A failure raised before any call (lost worker, deadline, configuration) says nothing
+    about the provider: a probe it held is only given back."""
+    try:
+        if error.error_class in NOT_CALLED:
+            if admitted.probe:
+                runtime.breaker.release_probe(route.name)
+            return
+        runtime.breaker.record(route, error.error_class, admitted.probe)
+        if error.error_class == ErrorClass.RATE_LIMITED:
+            runtime.limiter.pause(route, error.retry_after_s or DEFAULT_PAUSE_S)
+    except redis.RedisError:
+        logger.warning("could not record a failure on %s", route.name, exc_info=True)
 
 
 def _after_success(
     runtime: Runtime, call: Call, tenant_id: str, result: ProviderResult, admitted: Admitted
 ) -> None:
-    """Tell the breaker, learn from the rate-limit headers, give back unused tokens."""
-    runtime.breaker.record(call.route, None, admitted.probe)
-    runtime.limiter.observe(call.route, result.rate_limit_headers)
-    used = result.usage.get("input_tokens", 0) + result.usage.get("output_tokens", 0)
-    runtime.limiter.settle_tokens(
-        call.route,
-        call.model,
-        tenant_id,
-        taken=admitted.tokens,
-        booked=admitted.expected_tokens,
-        used=used,
-    )
+    """Tell the breaker, learn from the rate-limit headers, give back unused tokens.
+
+    A paid-for result must not be lost to a Redis hiccup here, so errors only log."""
+    try:
+        runtime.breaker.record(call.route, None, admitted.probe)
+        runtime.limiter.observe(call.route, result.rate_limit_headers)
+        usage = result.usage
+        if "input_tokens" in usage or "output_tokens" in usage:
+            runtime.limiter.settle_tokens(
+                call.route,
+                call.model,
+                tenant_id,
+                taken=admitted.tokens,
+                booked=admitted.expected_tokens,
+                used=usage.get("input_tokens", 0) + usage.get("output_tokens", 0),
+            )
+    except redis.RedisError:
+        logger.warning("could not settle a call on %s", call.route.name, exc_info=True)
 
 
 def _fall_back_now(runtime: Runtime, job: Job) -> bool:
@@ -248,6 +273,8 @@ def poll_job(runtime: Runtime, job_id: str) -> None:
             adapter.cancel(claim.provider_job_id)  # type: ignore[union-attr]
             raise late
     except ProviderError as error:
+        if error.retryable and call is not None and (late := _overdue(call, job, submitted_at)):
+            error = late
         if not error.retryable:
             outcome = _failed(runtime, claim, call, error, None, None, final=True, poll=True)
             _commit(runtime, claim, outcome, running=JobStatus.WAITING)
@@ -386,11 +413,18 @@ def _attempt(
         key = cache_key(call.route.name, call.model, call.input, scope)
         hit = runtime.cache.get(key, call.route.name)
         if hit is not None:
+            if admitted is not None and admitted.probe:
+                runtime.breaker.release_probe(call.route.name)
             result = ProviderResult(hit["output"], hit["usage"], hit["request_id"], 200)
             return _succeeded(claim, call, result, started_at, started, cached=True)
     adapter = runtime.adapter(call.route)
     if call.route.is_async:
         poll = adapter.submit(call.model, call.input)  # type: ignore[union-attr]
+        if admitted is not None:
+            submitted = ProviderResult(
+                {}, {}, poll.request_id, poll.http_status, poll.rate_limit_headers
+            )
+            _after_success(runtime, call, claim.tenant_id, submitted, admitted)
         return _submitted(runtime, claim, call, poll, started_at, started)
     result = adapter.run(call.model, call.input)  # type: ignore[union-attr]
     if admitted is not None:

@@ -54,11 +54,11 @@ for i = 1, count do
   local base = 4 + (i - 1) * 4
   local rate = tonumber(ARGV[base + 1])
   local burst = tonumber(ARGV[base + 2])
-  local cost = tonumber(ARGV[base + 3])
   if ARGV[base + 4] == '1' then
     rate = rate / active
     burst = burst / active
   end
+  local cost = math.min(tonumber(ARGV[base + 3]), burst)
   local tat = math.max(tonumber(redis.call('GET', KEYS[2 + i]) or '0'), now)
   local step = cost / rate
   tats[i] = tat + step

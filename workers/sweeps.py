@@ -1,11 +1,12 @@
 """Sweeps that keep every job moving when a message was lost: a worker killed mid-call
-leaves its job ``running`` under a lease that lapses; the sweep sends the job's message
-again, and the claim's lease check lets exactly one worker take it over."""
+leaves its job ``running`` under a lease that lapses; a broker that lost its messages
+leaves jobs ``queued`` or ``waiting``. The sweep sends the job's message again, and the
+claim's lease check lets exactly one worker take it over."""
 
 from datetime import timedelta
 
 import dramatiq
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from producers import budgets, outbox
@@ -13,17 +14,28 @@ from schema.jobs import JobStatus
 from schema.names import JOBS_QUEUE, POLL_JOB, RUN_JOB
 from schema.tables import Job, utcnow
 
+# Longer than any wait a queued job sits out legitimately (a retry backoff, capped at
+# 5 minutes, or a deferral for capacity), so only a job whose message is gone qualifies.
+QUEUED_RESEND_AFTER_S = 900.0
+
 
 def resend_stalled(
     sessions: sessionmaker[Session],
     broker: dramatiq.Broker,
     *,
     grace_s: float = 5.0,
+    queued_after_s: float = QUEUED_RESEND_AFTER_S,
     batch_size: int = 500,
 ) -> int:
-    """Re-send run_job for lapsed leases and poll_job for overdue polls; return how many."""
-    cutoff = utcnow() - timedelta(seconds=grace_s)
-    lapsed = and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < cutoff)
+    """Re-send run_job for lapsed leases and for queued jobs untouched for
+    ``queued_after_s`` (their message was lost), and poll_job for overdue polls; return
+    how many. A duplicate is harmless: the claim lets one worker run the job."""
+    now = utcnow()
+    cutoff = now - timedelta(seconds=grace_s)
+    forgotten = and_(
+        Job.status == JobStatus.QUEUED, Job.updated_at < now - timedelta(seconds=queued_after_s)
+    )
+    lapsed = or_(and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < cutoff), forgotten)
     overdue = and_(
         Job.status == JobStatus.WAITING,
         Job.next_poll_at < cutoff,
@@ -33,11 +45,14 @@ def resend_stalled(
         stalled = session.execute(
             select(Job.id, Job.status).where(or_(lapsed, overdue)).limit(batch_size)
         ).all()
+        session.execute(
+            update(Job).where(Job.id.in_([job_id for job_id, _ in stalled])).values(updated_at=now)
+        )
         rows = [
             outbox.stage(
                 session,
                 JOBS_QUEUE,
-                RUN_JOB if status == JobStatus.RUNNING else POLL_JOB,
+                POLL_JOB if status == JobStatus.WAITING else RUN_JOB,
                 {"job_id": job_id},
             )
             for job_id, status in stalled
@@ -49,22 +64,31 @@ def resend_stalled(
 
 def expire_overdue(sessions: sessionmaker[Session], *, batch_size: int = 500) -> int:
     """Fail queued jobs whose deadline passed (their message may be long lost) and give
-    back their budget reservation; return how many."""
+    back their budget reservation; return how many. Each is a conditional UPDATE, so a
+    worker claiming the job at the same moment wins or loses cleanly."""
     now = utcnow()
+    expired = 0
     with sessions.begin() as session:
-        jobs = session.scalars(
-            select(Job)
-            .where(Job.status == JobStatus.QUEUED, Job.deadline_at < now)
+        overdue = session.scalars(
+            select(Job.id).where(Job.status == JobStatus.QUEUED, Job.deadline_at < now)
             .limit(batch_size)
-            .with_for_update(skip_locked=True)
-        ).all()
-        for job in jobs:
-            budgets.settle(
-                session, job.tenant_id, job.budget_period_start, released_micros=job.reserved_micros
-            )
-            job.status = JobStatus.FAILED
-            job.error = {"type": "deadline_exceeded", "message": "the job's deadline passed"}
-            job.reserved_micros = 0
-            job.finished_at = now
-            job.updated_at = now
-    return len(jobs)
+        ).all()  # fmt: skip
+        for job_id in overdue:
+            ended = session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+                .values(
+                    status=JobStatus.FAILED,
+                    error={"type": "deadline_exceeded", "message": "the job's deadline passed"},
+                    finished_at=now,
+                    updated_at=now,
+                )
+                .returning(Job.tenant_id, Job.budget_period_start, Job.reserved_micros)
+            ).one_or_none()
+            if ended is None:
+                continue
+            tenant_id, period_start, reserved = ended
+            session.execute(update(Job).where(Job.id == job_id).values(reserved_micros=0))
+            budgets.settle(session, tenant_id, period_start, released_micros=reserved)
+            expired += 1
+    return expired

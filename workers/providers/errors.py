@@ -11,6 +11,8 @@ from enum import StrEnum
 
 import httpx
 
+from schema.scrub import scrub
+
 RETRYABLE_STATUSES = frozenset({408, 409, 425, 429})
 
 
@@ -64,6 +66,7 @@ class ProviderError(Exception):
         retry_after_s: float | None = None,
         request_id: str | None = None,
     ) -> None:
+        message = scrub(message)
         super().__init__(message)
         self.error_class = error_class
         self.message = message
