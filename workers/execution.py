@@ -274,6 +274,7 @@ def poll_job(runtime: Runtime, job_id: str) -> None:
             raise late
     except ProviderError as error:
         if error.retryable and call is not None and (late := _overdue(call, job, submitted_at)):
+            _cancel_quietly(runtime, call, claim.provider_job_id)
             error = late
         if not error.retryable:
             outcome = _failed(runtime, claim, call, error, None, None, final=True, poll=True)
@@ -296,6 +297,14 @@ def _overdue(call: Call, job: Job, submitted_at: datetime) -> ProviderError | No
     if job.deadline_at is not None and utcnow() >= job.deadline_at:
         return ProviderError(ErrorClass.DEADLINE, "the job's deadline passed", retryable=False)
     return None
+
+
+def _cancel_quietly(runtime: Runtime, call: Call, provider_job_id: str) -> None:
+    """Best effort: a provider job we give up on should stop costing money."""
+    try:
+        runtime.adapter(call.route).cancel(provider_job_id)  # type: ignore[union-attr]
+    except ProviderError as error:
+        logger.warning("could not cancel %s at the provider: %s", provider_job_id, error.message)
 
 
 def cancel_at_provider(runtime: Runtime, job_id: str) -> None:
