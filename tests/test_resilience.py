@@ -119,3 +119,23 @@ def test_a_redis_failure_after_a_paid_call_keeps_the_result(
     job = client.get(f"/v1/jobs/{job_id}", headers=auth).json()
     assert job["status"] == "succeeded"
     assert job["output"]["text"]
+
+
+@on_postgresql
+def test_a_job_canceled_during_its_async_submit_is_canceled_at_the_provider(
+    client, auth, runtime, worker, sim_control
+) -> None:
+    sim_control.config(time_scale=0.01, fixed_duration_s=300)
+    job_id = client.post("/v1/jobs", json=VIDEO, headers=auth).json()["id"]
+    adapter = runtime.adapter
+
+    def cancel_during_submit(route):  # type: ignore[no-untyped-def]
+        client.post(f"/v1/jobs/{job_id}/cancel", headers=auth)
+        return adapter(route)
+
+    runtime.adapter = cancel_during_submit  # type: ignore[method-assign]
+    execution.run_job(runtime, job_id)
+    runtime.adapter = adapter  # type: ignore[method-assign]
+
+    eventually(lambda: sim_control.calls("videos.delete"), lambda n: n == 1)
+    assert client.get(f"/v1/jobs/{job_id}", headers=auth).json()["status"] == "canceled"

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from producers import budgets, deadletters, outbox
 from schema.jobs import JobStatus
-from schema.names import JOBS_QUEUE, POLL_JOB, RUN_JOB
+from schema.names import CANCEL_JOB, JOBS_QUEUE, POLL_JOB, RUN_JOB
 from schema.pricing import cost_micros
 from schema.routes import ModelSpec, Route, UnknownModelError
 from schema.tables import Job, JobAttempt, OutboxMessage, utcnow
@@ -716,6 +716,29 @@ def _next_fallback(runtime: Runtime, model_ref: str, current_model: str) -> str 
     return rest[0] if rest else None
 
 
+def _stop_orphan(
+    session: Session, job_id: str, provider_job_id: str | None
+) -> OutboxMessage | None:
+    """A job canceled while its async submit was in flight keeps the provider job's id and
+    gets the message that cancels it there, so it does not run on unpaid-for."""
+    if not provider_job_id:
+        return None
+    adopted = session.execute(
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.status == JobStatus.CANCELED,
+            Job.provider_job_id.is_(None),
+        )
+        .values(provider_job_id=provider_job_id)
+    ).rowcount
+    if not adopted:
+        return None
+    row = outbox.stage(session, JOBS_QUEUE, CANCEL_JOB, {"job_id": job_id})
+    session.flush()
+    return row
+
+
 def _commit(runtime: Runtime, claim: Claim, outcome: Outcome, *, running: JobStatus) -> None:
     """Write the attempt and move the job on in one transaction, if the job is still ours."""
     now = utcnow()
@@ -752,6 +775,7 @@ def _commit(runtime: Runtime, claim: Claim, outcome: Outcome, *, running: JobSta
         )
         if not changed:
             logger.info("job %s was canceled or taken over; kept the attempt", claim.job_id)
+            message_row = _stop_orphan(session, claim.job_id, outcome.job.get("provider_job_id"))
         elif outcome.dead_letter is not None:
             error = outcome.dead_letter
             deadletters.record_job(session, claim.job_id, error.error_class, error.message)
