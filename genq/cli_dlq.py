@@ -164,7 +164,7 @@ def list_letters(
     cursor: Annotated[str | None, typer.Option(help="Next page, as printed by the last.")] = None,
 ) -> None:
     """List dead letters, most recent failure first."""
-    from producers.jobs import InvalidCursorError
+    from producers.cursors import InvalidCursorError
 
     chosen = _filter(route, tenant, error_class, source, since, status)
     settings = Settings()

@@ -26,9 +26,9 @@ from pydantic_core import PydanticCustomError
 
 from producers import dlq
 from producers.admin_keys import authenticate_admin
+from producers.cursors import InvalidCursorError
 from producers.dramatiq_dlq import import_dramatiq_dead_letters
 from producers.errors import ApiError
-from producers.jobs import InvalidCursorError
 from producers.producer import Producer
 
 logger = logging.getLogger(__name__)

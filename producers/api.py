@@ -9,8 +9,9 @@ from fastapi.responses import JSONResponse
 
 from producers import admin, errors
 from producers.body_limit import BodySizeLimit
+from producers.cursors import InvalidCursorError
 from producers.errors import ApiError
-from producers.jobs import InvalidCursorError, JobNotCancelableError
+from producers.jobs import JobNotCancelableError
 from producers.producer import Producer
 from producers.submit import FieldError, IdempotencyConflictError, InvalidJobError
 from producers.tenants import authenticate

@@ -12,9 +12,6 @@ jobs meet the limit, and the worker settles it to the real cost as usual. A job'
 deadline is the customer's and stays: a job requeued past it fails at once.
 """
 
-import base64
-import binascii
-import json
 import logging
 import re
 from collections.abc import Sequence
@@ -28,7 +25,7 @@ from sqlalchemy import ColumnElement, and_, case, func, literal_column, or_, sel
 from sqlalchemy.orm import Session, sessionmaker
 
 from producers import budgets, outbox
-from producers.jobs import InvalidCursorError
+from producers.cursors import decode_cursor, encode_cursor
 from schema.jobs import JobStatus
 from schema.names import JOBS_QUEUE, RUN_JOB
 from schema.pricing import max_cost_micros
@@ -233,27 +230,13 @@ def _view(letter: DeadLetter, tenant_name: str | None, job_status: str | None) -
     return view.model_copy(update={"tenant_name": tenant_name, "job_status": job_status})
 
 
-def _encode_cursor(letter: LetterView) -> str:
-    raw = json.dumps([letter.last_failed_at.isoformat(), letter.id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        failed_at, letter_id = json.loads(raw)
-        return datetime.fromisoformat(failed_at), str(letter_id)
-    except (binascii.Error, ValueError, TypeError) as exc:
-        raise InvalidCursorError("cursor is not one this API returned") from exc
-
-
 def list_letters(
     session: Session, letters: DLQFilter, limit: int = 50, cursor: str | None = None
 ) -> tuple[list[LetterView], str | None]:
     """Matching letters, most recent failure first; return a page and the next page's cursor."""
     query = _VIEWED.where(*_conditions(session, letters))
     if cursor:
-        failed_at, letter_id = _decode_cursor(cursor)
+        failed_at, letter_id = decode_cursor(cursor)
         query = query.where(
             or_(
                 DeadLetter.last_failed_at < failed_at,
@@ -263,7 +246,8 @@ def list_letters(
     order = (DeadLetter.last_failed_at.desc(), DeadLetter.id.desc())
     page = [_view(*row) for row in session.execute(query.order_by(*order).limit(limit + 1))]
     if len(page) > limit:
-        return page[:limit], _encode_cursor(page[limit - 1])
+        last = page[limit - 1]
+        return page[:limit], encode_cursor(last.last_failed_at, last.id)
     return page, None
 
 

@@ -1,22 +1,14 @@
 """Reading and canceling a tenant's own jobs."""
 
-import base64
-import binascii
-import json
-from datetime import datetime
-
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from producers import budgets, outbox
+from producers.cursors import decode_cursor, encode_cursor
 from schema.jobs import TERMINAL_STATUSES, JobError, JobStatus, JobView
 from schema.names import CANCEL_JOB, JOBS_QUEUE
 from schema.pricing import usd
 from schema.tables import Job, OutboxMessage, utcnow
-
-
-class InvalidCursorError(ValueError):
-    """A pagination cursor that genq did not issue."""
 
 
 class JobNotCancelableError(ValueError):
@@ -54,20 +46,6 @@ def get(session: Session, tenant_id: str, job_id: str) -> Job | None:
     return session.scalar(select(Job).where(Job.id == job_id, Job.tenant_id == tenant_id))
 
 
-def encode_cursor(job: Job) -> str:
-    raw = json.dumps([job.created_at.isoformat(), job.id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, job_id = json.loads(raw)
-        return datetime.fromisoformat(created_at), str(job_id)
-    except (binascii.Error, ValueError, TypeError) as exc:
-        raise InvalidCursorError("cursor is not one this API returned") from exc
-
-
 def page(
     session: Session,
     tenant_id: str,
@@ -81,7 +59,7 @@ def page(
     if status is not None:
         query = query.where(Job.status == status)
     if cursor:
-        created_at, job_id = _decode_cursor(cursor)
+        created_at, job_id = decode_cursor(cursor)
         query = query.where(
             or_(Job.created_at < created_at, and_(Job.created_at == created_at, Job.id < job_id))
         )
@@ -89,7 +67,7 @@ def page(
         session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1))
     )
     if len(jobs) > limit:
-        return jobs[:limit], encode_cursor(jobs[limit - 1])
+        return jobs[:limit], encode_cursor(jobs[limit - 1].created_at, jobs[limit - 1].id)
     return jobs, None
 
 

@@ -6,3 +6,19 @@ from schema.routes import Routes
 def override(routes: Routes, name: str, **changes: object) -> None:
     """Replace route ``name`` with a copy carrying ``changes`` (producer and worker share it)."""
     routes.by_name[name] = routes.by_name[name].model_copy(update=changes)
+
+
+START = 1_700_000_000.0
+
+
+class FakeClock:
+    """Unix time that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

@@ -12,22 +12,9 @@ import pytest
 
 from simulator import SimServer
 from simulator.ratelimit import TokenBucket
+from tests.helpers import FakeClock
 
-START = 1_700_000_000.0
 USER: Any = [{"role": "user", "content": "Say hello to the job queue"}]
-
-
-class FakeClock:
-    """Unix time that moves only when told to."""
-
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture(scope="module")

@@ -9,22 +9,9 @@ import httpx
 import pytest
 
 from simulator import SimConfig, SimServer
+from tests.helpers import FakeClock
 
-START = 1_700_000_000.0
 VERSION = "5c7d5dc6dd8bf75c1acaa8565735e7986bc5b66206b55cca93cb72c9bf15ccaa"
-
-
-class FakeClock:
-    """Unix time that moves only when told to."""
-
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture(scope="module")

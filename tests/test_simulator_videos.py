@@ -12,24 +12,11 @@ import openai
 import pytest
 
 from simulator import SimConfig, SimServer
+from tests.helpers import FakeClock
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
-START = 1_700_000_000.0
 AUTH = {"Authorization": "Bearer sk-test"}
-
-
-class FakeClock:
-    """Unix time that moves only when told to."""
-
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture(scope="module")

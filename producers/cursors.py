@@ -1,0 +1,24 @@
+"""Opaque keyset-pagination cursors: the sort time and id of the last row of a page."""
+
+import base64
+import binascii
+import json
+from datetime import datetime
+
+
+class InvalidCursorError(ValueError):
+    """A pagination cursor that genq did not issue."""
+
+
+def encode_cursor(moment: datetime, row_id: str) -> str:
+    raw = json.dumps([moment.isoformat(), row_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        moment, row_id = json.loads(raw)
+        return datetime.fromisoformat(moment), str(row_id)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise InvalidCursorError("cursor is not one this API returned") from exc
