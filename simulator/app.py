@@ -14,6 +14,7 @@ from simulator import (
     openai_images,
     openai_models,
     openai_videos,
+    receiver,
     replicate_predictions,
 )
 from simulator.config import SimConfig
@@ -25,7 +26,7 @@ from simulator.stats import Stats
 def create_app(
     config: SimConfig | None = None, clock: Callable[[], float] = time.time
 ) -> Starlette:
-    """A simulator app; its config, stats, rate limits and jobs live on `app.state`.
+    """A simulator app; its config, stats, rate limits, jobs and hooks live on `app.state`.
 
     clock, Unix time by default, drives rate-limit refills and job timelines;
     tests pass a fake one to move time without waiting.
@@ -40,6 +41,7 @@ def create_app(
             *replicate_predictions.routes,
             *files.routes,
             *control.routes,
+            *receiver.routes,
         ],
         exception_handlers={HTTPException: invalid_url},
     )
@@ -48,5 +50,6 @@ def create_app(
     app.state.stats = Stats()
     app.state.limits = RateLimits()
     app.state.jobs = {}
+    app.state.hooks = receiver.Hooks()
     control.clear_state(app.state)
     return app

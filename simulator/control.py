@@ -1,7 +1,7 @@
 """The simulator's own endpoints, under /_sim, for tests and benches to inspect and steer it.
 
 GET  /_sim/stats           counters since start or the last reset
-POST /_sim/reset           zero counters, rate-limit buckets and jobs; reseed the RNGs
+POST /_sim/reset           zero counters, rate-limit buckets, jobs and hooks; reseed the RNGs
 GET  /_sim/config          the config
 POST /_sim/config          change some config fields (a partial SimConfig)
 GET  /_sim/faults          the fault rules, with their remaining counts
@@ -9,6 +9,8 @@ POST /_sim/faults          replace the fault rules with a JSON list
 DELETE /_sim/faults        remove every fault rule
 GET  /_sim/jobs            every async job's timeline
 GET  /_sim/jobs/{id}       one async job's timeline
+
+The sample webhook receiver's endpoints, /hooks and /_sim/hooks, are in `simulator.receiver`.
 """
 
 import json
@@ -28,10 +30,11 @@ RULES = TypeAdapter(list[FaultRule])
 
 
 def clear_state(state: State) -> None:
-    """Zero the counters, empty the rate-limit buckets, forget jobs and reseed the RNGs."""
+    """Zero the counters, empty the rate-limit buckets, forget jobs and hooks, reseed the RNGs."""
     state.stats.clear()
     state.limits.clear()
     state.jobs.clear()
+    state.hooks.clear()
     state.job_rng = random.Random(state.config.seed)
     state.fault_rng = random.Random(state.config.seed)
 
@@ -42,7 +45,7 @@ async def get_stats(request: Request) -> JSONResponse:
 
 
 async def reset(request: Request) -> JSONResponse:
-    """Start afresh as far as counters, limits and jobs go, then answer the zeroed stats."""
+    """Start afresh as far as counters, limits, jobs and hooks go; answer the zeroed stats."""
     clear_state(request.app.state)
     return JSONResponse(request.app.state.stats.snapshot())
 
