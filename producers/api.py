@@ -4,17 +4,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Header, Query, Request, Response
+from fastapi import FastAPI, Header, Query, Response
 from fastapi.responses import JSONResponse
 
-from producers import admin, errors
+from producers import admin, errors, webhooks_api
+from producers.auth import Tenant
 from producers.body_limit import BodySizeLimit
 from producers.cursors import InvalidCursorError
 from producers.errors import ApiError
 from producers.jobs import JobNotCancelableError
 from producers.producer import Producer
 from producers.submit import FieldError, IdempotencyConflictError, InvalidJobError
-from producers.tenants import authenticate
 from schema.circuits import circuit_states
 from schema.jobs import BatchCreate, BatchView, JobCreate, JobPage, JobStatus, JobView
 from schema.store import ping
@@ -32,28 +32,11 @@ def create_app(producer: Producer) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=producer.settings.max_body_bytes)
     errors.install(app)
     _routes(app, producer)
+    app.include_router(webhooks_api.router)
     app.include_router(admin.router)
     return app
 
 
-def _tenant(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
-    scheme, _, token = (authorization or "").partition(" ")
-    producer: Producer = request.app.state.producer
-    tenant_id = None
-    if scheme.lower() == "bearer" and token:
-        with producer.sessions() as session:
-            tenant_id = authenticate(session, token.strip())
-    if tenant_id is None:
-        raise ApiError(
-            401,
-            "unauthorized",
-            "send a valid tenant API key as 'Authorization: Bearer <key>'",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    return tenant_id
-
-
-Tenant = Annotated[str, Depends(_tenant)]
 IdempotencyKey = Annotated[str | None, Header(min_length=1, max_length=255)]
 
 

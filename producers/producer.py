@@ -13,7 +13,7 @@ import redis
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 
-from producers import jobs, outbox, usage
+from producers import jobs, outbox, usage, webhook_endpoints, webhook_events
 from producers.broker import sending_broker
 from producers.enqueue_rate import EnqueueRate
 from producers.submit import (
@@ -25,6 +25,8 @@ from producers.submit import (
     check,
     store,
 )
+from producers.webhook_secrets import has_default_secret
+from producers.webhooks import Webhooks
 from schema.jobs import BatchItem, JobCreate, JobStatus, JobView
 from schema.names import active_tenants_key
 from schema.redis_conn import redis_url
@@ -55,6 +57,7 @@ class Producer:
         self.broker = broker or sending_broker(url)
         self.routes = routes or load_routes(self.settings.routes_file)
         self.enqueue_rate = EnqueueRate(url)
+        self.webhooks = Webhooks(self.sessions, self.settings, self._send)
 
     def submit(
         self, tenant_id: str, request: JobCreate, idempotency_key: str | None = None
@@ -79,7 +82,8 @@ class Producer:
         return [jobs.view(r.job) for r in self._submit(tenant_id, submissions, loc=("jobs",))]
 
     def _submit(self, tenant_id: str, submissions: list[Submission], loc: Loc) -> list[Submitted]:
-        check(self.routes, submissions, loc)
+        check(self.routes, submissions, loc, self._vet_webhook_url)
+        self._require_webhook_secret(tenant_id, submissions, loc)
         self._count_enqueues(tenant_id, len(submissions))
         try:
             results = self._store(tenant_id, submissions)
@@ -88,6 +92,25 @@ class Producer:
         self._send([r.outbox_row for r in results if r.outbox_row is not None])
         self._mark_active(tenant_id, {r.job.route for r in results if not r.replayed})
         return results
+
+    def _vet_webhook_url(self, url: str) -> None:
+        webhook_endpoints.guard(self.settings, url, self.webhooks.resolve)
+
+    def _require_webhook_secret(
+        self, tenant_id: str, submissions: list[Submission], loc: Loc
+    ) -> None:
+        """A job's own ``webhook_url`` is signed with the tenant's default secret, which
+        tenants created before webhooks existed may lack."""
+        if not any(s.request.webhook_url for s in submissions):
+            return
+        with self.sessions() as session:
+            if has_default_secret(session, tenant_id):
+                return
+        message = (
+            "the tenant has no default webhook secret; "
+            "create one with POST /v1/webhook-secret/rotate"
+        )
+        raise InvalidJobError([FieldError((*loc, "webhook_url"), message)])
 
     def _mark_active(self, tenant_id: str, routes: set[str]) -> None:
         """Tell the workers' limiter this tenant has work queued on these routes, so its
@@ -143,11 +166,11 @@ class Producer:
     def cancel(self, tenant_id: str, job_id: str) -> JobView | None:
         with self.sessions.begin() as session:
             canceled = jobs.cancel(session, tenant_id, job_id)
-        if canceled is None:
-            return None
-        job, stop = canceled
-        if stop is not None:
-            self._send([stop])
+            if canceled is None:
+                return None
+            job, stop = canceled
+            rows = webhook_events.job_event(session, self.settings, job)
+        self._send([stop, *rows] if stop is not None else rows)
         return jobs.view(job)
 
     def usage(

@@ -5,7 +5,7 @@ A batch is one transaction: every job is stored, or none is.
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from producers import budgets, outbox
 from producers.ids import new_id
+from schema.destinations import UnsafeDestinationError
 from schema.inputs import validate_input
 from schema.jobs import JobCreate, JobStatus
 from schema.names import JOBS_QUEUE, RUN_JOB
@@ -63,11 +64,25 @@ def request_hash(request: JobCreate) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def check(routes: Routes, submissions: Sequence[Submission], loc: Loc = ()) -> None:
-    """Raise ``InvalidJobError`` naming every bad field, before anything is written."""
+def check(
+    routes: Routes,
+    submissions: Sequence[Submission],
+    loc: Loc = (),
+    vet_webhook_url: Callable[[str], object] | None = None,
+) -> None:
+    """Raise ``InvalidJobError`` naming every bad field, before anything is written.
+
+    ``vet_webhook_url`` raises ``UnsafeDestinationError`` for a URL genq must not call.
+    """
     errors: list[FieldError] = []
     for index, submission in enumerate(submissions):
         at = (*loc, index) if len(submissions) > 1 or loc else ()
+        webhook_url = submission.request.webhook_url
+        if webhook_url is not None and vet_webhook_url is not None:
+            try:
+                vet_webhook_url(str(webhook_url))
+            except UnsafeDestinationError as exc:
+                errors.append(FieldError((*at, "webhook_url"), str(exc)))
         try:
             route, _ = routes.resolve(submission.request.model)
         except UnknownModelError as exc:

@@ -1,4 +1,7 @@
-"""Tenants and their API keys. A key is shown once, at creation; only its digest is kept."""
+"""Tenants and their API keys. A key is shown once, at creation; only its digest is kept.
+
+A tenant also gets its default webhook secret, which signs deliveries to a job's own
+``webhook_url``; it too is shown only here (or when rotated)."""
 
 import hashlib
 import secrets
@@ -8,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from producers.ids import new_id
+from producers.webhook_secrets import rotate
 from schema.tables import ApiKey, Tenant
 
 KEY_PREFIX = "gq_"
@@ -18,6 +22,7 @@ class NewTenant:
     tenant_id: str
     name: str
     api_key: str
+    webhook_secret: str
 
 
 class TenantExistsError(ValueError):
@@ -35,7 +40,9 @@ def create_tenant(session: Session, name: str) -> NewTenant:
     tenant = Tenant(id=new_id("ten"), name=name)
     session.add(tenant)
     session.flush()
-    return NewTenant(tenant.id, name, issue_key(session, tenant.id))
+    api_key = issue_key(session, tenant.id)
+    webhook_secret, _ = rotate(session, tenant.id, None, grace_s=0)
+    return NewTenant(tenant.id, name, api_key, webhook_secret)
 
 
 def issue_key(session: Session, tenant_id: str) -> str:

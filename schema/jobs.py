@@ -23,6 +23,10 @@ TERMINAL_STATUSES = frozenset(
 
 
 class WebhookEventType(StrEnum):
+    """Job events. ``job.started`` (an async job accepted by its provider) is sent only to
+    those who list it: most receivers want results, not progress."""
+
+    STARTED = "job.started"
     SUCCEEDED = "job.succeeded"
     FAILED = "job.failed"
     CANCELED = "job.canceled"

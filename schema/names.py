@@ -14,3 +14,8 @@ RATE_LIMIT_PREFIX = f"{BROKER_NAMESPACE}:rl"
 def active_tenants_key(route: str) -> str:
     """Redis sorted set of tenants with work on a route, scored by when last seen (ms)."""
     return f"{RATE_LIMIT_PREFIX}:{route}:tenants"
+
+
+WEBHOOKS_QUEUE = "genq.webhooks"
+DELIVER_WEBHOOK = "deliver_webhook"
+WEBHOOK_PREFIX = f"{BROKER_NAMESPACE}:wh"

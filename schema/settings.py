@@ -5,11 +5,17 @@ file and a private Redis under ``var_dir``. Secrets are ``SecretStr`` so they ne
 show up in a repr, a log line or a traceback.
 """
 
+import ipaddress
 from functools import cached_property
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Standard Webhooks' suggested schedule: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h,
+# 14 h, 20 h, 24 h; a receiver down for a day still gets every event.
+WEBHOOK_RETRY_SCHEDULE_S = (0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
 
 
 class Settings(BaseSettings):
@@ -55,6 +61,44 @@ class Settings(BaseSettings):
     relay_grace_s: float = Field(
         2.0, ge=0, description="Age before the sweep sends a row the producer may still send."
     )
+
+    public_url: str = Field(
+        "http://127.0.0.1:8000", description="Base URL of the API, for links in webhook bodies."
+    )
+    webhook_timeout_s: float = Field(15.0, gt=0, description="Time a receiver has to answer.")
+    webhook_retry_schedule_s: list[float] = Field(
+        list(WEBHOOK_RETRY_SCHEDULE_S),
+        min_length=1,
+        description="Delay before each attempt of a delivery, the first included (JSON list).",
+    )
+    webhook_disable_after_days: float = Field(
+        5.0, gt=0, description="An endpoint failing this long is disabled."
+    )
+    webhook_secret_grace_s: int = Field(
+        86_400, ge=0, description="How long a rotated-out secret keeps signing."
+    )
+    webhook_max_in_flight: int = Field(
+        10, gt=0, description="Concurrent deliveries to one receiver (scheme, host and port)."
+    )
+    webhook_max_body_bytes: int = Field(
+        16_384, ge=2048, description="Largest event body; a larger output is sent as a URL."
+    )
+    webhook_https_only: bool = Field(False, description="Refuse plain-http receivers.")
+    webhook_allow_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="CIDRs opened to webhooks despite the SSRF guard, comma-separated "
+        "(local development and tests only).",
+    )
+
+    @field_validator("webhook_allow_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            for network in value:
+                ipaddress.ip_network(network, strict=False)
+        return value
 
     @cached_property
     def database_url_value(self) -> str:

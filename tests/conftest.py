@@ -1,9 +1,12 @@
 """Fixtures: real stores (SQLite and PostgreSQL), real Redis, the simulator, a worker."""
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import dramatiq
+import httpx
 import pytest
 import redis
 from fastapi.testclient import TestClient
@@ -19,11 +22,16 @@ from schema.store import make_engine, make_sessions, migrate
 from schema.tables import Base
 from simulator import SimServer
 from tests.services import postgres_server, redis_server, scratch_database
+from tests.waiting import eventually
 from workers.actors import declare_actors
 from workers.broker import worker_broker
 from workers.runtime import Runtime
 
 SIM_KEY = "sk-genq-test"
+
+
+# The Standard Webhooks schedule compressed from days to about three seconds.
+WEBHOOK_TEST_SCHEDULE_S = [0, 0.2, 0.4, 0.6, 0.8, 1.0]
 
 
 @pytest.fixture(scope="session")
@@ -159,6 +167,8 @@ def settings(tmp_path: Path, engine: Engine, redis_url: str) -> Settings:
         database_url=SecretStr(engine.url.render_as_string(hide_password=False)),
         redis_url=SecretStr(redis_url),
         relay_grace_s=0,
+        webhook_allow_networks=["127.0.0.0/8", "::1/128"],
+        webhook_retry_schedule_s=WEBHOOK_TEST_SCHEDULE_S,
         _env_file=None,
     )
 
@@ -213,8 +223,6 @@ class SimControl:
     """Change the shared simulator for one test: faults and config, restored afterwards."""
 
     def __init__(self, sim: SimServer) -> None:
-        import httpx
-
         self.http = httpx.Client(base_url=sim.url)
         self.saved = self.http.get("/_sim/config").json()
         self.http.post("/_sim/reset").raise_for_status()
@@ -240,3 +248,50 @@ def sim_control(sim: SimServer) -> Iterator[SimControl]:
     control = SimControl(sim)
     yield control
     control.restore()
+
+
+@pytest.fixture
+def cli_env(engine: Engine, redis_url: str, tmp_path, monkeypatch: pytest.MonkeyPatch) -> Engine:
+    """The command line on the test's store and Redis, with room for wide tables."""
+    monkeypatch.setenv("GENQ_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("GENQ_REDIS_URL", redis_url)
+    monkeypatch.setenv("GENQ_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("COLUMNS", "250")
+    return engine
+
+
+class Hooks:
+    """The simulator's sample receiver, one uniquely named hook per use."""
+
+    def __init__(self, sim: SimServer) -> None:
+        self.sim = sim
+        self.http = httpx.Client(base_url=sim.url)
+
+    def new(self, secrets: list[str] | None = None, **behaviour: Any) -> str:
+        name = uuid.uuid4().hex[:12]
+        self.configure(name, secrets or [], **behaviour)
+        return name
+
+    def configure(self, name: str, secrets: list[str], **behaviour: Any) -> None:
+        self.http.put(
+            f"/_sim/hooks/{name}", json={"secrets": secrets, **behaviour}
+        ).raise_for_status()
+
+    def url(self, name: str) -> str:
+        return f"{self.sim.url}/hooks/{name}"
+
+    def state(self, name: str) -> dict[str, Any]:
+        return self.http.get(f"/_sim/hooks/{name}").json()
+
+    def wait(self, name: str, counter: str, at_least: int) -> dict[str, Any]:
+        return eventually(lambda: self.state(name), lambda state: state[counter] >= at_least)
+
+    def release(self, name: str) -> None:
+        self.http.post(f"/_sim/hooks/{name}/release").raise_for_status()
+
+
+@pytest.fixture
+def hooks(sim: SimServer) -> Iterator[Hooks]:
+    hooks = Hooks(sim)
+    yield hooks
+    hooks.http.close()

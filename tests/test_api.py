@@ -32,7 +32,8 @@ def test_submit_returns_202_and_the_queued_job(client: TestClient, auth, engine)
     assert counts(engine) == (1, 1)
 
 
-def test_webhook_fields_are_stored(client: TestClient, auth) -> None:
+def test_webhook_fields_are_stored(client: TestClient, auth, producer) -> None:
+    producer.webhooks.resolve = lambda host, port: ["93.184.216.34"]
     body = {
         **CHAT,
         "webhook_url": "https://hooks.example.com/genq",

@@ -27,16 +27,6 @@ SECRET = "sk-proj-abcdefghijklmnop1234"
 XQ = f"genq:{JOBS_QUEUE}.XQ"
 
 
-@pytest.fixture
-def cli_env(engine: Engine, redis_url: str, tmp_path, monkeypatch: pytest.MonkeyPatch) -> Engine:
-    """The command line on the test's store and Redis, with room for wide tables."""
-    monkeypatch.setenv("GENQ_DATABASE_URL", engine.url.render_as_string(hide_password=False))
-    monkeypatch.setenv("GENQ_REDIS_URL", redis_url)
-    monkeypatch.setenv("GENQ_VAR_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("COLUMNS", "250")
-    return engine
-
-
 def genq(*args: str):  # type: ignore[no-untyped-def]
     return runner.invoke(app, list(args))
 

@@ -129,11 +129,11 @@ def test_queued_jobs_past_their_deadline_are_expired(client, auth, runtime) -> N
             update(Job).where(Job.id == job_id).values(deadline_at=utcnow() - timedelta(1))
         )
 
-    assert expire_overdue(runtime.sessions) == 1
+    assert expire_overdue(runtime.sessions, runtime.broker, runtime.settings) == 1
 
     job = client.get(f"/v1/jobs/{job_id}", headers=auth).json()
     assert (job["status"], job["error"]["type"]) == ("failed", "deadline_exceeded")
-    assert expire_overdue(runtime.sessions) == 0
+    assert expire_overdue(runtime.sessions, runtime.broker, runtime.settings) == 0
 
 
 @pytest.mark.parametrize("engine", ["postgresql"], indirect=True)

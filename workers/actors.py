@@ -1,10 +1,21 @@
-"""Dramatiq actors, declared on a given broker so tests and processes each wire their own."""
+"""Dramatiq actors, declared on a given broker so tests and processes each wire their own.
+
+Webhooks have their own queue, so a backlog of deliveries never delays jobs, nor the
+reverse."""
 
 import dramatiq
 
-from schema.names import CANCEL_JOB, JOBS_QUEUE, POLL_JOB, RUN_JOB
+from schema.names import (
+    CANCEL_JOB,
+    DELIVER_WEBHOOK,
+    JOBS_QUEUE,
+    POLL_JOB,
+    RUN_JOB,
+    WEBHOOKS_QUEUE,
+)
 from workers import execution
 from workers.runtime import Runtime
+from workers.webhooks import delivery
 
 # Provider failures are retried by genq's own policy (recorded attempts, backoff via the
 # outbox). Dramatiq's retries only cover the unplanned: a database hiccup mid-job.
@@ -23,14 +34,23 @@ def declare_actors(runtime: Runtime) -> dict[str, dramatiq.Actor]:
     def cancel_job(job_id: str) -> None:
         execution.cancel_at_provider(runtime, job_id)
 
+    def deliver_webhook(delivery_id: str) -> None:
+        delivery.deliver(runtime, delivery_id)
+
+    declared = (
+        (RUN_JOB, run_job, JOBS_QUEUE),
+        (POLL_JOB, poll_job, JOBS_QUEUE),
+        (CANCEL_JOB, cancel_job, JOBS_QUEUE),
+        (DELIVER_WEBHOOK, deliver_webhook, WEBHOOKS_QUEUE),
+    )
     return {
         name: dramatiq.Actor(
             fn,
             broker=runtime.broker,
             actor_name=name,
-            queue_name=JOBS_QUEUE,
+            queue_name=queue,
             priority=0,
             options=UNPLANNED_RETRIES,
         )
-        for name, fn in ((RUN_JOB, run_job), (POLL_JOB, poll_job), (CANCEL_JOB, cancel_job))
+        for name, fn, queue in declared
     }

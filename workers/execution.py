@@ -20,8 +20,8 @@ import redis
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from producers import budgets, deadletters, outbox
-from schema.jobs import JobStatus
+from producers import budgets, deadletters, outbox, webhook_events
+from schema.jobs import TERMINAL_STATUSES, JobStatus
 from schema.names import CANCEL_JOB, JOBS_QUEUE, POLL_JOB, RUN_JOB
 from schema.pricing import cost_micros
 from schema.routes import ModelSpec, Route, UnknownModelError
@@ -739,10 +739,18 @@ def _stop_orphan(
     return row
 
 
+def _announces(outcome: Outcome, running: JobStatus) -> bool:
+    """A job that ended, or whose async provider job just started, has an event to send."""
+    status = outcome.job.get("status")
+    if status == JobStatus.WAITING:
+        return running == JobStatus.RUNNING
+    return status in TERMINAL_STATUSES
+
+
 def _commit(runtime: Runtime, claim: Claim, outcome: Outcome, *, running: JobStatus) -> None:
     """Write the attempt and move the job on in one transaction, if the job is still ours."""
     now = utcnow()
-    message_row = None
+    message_rows: list[OutboxMessage] = []
     with runtime.sessions.begin() as session:
         attempt = dict(outcome.attempt or {})
         if attempt.pop("close_submitted", False):
@@ -775,18 +783,25 @@ def _commit(runtime: Runtime, claim: Claim, outcome: Outcome, *, running: JobSta
         )
         if not changed:
             logger.info("job %s was canceled or taken over; kept the attempt", claim.job_id)
-            message_row = _stop_orphan(session, claim.job_id, outcome.job.get("provider_job_id"))
-        elif outcome.dead_letter is not None:
-            error = outcome.dead_letter
-            deadletters.record_job(session, claim.job_id, error.error_class, error.message)
-        elif outcome.message is not None:
-            actor, delay_s = outcome.message
-            message_row = outbox.stage(
-                session, JOBS_QUEUE, actor, {"job_id": claim.job_id}, delay_s=delay_s
-            )
-            session.flush()
-    if message_row is not None:
-        outbox.send(runtime.sessions, runtime.broker, [message_row])
+            stop = _stop_orphan(session, claim.job_id, outcome.job.get("provider_job_id"))
+            message_rows = [stop] if stop is not None else []
+        else:
+            if outcome.dead_letter is not None:
+                error = outcome.dead_letter
+                deadletters.record_job(session, claim.job_id, error.error_class, error.message)
+            elif outcome.message is not None:
+                actor, delay_s = outcome.message
+                message_rows.append(
+                    outbox.stage(
+                        session, JOBS_QUEUE, actor, {"job_id": claim.job_id}, delay_s=delay_s
+                    )
+                )
+                session.flush()
+            if _announces(outcome, running):
+                job = session.get_one(Job, claim.job_id, populate_existing=True)
+                message_rows.extend(webhook_events.job_event(session, runtime.settings, job))
+    if message_rows:
+        outbox.send(runtime.sessions, runtime.broker, message_rows)
     if changed and outcome.cache is not None:
         key, value, ttl_s = outcome.cache
         runtime.cache.put(key, value, ttl_s)

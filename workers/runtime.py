@@ -1,4 +1,5 @@
-"""What a worker process holds: settings, database sessions, routes, HTTP clients, broker."""
+"""What a worker process holds: settings, database sessions, routes, HTTP clients, broker,
+and the webhook sender's gate and DNS resolver (a test swaps the resolver to play DNS)."""
 
 import logging
 import threading
@@ -8,6 +9,7 @@ import httpx
 import redis
 from sqlalchemy import Engine
 
+from schema.destinations import Resolver, resolve_host
 from schema.redis_conn import connect, redis_url
 from schema.routes import Route, Routes, load_routes
 from schema.settings import Settings
@@ -17,6 +19,8 @@ from workers.cache import ResultCache
 from workers.durations import Durations
 from workers.providers import Adapter, adapter_for, make_client
 from workers.ratelimit import LEASE_TTL_MS, RateLimiter
+from workers.webhooks import sender as webhooks_sender
+from workers.webhooks.gate import ReceiverGate
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +50,9 @@ class Runtime:
         self._renewer.start()
         self._clients: dict[str, httpx.Client] = {}
         self._lock = threading.Lock()
+        self.webhook_gate = ReceiverGate(client, settings.webhook_max_in_flight)
+        self.webhook_client = webhooks_sender.make_client(settings.worker_threads)
+        self.resolve: Resolver = resolve_host
 
     def adapter(self, route: Route) -> Adapter:
         """The route's adapter on a pooled client shared by the worker's threads."""
@@ -71,5 +78,6 @@ class Runtime:
         self._stopping.set()
         for client in self._clients.values():
             client.close()
+        self.webhook_client.close()
         self.cache.client.close()
         self.engine.dispose()

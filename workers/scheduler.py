@@ -1,6 +1,7 @@
 """The scheduler process: periodic work on APScheduler, done by one leader among its
 replicas (``workers/leader.py``): relay the outbox, re-send jobs whose worker died or
-whose poll message was lost, and end queued jobs past their deadline."""
+whose poll message was lost, end queued jobs past their deadline, and send webhook
+deliveries whose next attempt is due."""
 
 import logging
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from schema.settings import Settings
 from schema.store import make_engine, make_sessions
 from workers.leader import Leadership
 from workers.sweeps import expire_overdue, resend_stalled
+from workers.webhooks.dispatch import dispatch_due
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +41,14 @@ def build_scheduler(settings: Settings) -> tuple[BlockingScheduler, Leadership]:
             lambda: relay_pending(sessions, broker, grace_s=settings.relay_grace_s),
         ),
         "resend_stalled": (settings.sweep_interval_s, lambda: resend_stalled(sessions, broker)),
-        "expire_overdue": (settings.sweep_interval_s, lambda: expire_overdue(sessions)),
+        "dispatch_webhooks": (
+            settings.relay_interval_s,
+            lambda: dispatch_due(sessions, broker),
+        ),
+        "expire_overdue": (
+            settings.sweep_interval_s,
+            lambda: expire_overdue(sessions, broker, settings),
+        ),
     }
     scheduler = BlockingScheduler(timezone="UTC")
     scheduler.add_job(

@@ -9,10 +9,11 @@ import dramatiq
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from producers import budgets, outbox
+from producers import budgets, outbox, webhook_events
 from schema.jobs import JobStatus
 from schema.names import JOBS_QUEUE, POLL_JOB, RUN_JOB
-from schema.tables import Job, utcnow
+from schema.settings import Settings
+from schema.tables import Job, OutboxMessage, utcnow
 
 # Longer than any wait a queued job sits out legitimately (a retry backoff, capped at
 # 5 minutes, or a deferral for capacity), so only a job whose message is gone qualifies.
@@ -62,12 +63,20 @@ def resend_stalled(
     return len(rows)
 
 
-def expire_overdue(sessions: sessionmaker[Session], *, batch_size: int = 500) -> int:
-    """Fail queued jobs whose deadline passed (their message may be long lost) and give
-    back their budget reservation; return how many. Each is a conditional UPDATE, so a
-    worker claiming the job at the same moment wins or loses cleanly."""
+def expire_overdue(
+    sessions: sessionmaker[Session],
+    broker: dramatiq.Broker,
+    settings: Settings,
+    *,
+    batch_size: int = 500,
+) -> int:
+    """Fail queued jobs whose deadline passed (their message may be long lost), give back
+    their budget reservation and send their webhook events; return how many. Each is a
+    conditional UPDATE, so a worker claiming the job at the same moment wins or loses
+    cleanly."""
     now = utcnow()
     expired = 0
+    rows: list[OutboxMessage] = []
     with sessions.begin() as session:
         overdue = session.scalars(
             select(Job.id).where(Job.status == JobStatus.QUEUED, Job.deadline_at < now)
@@ -90,5 +99,8 @@ def expire_overdue(sessions: sessionmaker[Session], *, batch_size: int = 500) ->
             tenant_id, period_start, reserved = ended
             session.execute(update(Job).where(Job.id == job_id).values(reserved_micros=0))
             budgets.settle(session, tenant_id, period_start, released_micros=reserved)
+            job = session.get_one(Job, job_id, populate_existing=True)
+            rows.extend(webhook_events.job_event(session, settings, job))
             expired += 1
+    outbox.send(sessions, broker, rows)
     return expired

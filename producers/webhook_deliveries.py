@@ -1,0 +1,134 @@
+"""Reading a tenant's webhook deliveries and sending them again.
+
+A resend keeps the event, its body and its ``webhook-id``, so a receiver that already
+has it can tell; it starts a fresh round of the retry schedule.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from producers import outbox
+from producers.cursors import decode_cursor, encode_cursor
+from schema.names import DELIVER_WEBHOOK, WEBHOOKS_QUEUE
+from schema.tables import OutboxMessage, WebhookAttempt, WebhookDelivery, WebhookEvent, utcnow
+from schema.webhooks import AttemptView, DeliveryStatus, DeliveryView
+
+
+@dataclass(frozen=True)
+class DeliveryFilter:
+    tenant_id: str | None = None
+    endpoint_id: str | None = None
+    job_id: str | None = None
+    status: DeliveryStatus | None = None
+
+
+def get(session: Session, tenant_id: str | None, delivery_id: str) -> WebhookDelivery | None:
+    """The delivery if the tenant owns it (any tenant's for an operator, None)."""
+    query = select(WebhookDelivery).where(WebhookDelivery.id == delivery_id)
+    if tenant_id is not None:
+        query = query.where(WebhookDelivery.tenant_id == tenant_id)
+    return session.scalar(query)
+
+
+def from_rows(session: Session, rows: list[OutboxMessage]) -> list[WebhookDelivery]:
+    """The deliveries that staged outbox rows are for."""
+    return [session.get_one(WebhookDelivery, row.kwargs["delivery_id"]) for row in rows]
+
+
+def page(
+    session: Session, where: DeliveryFilter, *, limit: int, cursor: str | None
+) -> tuple[list[WebhookDelivery], str | None]:
+    """Newest first, keyset-paginated; return the deliveries and the next page's cursor."""
+    query = select(WebhookDelivery)
+    if where.tenant_id is not None:
+        query = query.where(WebhookDelivery.tenant_id == where.tenant_id)
+    if where.endpoint_id is not None:
+        query = query.where(WebhookDelivery.endpoint_id == where.endpoint_id)
+    if where.status is not None:
+        query = query.where(WebhookDelivery.status == where.status)
+    if where.job_id is not None:
+        query = query.join(WebhookEvent).where(WebhookEvent.job_id == where.job_id)
+    if cursor:
+        created_at, delivery_id = decode_cursor(cursor)
+        query = query.where(
+            or_(
+                WebhookDelivery.created_at < created_at,
+                and_(WebhookDelivery.created_at == created_at, WebhookDelivery.id < delivery_id),
+            )
+        )
+    order = (WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
+    found = list(session.scalars(query.order_by(*order).limit(limit + 1)))
+    if len(found) > limit:
+        last = found[limit - 1]
+        return found[:limit], encode_cursor(last.created_at, last.id)
+    return found, None
+
+
+def view(
+    session: Session, delivery: WebhookDelivery, *, with_attempts: bool = False
+) -> DeliveryView:
+    event = session.get_one(WebhookEvent, delivery.event_id)
+    attempts = None
+    if with_attempts:
+        rows = session.scalars(
+            select(WebhookAttempt)
+            .where(WebhookAttempt.delivery_id == delivery.id)
+            .order_by(WebhookAttempt.number)
+        )
+        attempts = [AttemptView.model_validate(row, from_attributes=True) for row in rows]
+    return DeliveryView(
+        id=delivery.id,
+        webhook_id=event.id,
+        event_type=event.type,
+        job_id=event.job_id,
+        endpoint_id=delivery.endpoint_id,
+        url=delivery.url,
+        status=DeliveryStatus(delivery.status),
+        attempts=delivery.attempts,
+        next_attempt_at=delivery.next_attempt_at,
+        last_status_code=delivery.last_status_code,
+        last_error=delivery.last_error,
+        created_at=delivery.created_at,
+        delivered_at=delivery.delivered_at,
+        attempt_log=attempts,
+    )
+
+
+def resend(session: Session, delivery_ids: list[str]) -> list[OutboxMessage]:
+    """Make the deliveries pending again, due now, on a fresh schedule; return their
+    outbox rows. One in flight keeps its attempt; the new message waits on its lease."""
+    now = utcnow()
+    session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id.in_(delivery_ids))
+        .values(
+            status=DeliveryStatus.PENDING,
+            schedule_step=0,
+            next_attempt_at=now,
+            dispatched_at=now,
+            updated_at=now,
+        )
+    )
+    rows = [
+        outbox.stage(session, WEBHOOKS_QUEUE, DELIVER_WEBHOOK, {"delivery_id": delivery_id})
+        for delivery_id in delivery_ids
+    ]
+    session.flush()
+    return rows
+
+
+def failed_between(
+    session: Session, endpoint_id: str, since: datetime, until: datetime | None
+) -> list[str]:
+    """Ids of the endpoint's failed deliveries of events created in [since, until)."""
+    query = select(WebhookDelivery.id).where(
+        WebhookDelivery.endpoint_id == endpoint_id,
+        WebhookDelivery.status == DeliveryStatus.FAILED,
+        WebhookDelivery.created_at >= since,
+    )
+    if until is not None:
+        query = query.where(WebhookDelivery.created_at < until)
+    return list(session.scalars(query.order_by(WebhookDelivery.created_at)))

@@ -1,0 +1,169 @@
+"""Recording webhook events: one event row per thing that happened, one delivery per
+receiving URL, each with its outbox message, all in the caller's transaction.
+
+The body is serialized here, once, so every attempt and every resend sends the same
+bytes under the same ``webhook-id``.
+"""
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from producers import outbox
+from producers.ids import new_id
+from producers.jobs import view
+from schema.jobs import JobStatus, WebhookEventType
+from schema.names import DELIVER_WEBHOOK, WEBHOOKS_QUEUE
+from schema.settings import Settings
+from schema.tables import (
+    Job,
+    OutboxMessage,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+    utcnow,
+)
+from schema.webhooks import TEST_EVENT, DeliveryStatus, EndpointEventType
+
+EVENT_FOR_STATUS = {
+    JobStatus.SUCCEEDED: WebhookEventType.SUCCEEDED,
+    JobStatus.FAILED: WebhookEventType.FAILED,
+    JobStatus.DEAD_LETTERED: WebhookEventType.FAILED,
+    JobStatus.CANCELED: WebhookEventType.CANCELED,
+    JobStatus.WAITING: WebhookEventType.STARTED,
+}
+# Sent only to receivers that ask for them by name.
+OPT_IN_EVENTS = frozenset({WebhookEventType.STARTED.value})
+ERROR_MESSAGE_MAX = 1000
+
+Target = tuple[str | None, str]
+
+
+def job_event(session: Session, settings: Settings, job: Job) -> list[OutboxMessage]:
+    """Record the event for the job's current status, if anyone listens; return the
+    outbox rows to send after commit."""
+    event_type = EVENT_FOR_STATUS.get(JobStatus(job.status))
+    if event_type is None:
+        return []
+    targets = _endpoint_targets(session, job.tenant_id, event_type)
+    if job.webhook_url and _wants(job.webhook_events, event_type):
+        targets.insert(0, (None, job.webhook_url))
+    if not targets:
+        return []
+    data = _job_data(job, settings)
+    return record(session, job.tenant_id, event_type, targets, data, job_id=job.id)
+
+
+def endpoint_disabled(session: Session, endpoint: WebhookEndpoint) -> list[OutboxMessage]:
+    """Tell the tenant's other endpoints that ``endpoint`` was disabled."""
+    targets = [
+        target
+        for target in _endpoint_targets(
+            session, endpoint.tenant_id, EndpointEventType.ENDPOINT_DISABLED
+        )
+        if target[0] != endpoint.id
+    ]
+    data = {
+        "id": endpoint.id,
+        "url": endpoint.url,
+        "disabled_reason": endpoint.disabled_reason,
+        "disabled_at": _timestamp(endpoint.disabled_at or utcnow()),
+    }
+    if not targets:
+        return []
+    return record(session, endpoint.tenant_id, EndpointEventType.ENDPOINT_DISABLED, targets, data)
+
+
+def test_event(session: Session, endpoint: WebhookEndpoint) -> list[OutboxMessage]:
+    """A ``webhook.test`` event to this endpoint alone, whatever it subscribes to."""
+    data = {"endpoint_id": endpoint.id, "message": "a test event from genq"}
+    return record(session, endpoint.tenant_id, TEST_EVENT, [(endpoint.id, endpoint.url)], data)
+
+
+def record(
+    session: Session,
+    tenant_id: str,
+    event_type: str,
+    targets: Sequence[Target],
+    data: dict[str, Any],
+    *,
+    job_id: str | None = None,
+) -> list[OutboxMessage]:
+    """Store the event and a pending delivery per target; return their outbox rows."""
+    now = utcnow()
+    event = WebhookEvent(
+        id=new_id("msg"),
+        tenant_id=tenant_id,
+        type=event_type,
+        job_id=job_id,
+        body=encode_body(event_type, now, data),
+        created_at=now,
+    )
+    session.add(event)
+    session.flush()
+    rows = []
+    for endpoint_id, url in targets:
+        delivery = WebhookDelivery(
+            id=new_id("whd"),
+            event_id=event.id,
+            tenant_id=tenant_id,
+            endpoint_id=endpoint_id,
+            url=url,
+            status=DeliveryStatus.PENDING,
+            next_attempt_at=now,
+            dispatched_at=now,
+        )
+        session.add(delivery)
+        rows.append(
+            outbox.stage(session, WEBHOOKS_QUEUE, DELIVER_WEBHOOK, {"delivery_id": delivery.id})
+        )
+    session.flush()
+    return rows
+
+
+def encode_body(event_type: str, at: datetime, data: dict[str, Any]) -> str:
+    payload = {"type": event_type, "timestamp": _timestamp(at), "data": data}
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+
+
+def _timestamp(at: datetime) -> str:
+    return at.isoformat().replace("+00:00", "Z")
+
+
+def _wants(event_types: Sequence[str] | None, event_type: str) -> bool:
+    if event_types is None:
+        return event_type not in OPT_IN_EVENTS
+    return event_type in event_types
+
+
+def _endpoint_targets(session: Session, tenant_id: str, event_type: str) -> list[Target]:
+    endpoints = session.execute(
+        select(WebhookEndpoint.id, WebhookEndpoint.url, WebhookEndpoint.event_types)
+        .where(WebhookEndpoint.tenant_id == tenant_id, WebhookEndpoint.enabled.is_(True))
+        .order_by(WebhookEndpoint.created_at)
+    ).all()
+    return [(id_, url) for id_, url, types in endpoints if _wants(types, event_type)]
+
+
+def _job_data(job: Job, settings: Settings) -> dict[str, Any]:
+    """The job as the API shows it, without its input, trimmed to fit the body limit: a
+    large output becomes a link to the job, then large metadata and errors are cut."""
+    data = view(job).model_dump(mode="json", exclude={"input"})
+    limit = settings.webhook_max_body_bytes - 512
+    if _size(data) > limit and data["output"] is not None:
+        data["output"] = None
+        data["output_url"] = f"{settings.public_url.rstrip('/')}/v1/jobs/{job.id}"
+    if _size(data) > limit and data["metadata"]:
+        data["metadata"] = {}
+        data["metadata_truncated"] = True
+    if _size(data) > limit and data["error"]:
+        data["error"]["message"] = data["error"]["message"][:ERROR_MESSAGE_MAX]
+    return data
+
+
+def _size(data: dict[str, Any]) -> int:
+    return len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())

@@ -1,0 +1,68 @@
+"""Webhook signing secrets: ``whsec_`` plus 32 random bytes in base64, as Standard Webhooks
+writes them. Rotation keeps the old secret signing for a grace period, so a receiver can
+switch to the new one without missing a delivery."""
+
+import base64
+import secrets
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy.orm import Session
+
+from schema.tables import WebhookSecret, utcnow
+from schema.webhooks import SECRET_PREFIX
+
+SECRET_BYTES = 32
+
+
+def new_secret() -> str:
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
+
+
+def signing_secrets(session: Session, tenant_id: str, endpoint_id: str | None) -> list[str]:
+    """The secrets that sign a delivery now, newest first: the endpoint's, or the tenant's
+    default for a job's own ``webhook_url``."""
+    now = utcnow()
+    return list(
+        session.scalars(
+            select(WebhookSecret.secret)
+            .where(
+                WebhookSecret.tenant_id == tenant_id,
+                _owner(endpoint_id),
+                or_(WebhookSecret.expires_at.is_(None), WebhookSecret.expires_at > now),
+            )
+            .order_by(WebhookSecret.id.desc())
+        )
+    )
+
+
+def has_default_secret(session: Session, tenant_id: str) -> bool:
+    return bool(signing_secrets(session, tenant_id, None))
+
+
+def rotate(
+    session: Session, tenant_id: str, endpoint_id: str | None, grace_s: int
+) -> tuple[str, datetime | None]:
+    """Add a new secret and let the current ones expire after ``grace_s``; return the new
+    secret and when the old one stops signing (None if there was none)."""
+    now = utcnow()
+    expires_at = now + timedelta(seconds=grace_s)
+    retired = session.execute(
+        update(WebhookSecret)
+        .where(
+            WebhookSecret.tenant_id == tenant_id,
+            _owner(endpoint_id),
+            or_(WebhookSecret.expires_at.is_(None), WebhookSecret.expires_at > expires_at),
+        )
+        .values(expires_at=expires_at)
+    ).rowcount
+    secret = new_secret()
+    session.add(WebhookSecret(tenant_id=tenant_id, endpoint_id=endpoint_id, secret=secret))
+    session.flush()
+    return secret, expires_at if retired else None
+
+
+def _owner(endpoint_id: str | None) -> ColumnElement[bool]:
+    if endpoint_id is None:
+        return WebhookSecret.endpoint_id.is_(None)
+    return WebhookSecret.endpoint_id == endpoint_id

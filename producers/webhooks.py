@@ -1,0 +1,170 @@
+"""Webhook endpoints, secrets and deliveries, as the API (one tenant) and the operator's
+command line (every tenant: ``tenant_id=None``) use them.
+
+Each call is one transaction; outbox rows it stages go out after commit, and the relay
+sends them if that fails.
+"""
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from producers import webhook_deliveries, webhook_endpoints, webhook_events, webhook_secrets
+from producers.submit import FieldError, InvalidJobError
+from schema.destinations import Resolver, UnsafeDestinationError, resolve_host
+from schema.settings import Settings
+from schema.tables import AuditEntry, OutboxMessage
+from schema.webhooks import (
+    DeliveryView,
+    EndpointCreate,
+    EndpointUpdate,
+    EndpointView,
+    RecoverView,
+    SecretView,
+)
+
+Send = Callable[[list[OutboxMessage]], None]
+
+
+class InvalidEndpointError(InvalidJobError):
+    """An endpoint field genq cannot accept, such as a URL the SSRF guard refuses."""
+
+
+class Webhooks:
+    def __init__(self, sessions: sessionmaker[Session], settings: Settings, send: Send) -> None:
+        self.sessions = sessions
+        self.settings = settings
+        self.send = send
+        self.resolve: Resolver = resolve_host
+
+    def create_endpoint(self, tenant_id: str, request: EndpointCreate) -> EndpointView:
+        """Store the endpoint; the view carries its secret, shown this once."""
+        with self.sessions.begin() as session, _vetting():
+            endpoint, secret = webhook_endpoints.create(
+                session, self.settings, tenant_id, request, self.resolve
+            )
+            return webhook_endpoints.view(endpoint, secret)
+
+    def endpoints(self, tenant_id: str | None) -> list[EndpointView]:
+        with self.sessions() as session:
+            return [webhook_endpoints.view(e) for e in webhook_endpoints.listed(session, tenant_id)]
+
+    def endpoint(self, tenant_id: str | None, endpoint_id: str) -> EndpointView | None:
+        with self.sessions() as session:
+            endpoint = webhook_endpoints.get(session, tenant_id, endpoint_id)
+            return webhook_endpoints.view(endpoint) if endpoint else None
+
+    def update_endpoint(
+        self, tenant_id: str | None, endpoint_id: str, request: EndpointUpdate
+    ) -> EndpointView | None:
+        with self.sessions.begin() as session, _vetting():
+            endpoint = webhook_endpoints.get(session, tenant_id, endpoint_id)
+            if endpoint is None:
+                return None
+            changed = webhook_endpoints.change(
+                session, self.settings, endpoint, request, self.resolve
+            )
+            return webhook_endpoints.view(changed)
+
+    def delete_endpoint(self, tenant_id: str, endpoint_id: str) -> bool:
+        """Delete the endpoint with its secrets and delivery log."""
+        with self.sessions.begin() as session:
+            endpoint = webhook_endpoints.get(session, tenant_id, endpoint_id)
+            if endpoint is None:
+                return False
+            session.delete(endpoint)
+            return True
+
+    def rotate_secret(
+        self, tenant_id: str, endpoint_id: str | None, grace_s: int | None
+    ) -> SecretView | None:
+        """A new secret for the endpoint (or the tenant's default, ``endpoint_id=None``);
+        the old one keeps signing for ``grace_s``. None if there is no such endpoint."""
+        grace = self.settings.webhook_secret_grace_s if grace_s is None else grace_s
+        with self.sessions.begin() as session:
+            if endpoint_id and webhook_endpoints.get(session, tenant_id, endpoint_id) is None:
+                return None
+            secret, old_expires_at = webhook_secrets.rotate(session, tenant_id, endpoint_id, grace)
+        return SecretView(secret=secret, previous_expires_at=old_expires_at)
+
+    def send_test(self, tenant_id: str, endpoint_id: str) -> DeliveryView | None:
+        with self.sessions.begin() as session:
+            endpoint = webhook_endpoints.get(session, tenant_id, endpoint_id)
+            if endpoint is None:
+                return None
+            rows = webhook_events.test_event(session, endpoint)
+            (delivery,) = webhook_deliveries.from_rows(session, rows)
+            view = webhook_deliveries.view(session, delivery)
+        self.send(rows)
+        return view
+
+    def deliveries(
+        self, where: webhook_deliveries.DeliveryFilter, *, limit: int, cursor: str | None
+    ) -> tuple[list[DeliveryView], str | None]:
+        with self.sessions() as session:
+            found, next_cursor = webhook_deliveries.page(session, where, limit=limit, cursor=cursor)
+            return [webhook_deliveries.view(session, d) for d in found], next_cursor
+
+    def delivery(self, tenant_id: str | None, delivery_id: str) -> DeliveryView | None:
+        """The delivery with its attempt log."""
+        with self.sessions() as session:
+            delivery = webhook_deliveries.get(session, tenant_id, delivery_id)
+            if delivery is None:
+                return None
+            return webhook_deliveries.view(session, delivery, with_attempts=True)
+
+    def resend(
+        self, tenant_id: str | None, delivery_id: str, *, actor: str | None = None
+    ) -> DeliveryView | None:
+        """Send the delivery again now, whatever its state; audited when an operator acts."""
+        with self.sessions.begin() as session:
+            if webhook_deliveries.get(session, tenant_id, delivery_id) is None:
+                return None
+            rows = webhook_deliveries.resend(session, [delivery_id])
+            _audit(session, actor, "webhooks.resend", {"delivery_id": delivery_id}, [delivery_id])
+        self.send(rows)
+        return self.delivery(tenant_id, delivery_id)
+
+    def recover(
+        self,
+        tenant_id: str | None,
+        endpoint_id: str,
+        since: datetime,
+        until: datetime | None,
+        *,
+        actor: str | None = None,
+    ) -> RecoverView | None:
+        """Send again every failed delivery to the endpoint of an event in [since, until)."""
+        with self.sessions.begin() as session:
+            if webhook_endpoints.get(session, tenant_id, endpoint_id) is None:
+                return None
+            ids = webhook_deliveries.failed_between(session, endpoint_id, since, until)
+            rows = webhook_deliveries.resend(session, ids) if ids else []
+            window = {
+                "endpoint_id": endpoint_id,
+                "since": since.isoformat(),
+                "until": until.isoformat() if until else None,
+            }
+            _audit(session, actor, "webhooks.recover", window, ids)
+        self.send(rows)
+        return RecoverView(resent=len(ids), delivery_ids=ids)
+
+
+@contextmanager
+def _vetting() -> Iterator[None]:
+    """Turn an SSRF refusal into a 422 on the ``url`` field."""
+    try:
+        yield
+    except UnsafeDestinationError as exc:
+        raise InvalidEndpointError([FieldError(("url",), str(exc))]) from exc
+
+
+def _audit(
+    session: Session, actor: str | None, action: str, filter: dict[str, object], ids: list[str]
+) -> None:
+    if actor is not None:
+        session.add(
+            AuditEntry(actor=actor, action=action, filter=filter, targets=ids, count=len(ids))
+        )
