@@ -10,6 +10,7 @@ import typer
 
 from genq.cli_admin import admin
 from genq.cli_dlq import dlq
+from genq.cli_webhooks import webhooks
 from schema.settings import Settings
 from schema.usage import GroupBy
 
@@ -20,6 +21,7 @@ app.add_typer(tenants, name="tenants")
 app.add_typer(jobs, name="jobs")
 app.add_typer(dlq, name="dlq")
 app.add_typer(admin, name="admin")
+app.add_typer(webhooks, name="webhooks")
 
 
 def _logging() -> None:
@@ -123,7 +125,7 @@ def sim(
 
 @tenants.command("create")
 def tenants_create(name: Annotated[str, typer.Argument(help="A unique tenant name.")]) -> None:
-    """Create a tenant and print its API key (shown this once)."""
+    """Create a tenant and print its API key and webhook secret (shown this once)."""
     from sqlalchemy.orm import Session
 
     from producers.tenants import TenantExistsError, create_tenant
@@ -140,7 +142,12 @@ def tenants_create(name: Annotated[str, typer.Argument(help="A unique tenant nam
             raise typer.Exit(2) from None
     typer.echo(f"tenant  {tenant.tenant_id}  {tenant.name}")
     typer.echo(f"api key {tenant.api_key}")
-    typer.echo("Store the key now: genq keeps only its hash and cannot show it again.", err=True)
+    typer.echo(f"webhook secret {tenant.webhook_secret}")
+    typer.echo(
+        "Store both now: genq keeps only the key's hash, and shows the secret again only "
+        "when rotated (POST /v1/webhook-secret/rotate).",
+        err=True,
+    )
 
 
 @tenants.command("budget")

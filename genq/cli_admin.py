@@ -1,9 +1,10 @@
 """``genq admin keys …``: create, revoke and list the keys of the admin HTTP API."""
 
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
+from genq.cli_support import fail
 from schema.settings import Settings
 
 admin = typer.Typer(no_args_is_help=True, help="Operate genq: keys of the admin API.")
@@ -11,11 +12,6 @@ keys = typer.Typer(no_args_is_help=True, help="Admin API keys; a key's name is i
 admin.add_typer(keys, name="keys")
 
 Name = Annotated[str, typer.Argument(help="Who holds the key, e.g. oncall or alice.")]
-
-
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"genq: {message}", err=True)
-    raise typer.Exit(2)
 
 
 @keys.command("create")
@@ -28,12 +24,12 @@ def create(name: Name) -> None:
 
     name = name.strip()
     if not name or len(name) > 200:
-        _fail("admin key name must be 1-200 characters")
+        fail("admin key name must be 1-200 characters")
     with Session(_migrated_engine(Settings())) as session, session.begin():
         try:
             created = create_admin_key(session, name)
         except AdminKeyExistsError as exc:
-            _fail(str(exc))
+            fail(str(exc))
     typer.echo(f"admin key {created.name}")
     typer.echo(f"key       {created.key}")
     typer.echo("Store the key now: genq keeps only its hash and cannot show it again.", err=True)
@@ -51,7 +47,7 @@ def revoke(name: Name) -> None:
         try:
             revoke_admin_key(session, name)
         except LookupError as exc:
-            _fail(str(exc.args[0]))
+            fail(str(exc.args[0]))
     typer.echo(f"revoked admin key {name}")
 
 

@@ -5,11 +5,9 @@ filter touches every open letter it matches, so it runs only with ``--yes``; ``-
 shows what it would do (and is audited too).
 """
 
-import getpass
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
-from typing import Annotated, Literal, NoReturn
+from typing import Annotated, Literal
 
 import typer
 from pydantic import ValidationError
@@ -17,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
+from genq.cli_support import Actor, default_actor, fail, when
 from producers import dlq as letters
 from schema.settings import Settings
 
@@ -34,21 +33,6 @@ Ids = Annotated[
 ]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Show what would change; change nothing.")]
 Yes = Annotated[bool, typer.Option("--yes", help="Act on every open letter the filter matches.")]
-Actor = Annotated[
-    str | None, typer.Option(help="Who acts, for the audit log (default cli:<user>).")
-]
-
-
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"genq: {message}", err=True)
-    raise typer.Exit(2)
-
-
-def _default_actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli:unknown"
 
 
 @contextmanager
@@ -103,7 +87,7 @@ def _filter(
         return letters.DLQFilter.model_validate(given)
     except ValidationError as exc:
         problems = [f"--{str(e['loc'][0]).replace('_', '-')}: {e['msg']}" for e in exc.errors()]
-        _fail("; ".join(problems))
+        fail("; ".join(problems))
 
 
 def _target(
@@ -120,15 +104,15 @@ def _target(
     """Ids, or a filter; a filter acts only with ``--yes`` or as a dry run."""
     filtering = any(option is not None for option in (route, tenant, error_class, source, since))
     if ids and filtering:
-        _fail("give letter ids or filter options, not both")
+        fail("give letter ids or filter options, not both")
     if ids:
         return ids
     if not filtering:
-        _fail(
+        fail(
             "name letter ids, or filter with --route, --tenant, --error-class, --source or --since"
         )
     if not (dry_run or yes):
-        _fail(
+        fail(
             "a filter acts on every open letter it matches; "
             "see what it would do with --dry-run, then run it again with --yes"
         )
@@ -146,10 +130,6 @@ def _report(result: letters.ActionResult) -> None:
         typer.echo(f"  {letter_id}")
     for letter_id, reason in result.skipped.items():
         typer.echo(f"skipped {letter_id}: {reason}")
-
-
-def _when(moment: datetime | None) -> str:
-    return f"{moment:%Y-%m-%d %H:%M:%S}" if moment else "-"
 
 
 @dlq.command("list")
@@ -174,7 +154,7 @@ def list_letters(
             try:
                 page, next_cursor = letters.list_letters(session, chosen, limit, cursor)
             except (letters.SelectionError, InvalidCursorError) as exc:
-                _fail(str(exc))
+                fail(str(exc))
     table = Table(title=f"dead letters ({chosen.status})")
     table.add_column("id", no_wrap=True)
     for column in ("status", "source", "tenant", "route", "model", "error class", "tries"):
@@ -191,7 +171,7 @@ def list_letters(
             letter.model or "-",
             letter.error_class,
             str(len(letter.attempts)),
-            _when(letter.last_failed_at),
+            when(letter.last_failed_at),
             letter.error_message[:200],
         )
     Console().print(table)
@@ -205,7 +185,7 @@ def show(letter_id: Annotated[str, typer.Argument(help="A dead letter id (dlq_�
     with _store(Settings()) as sessions, sessions() as session:
         letter = letters.get_letter(session, letter_id)
     if letter is None:
-        _fail(f"no dead letter {letter_id!r}")
+        fail(f"no dead letter {letter_id!r}")
     typer.echo(letter.model_dump_json(indent=2))
 
 
@@ -240,11 +220,11 @@ def requeue(
                 broker,
                 load_routes(settings.routes_file),
                 target,
-                actor or _default_actor(),
+                actor or default_actor(),
                 dry_run=dry_run,
             )
         except (letters.LetterNotFoundError, letters.SelectionError) as exc:
-            _fail(str(exc))
+            fail(str(exc))
         finally:
             broker.close()
     _report(result)
@@ -266,9 +246,9 @@ def purge(
     target = _target(ids, route, tenant, error_class, source, since, dry_run=dry_run, yes=yes)
     with _store(Settings()) as sessions, sessions.begin() as session:
         try:
-            result = letters.purge(session, target, actor or _default_actor(), dry_run=dry_run)
+            result = letters.purge(session, target, actor or default_actor(), dry_run=dry_run)
         except (letters.LetterNotFoundError, letters.SelectionError) as exc:
-            _fail(str(exc))
+            fail(str(exc))
     _report(result)
 
 
@@ -281,14 +261,14 @@ def stats(
     try:
         start = letters.parse_since(since)
     except ValueError as exc:
-        _fail(f"--since: {exc}")
+        fail(f"--since: {exc}")
     settings = Settings()
     with _store(settings) as sessions:
         _import_dramatiq_letters(settings, sessions)
         with sessions() as session:
             found = letters.stats(session, start, bucket)
     console = Console()
-    typer.echo(f"{found.total} dead letters since {_when(start)} UTC, {found.open} still open")
+    typer.echo(f"{found.total} dead letters since {when(start)} UTC, {found.open} still open")
     for key, rows in (("route", found.by_route), ("error class", found.by_error_class)):
         table = Table(title=f"by {key}")
         table.add_column(key)
@@ -302,7 +282,7 @@ def stats(
     for column in ("from", "count", ""):
         table.add_column(column)
     for at in found.over_time:
-        table.add_row(_when(at.start), str(at.count), "█" * max(1, round(30 * at.count / most)))
+        table.add_row(when(at.start), str(at.count), "█" * max(1, round(30 * at.count / most)))
     console.print(table)
 
 
@@ -320,7 +300,7 @@ def audit(
         table.add_column(column, overflow="fold")
     for entry in entries:
         table.add_row(
-            _when(entry.at),
+            when(entry.at),
             entry.actor,
             entry.action,
             "yes" if entry.dry_run else "no",

@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from genq.cli import app
 from producers.tenants import authenticate
+from producers.webhook_secrets import signing_secrets
 from schema.store import is_migrated, make_engine, make_sessions
 from tests.test_api import CHAT
 
@@ -20,13 +21,16 @@ def db_env(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Engine:
     return engine
 
 
-def test_tenants_create_prints_a_key_that_authenticates(db_env: Engine) -> None:
+def test_tenants_create_prints_a_key_and_a_webhook_secret(db_env: Engine) -> None:
     result = runner.invoke(app, ["tenants", "create", "acme"])
 
     assert result.exit_code == 0, result.output
-    key = result.stdout.split("api key ")[1].strip()
+    lines = dict(line.rsplit(" ", 1) for line in result.stdout.splitlines()[1:])
     with make_sessions(db_env)() as session:
-        assert authenticate(session, key) is not None
+        assert authenticate(session, lines["api key"]) is not None
+        assert signing_secrets(session, authenticate(session, lines["api key"]), None) == [
+            lines["webhook secret"]
+        ]
 
 
 @pytest.mark.parametrize(
