@@ -4,6 +4,10 @@ It starts the simulator, the API, a worker and the scheduler as real processes,
 enqueues a mix of chat (OpenAI and Anthropic protocols), image and two short video jobs
 over HTTP, waits for them, sends one request again to show the result cache, prints
 what happened and what it cost, and stops everything it started.
+
+Every result also goes out as a signed webhook to the simulator's sample receiver, which
+verifies each one with the stock ``standardwebhooks`` library: once to a tenant endpoint
+and, for one job, to that job's own ``webhook_url``.
 """
 
 import os
@@ -42,6 +46,8 @@ DEMO_KEYS = {
 
 
 SIM_TIME_SCALE = 0.02
+ENDPOINT_HOOK = "demo-endpoint"
+JOB_HOOK = "demo-job"
 
 
 def _routes_file(path: Path, sim_port: int) -> Path:
@@ -91,7 +97,12 @@ def run_demo(job_count: int) -> int:
     var = settings.var_dir
     var.mkdir(parents=True, exist_ok=True)
     started_redis = settings.embedded_redis and not embedded_redis_runs(var)
-    env = dict(os.environ, **DEMO_KEYS, GENQ_REDIS_URL=redis_url(settings))
+    env = dict(
+        os.environ,
+        **DEMO_KEYS,
+        GENQ_REDIS_URL=redis_url(settings),
+        GENQ_WEBHOOK_ALLOW_NETWORKS="127.0.0.0/8",
+    )
     engine = make_engine(settings.database_url_value)
     migrate(engine)
     with Session(engine) as session, session.begin():
@@ -118,17 +129,52 @@ def run_demo(job_count: int) -> int:
         wait_until(lambda: _ready(api_url), 60, "the API to be ready", processes)
         console.print(f"started sim, api ({api_url}), worker, scheduler; logs in {var}/")
         headers = {"Authorization": f"Bearer {tenant.api_key}"}
+        sim_url = f"http://127.0.0.1:{sim_port}"
         with httpx.Client(base_url=api_url, headers=headers, timeout=30) as client:
+            _receive_webhooks(client, sim_url, tenant.webhook_secret)
             requests = _job_requests(max(job_count, 5))
+            requests[0]["webhook_url"] = f"{sim_url}/hooks/{JOB_HOOK}"
             jobs = _run(client, console, requests[:-1], processes)
             console.print("sending the first request again: it should come from the cache")
             jobs += _run(client, console, [requests[0], requests[-1]], processes)
+            verified = _webhooks_verified(client, console, sim_url, processes)
     finally:
         for process in reversed(processes):
             process.stop()
         if started_redis:
             stop_embedded_redis(var)
-    return _report(console, jobs)
+    return _report(console, jobs, verified)
+
+
+def _receive_webhooks(client: httpx.Client, sim_url: str, default_secret: str) -> None:
+    """A tenant endpoint on the sample receiver, which learns each secret to verify with."""
+    endpoint = client.post(
+        "/v1/webhook-endpoints",
+        json={"url": f"{sim_url}/hooks/{ENDPOINT_HOOK}", "description": "demo"},
+    )
+    endpoint.raise_for_status()
+    for hook, secret in ((ENDPOINT_HOOK, endpoint.json()["secret"]), (JOB_HOOK, default_secret)):
+        httpx.put(f"{sim_url}/_sim/hooks/{hook}", json={"secrets": [secret]}).raise_for_status()
+
+
+def _webhooks_verified(
+    client: httpx.Client, console: Console, sim_url: str, processes: list[Process]
+) -> int:
+    """Wait until no delivery is pending; return how many the receiver verified."""
+
+    def delivered() -> bool:
+        pending = client.get("/v1/webhook-deliveries", params={"status": "pending"})
+        return pending.json()["data"] == []
+
+    wait_until(delivered, 60, "the webhooks to be delivered", processes)
+    hooks = httpx.get(f"{sim_url}/_sim/hooks").json()["data"]
+    verified = sum(hook["verified"] for hook in hooks)
+    bad = sum(hook["bad_signature"] + hook["unverified"] for hook in hooks)
+    console.print(
+        f"webhooks: the sample receiver verified {verified} deliveries "
+        f"with the standardwebhooks library; {bad} failed verification"
+    )
+    return verified
 
 
 def _ready(api_url: str) -> bool:
@@ -170,7 +216,7 @@ def _run(
     return [done[job_id] for job_id in job_ids]
 
 
-def _report(console: Console, jobs: list[dict[str, object]]) -> int:
+def _report(console: Console, jobs: list[dict[str, object]], verified: int) -> int:
     table = Table(title="jobs", expand=True)
     for column in ("job", "model", "status", "tokens in/out", "cost $", "cache", "s"):
         table.add_column(column, no_wrap=True)
@@ -201,7 +247,11 @@ def _report(console: Console, jobs: list[dict[str, object]]) -> int:
     hits = sum(bool(job["cached"]) for job in jobs)
     total = sum(float(job["cost_usd"]) for job in jobs)  # type: ignore[arg-type]
     print(f"cost: ${total:.6f} in all, {hits} cache hit(s)", flush=True)
-    print(f"demo: {len(jobs)} jobs, {succeeded} succeeded, {failed} failed", flush=True)
+    print(
+        f"demo: {len(jobs)} jobs, {succeeded} succeeded, {failed} failed, "
+        f"{verified} webhooks verified",
+        flush=True,
+    )
     return 0 if succeeded + failed == len(jobs) else 1
 
 

@@ -14,7 +14,12 @@ from schema.settings import Settings
 from schema.store import is_migrated, make_engine, migrate
 from tests.services import embedded_postgres
 
-DEMO_LINE = re.compile(r"^demo: (\d+) jobs, (\d+) succeeded, (\d+) failed$", re.MULTILINE)
+DEMO_LINE = re.compile(
+    r"^demo: (\d+) jobs, (\d+) succeeded, (\d+) failed, (\d+) webhooks verified$", re.MULTILINE
+)
+# One delivery per job to the demo's endpoint, and two to the job URL the first request
+# carries (sent twice, the second time served from the cache).
+DEMO_RESULT = (6, 5, 1, 8)
 
 
 def test_embedded_redis_starts_once_and_stops(tmp_path: Path) -> None:
@@ -55,7 +60,7 @@ def test_default_settings_use_sqlite_under_var(tmp_path: Path, monkeypatch) -> N
     assert settings.database_url_value == f"sqlite:///{tmp_path / 'var' / 'genq.db'}"
 
 
-def run_demo(cwd: Path, env: dict[str, str]) -> tuple[int, int, int]:
+def run_demo(cwd: Path, env: dict[str, str]) -> tuple[int, ...]:
     result = subprocess.run(
         [sys.executable, "-m", "genq", "demo", "--jobs", "6"],
         cwd=cwd,
@@ -68,8 +73,8 @@ def run_demo(cwd: Path, env: dict[str, str]) -> tuple[int, int, int]:
     match = DEMO_LINE.search(result.stdout)
     assert match, result.stdout
     assert "1 cache hit(s)" in result.stdout
-    jobs, succeeded, failed = map(int, match.groups())
-    return jobs, succeeded, failed
+    assert "0 failed verification" in result.stdout
+    return tuple(map(int, match.groups()))
 
 
 def clean_env() -> dict[str, str]:
@@ -77,7 +82,7 @@ def clean_env() -> dict[str, str]:
 
 
 def test_demo_on_embedded_defaults(tmp_path: Path) -> None:
-    assert run_demo(tmp_path, clean_env()) == (6, 5, 1)
+    assert run_demo(tmp_path, clean_env()) == DEMO_RESULT
     assert (tmp_path / "var" / "genq.db").exists()
     assert not _answers(f"unix://{tmp_path / 'var' / 'redis.sock'}")
 
@@ -85,5 +90,5 @@ def test_demo_on_embedded_defaults(tmp_path: Path) -> None:
 def test_demo_on_configured_services(tmp_path: Path, pg_url: str, redis_url: str) -> None:
     env = {**clean_env(), "GENQ_DATABASE_URL": pg_url, "GENQ_REDIS_URL": redis_url}
 
-    assert run_demo(tmp_path, env) == (6, 5, 1)
+    assert run_demo(tmp_path, env) == DEMO_RESULT
     assert not (tmp_path / "var" / "genq.db").exists()
