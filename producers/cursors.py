@@ -4,6 +4,9 @@ import base64
 import binascii
 import json
 from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, or_
 
 
 class InvalidCursorError(ValueError):
@@ -22,3 +25,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         return datetime.fromisoformat(moment), str(row_id)
     except (binascii.Error, ValueError, TypeError) as exc:
         raise InvalidCursorError("cursor is not one this API returned") from exc
+
+
+def after(cursor: str, moment: Any, row_id: Any) -> ColumnElement[bool]:
+    """Rows after the cursor in newest-first order of the ``moment`` and ``row_id`` columns."""
+    last_moment, last_id = decode_cursor(cursor)
+    return or_(moment < last_moment, and_(moment == last_moment, row_id < last_id))

@@ -21,11 +21,11 @@ from typing import Any, Literal, get_args
 import dramatiq
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 from pydantic_core import PydanticCustomError
-from sqlalchemy import ColumnElement, and_, case, func, literal_column, or_, select, update
+from sqlalchemy import ColumnElement, case, func, literal_column, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from producers import budgets, outbox
-from producers.cursors import decode_cursor, encode_cursor
+from producers.cursors import after, encode_cursor
 from schema.jobs import JobStatus
 from schema.names import JOBS_QUEUE, RUN_JOB
 from schema.pricing import max_cost_micros
@@ -236,13 +236,7 @@ def list_letters(
     """Matching letters, most recent failure first; return a page and the next page's cursor."""
     query = _VIEWED.where(*_conditions(session, letters))
     if cursor:
-        failed_at, letter_id = decode_cursor(cursor)
-        query = query.where(
-            or_(
-                DeadLetter.last_failed_at < failed_at,
-                and_(DeadLetter.last_failed_at == failed_at, DeadLetter.id < letter_id),
-            )
-        )
+        query = query.where(after(cursor, DeadLetter.last_failed_at, DeadLetter.id))
     order = (DeadLetter.last_failed_at.desc(), DeadLetter.id.desc())
     page = [_view(*row) for row in session.execute(query.order_by(*order).limit(limit + 1))]
     if len(page) > limit:

@@ -1,10 +1,10 @@
 """Reading and canceling a tenant's own jobs."""
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from producers import budgets, outbox
-from producers.cursors import decode_cursor, encode_cursor
+from producers.cursors import after, encode_cursor
 from schema.jobs import TERMINAL_STATUSES, JobError, JobStatus, JobView
 from schema.names import CANCEL_JOB, JOBS_QUEUE
 from schema.pricing import usd
@@ -59,10 +59,7 @@ def page(
     if status is not None:
         query = query.where(Job.status == status)
     if cursor:
-        created_at, job_id = decode_cursor(cursor)
-        query = query.where(
-            or_(Job.created_at < created_at, and_(Job.created_at == created_at, Job.id < job_id))
-        )
+        query = query.where(after(cursor, Job.created_at, Job.id))
     jobs = list(
         session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1))
     )

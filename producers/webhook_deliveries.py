@@ -7,11 +7,11 @@ has it can tell; it starts a fresh round of the retry schedule.
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from producers import outbox
-from producers.cursors import decode_cursor, encode_cursor
+from producers.cursors import after, encode_cursor
 from schema.names import DELIVER_WEBHOOK, WEBHOOKS_QUEUE
 from schema.tables import OutboxMessage, WebhookAttempt, WebhookDelivery, WebhookEvent, utcnow
 from schema.webhooks import AttemptView, DeliveryStatus, DeliveryView
@@ -52,13 +52,7 @@ def page(
     if where.job_id is not None:
         query = query.join(WebhookEvent).where(WebhookEvent.job_id == where.job_id)
     if cursor:
-        created_at, delivery_id = decode_cursor(cursor)
-        query = query.where(
-            or_(
-                WebhookDelivery.created_at < created_at,
-                and_(WebhookDelivery.created_at == created_at, WebhookDelivery.id < delivery_id),
-            )
-        )
+        query = query.where(after(cursor, WebhookDelivery.created_at, WebhookDelivery.id))
     order = (WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
     found = list(session.scalars(query.order_by(*order).limit(limit + 1)))
     if len(found) > limit:

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, update
+from sqlalchemy import ColumnElement, and_, or_, update
 from sqlalchemy.orm import Session
 
 from producers import outbox, webhook_endpoints
@@ -108,14 +108,17 @@ def _due(delivery: WebhookDelivery) -> bool:
     )
 
 
+def _pending(delivery_id: str) -> ColumnElement[bool]:
+    return and_(WebhookDelivery.id == delivery_id, WebhookDelivery.status == DeliveryStatus.PENDING)
+
+
 def _claim(runtime: Runtime, delivery_id: str, lease_s: float) -> Claim | None:
     now = utcnow()
     with runtime.sessions.begin() as session:
         claimed = session.execute(
             update(WebhookDelivery)
             .where(
-                WebhookDelivery.id == delivery_id,
-                WebhookDelivery.status == DeliveryStatus.PENDING,
+                _pending(delivery_id),
                 WebhookDelivery.next_attempt_at <= now + timedelta(seconds=1),
                 or_(
                     WebhookDelivery.lease_expires_at.is_(None),
@@ -188,8 +191,7 @@ def _record(runtime: Runtime, claim: Claim, verdict: Verdict, origin: str) -> No
         changed = session.execute(
             update(WebhookDelivery)
             .where(
-                WebhookDelivery.id == claim.delivery_id,
-                WebhookDelivery.status == DeliveryStatus.PENDING,
+                _pending(claim.delivery_id),
                 WebhookDelivery.attempts == claim.attempt,
             )
             .values(**values)
@@ -283,7 +285,7 @@ def _give_up(runtime: Runtime, delivery_id: str, reason: str) -> None:
 def _finish(session: Session, delivery_id: str, reason: str) -> None:
     session.execute(
         update(WebhookDelivery)
-        .where(WebhookDelivery.id == delivery_id, WebhookDelivery.status == DeliveryStatus.PENDING)
+        .where(_pending(delivery_id))
         .values(
             status=DeliveryStatus.FAILED,
             last_error=reason,
@@ -300,8 +302,7 @@ def _reschedule(runtime: Runtime, delivery_id: str, delay_s: float) -> None:
         changed = session.execute(
             update(WebhookDelivery)
             .where(
-                WebhookDelivery.id == delivery_id,
-                WebhookDelivery.status == DeliveryStatus.PENDING,
+                _pending(delivery_id),
             )
             .values(**due_in(delay_s), updated_at=utcnow())
         ).rowcount
