@@ -57,7 +57,7 @@ def _import_dramatiq_letters(settings: Settings, sessions: sessionmaker[Session]
 
     client = connect(redis_url(settings))
     try:
-        import_dramatiq_dead_letters(client, sessions)
+        import_dramatiq_dead_letters(settings.broker, client, sessions)
     except redis.RedisError as exc:
         problem = scrub(f"{type(exc).__name__}: {exc}")
         typer.echo(
@@ -206,14 +206,13 @@ def requeue(
     A job starts from the model it asked for with a fresh attempt budget; its budget
     reservation is made again, past the tenant's limit if need be.
     """
-    from producers.broker import sending_broker
-    from schema.redis_conn import redis_url
+    from schema.brokers import make_broker
     from schema.routes import load_routes
 
     target = _target(ids, route, tenant, error_class, source, since, dry_run=dry_run, yes=yes)
     settings = Settings()
     with _store(settings) as sessions:
-        broker = sending_broker(redis_url(settings))
+        broker = make_broker(settings, consumer=False)
         try:
             result = letters.requeue(
                 sessions,

@@ -131,11 +131,11 @@ def recover(
 
 
 @webhooks.command("enable")
-def enable(endpoint_id: EndpointId) -> None:
-    """Re-enable a disabled endpoint (then recover what it missed)."""
+def enable(endpoint_id: EndpointId, actor: Actor = None) -> None:
+    """Re-enable a disabled endpoint (then recover what it missed); audited."""
     with _producer() as producer:
         endpoint = producer.webhooks.update_endpoint(
-            None, endpoint_id, EndpointUpdate(enabled=True)
+            None, endpoint_id, EndpointUpdate(enabled=True), actor=actor or default_actor()
         )
     if endpoint is None:
         fail(f"no webhook endpoint {endpoint_id!r}")
@@ -144,7 +144,13 @@ def enable(endpoint_id: EndpointId) -> None:
 
 @webhooks.command("verify")
 def verify(
-    secret: Annotated[str, typer.Option(help="The endpoint's secret, whsec_…")],
+    secret: Annotated[
+        str,
+        typer.Option(
+            envvar="GENQ_WEBHOOK_SECRET",
+            help="The endpoint's secret, whsec_… (better from the environment than argv).",
+        ),
+    ],
     file: Annotated[
         Path | None, typer.Argument(help="A captured raw HTTP request; default stdin.")
     ] = None,

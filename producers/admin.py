@@ -126,7 +126,7 @@ def _as_api_errors(where: tuple[str, ...] = ()) -> Iterator[None]:
 def _import_dramatiq_letters(producer: Producer) -> None:
     """Bring Dramatiq's own dead letters in first; a Redis outage must not hide the rest."""
     try:
-        import_dramatiq_dead_letters(producer.broker.client, producer.sessions)
+        import_dramatiq_dead_letters(producer.settings.broker, producer.redis, producer.sessions)
     except redis.RedisError as exc:
         logger.warning("admin: could not read Dramatiq's dead letters: %s", type(exc).__name__)
 

@@ -15,6 +15,7 @@ from producers.errors import ApiError
 from producers.jobs import JobNotCancelableError
 from producers.producer import Producer
 from producers.submit import FieldError, IdempotencyConflictError, InvalidJobError
+from schema.brokers import ping_broker
 from schema.circuits import circuit_states
 from schema.jobs import BatchCreate, BatchView, JobCreate, JobPage, JobStatus, JobView
 from schema.store import ping
@@ -129,11 +130,11 @@ def _routes(app: FastAPI, producer: Producer) -> None:
     def readyz() -> JSONResponse:
         """The database and the broker answer; open circuits are reported, not fatal."""
         checks = {"database": _check(lambda: ping(producer.engine))}
-        checks["broker"] = _check(producer.broker.client.ping)
+        checks["broker"] = _check(lambda: ping_broker(producer.broker))
         ready = all(value == "ok" for value in checks.values())
         circuits = {}
-        if checks["broker"] == "ok":
-            states = circuit_states(producer.broker.client, list(producer.routes.by_name))
+        if _check(producer.redis.ping) == "ok":
+            states = circuit_states(producer.redis, list(producer.routes.by_name))
             circuits = {route: state for route, state in states.items() if state != "closed"}
         return JSONResponse(
             {"status": "ok" if ready else "unavailable", "checks": checks, "circuits": circuits},

@@ -10,10 +10,15 @@ a week; genq keeps them with the rest, where an operator can see and requeue the
 A letter's id is derived from the Redis message id and inserted with ON CONFLICT DO
 NOTHING, and the message leaves Redis only after the commit, so two imports running at
 once, or one that dies half-way, store each message exactly once.
+
+Dramatiq's RabbitMQ broker dead-letters into RabbitMQ queues (``{queue}.XQ``) instead,
+where they stay for RabbitMQ's tools; there is nothing to import from Redis then.
 """
 
 import hashlib
+import logging
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 import redis
@@ -25,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from schema.names import BROKER_NAMESPACE
 from schema.scrub import scrub, scrub_value
+from schema.settings import BrokerKind
 from schema.tables import DeadLetter, Job
 
 ERROR_CLASS = "dramatiq_dead_letter"
@@ -32,18 +38,36 @@ UNDECODABLE = "dramatiq_undecodable"
 GAVE_UP = "Dramatiq gave up on the message: no worker knows its actor, or a middleware failed it"
 BATCH = 200
 
+logger = logging.getLogger(__name__)
+
 
 def import_dramatiq_dead_letters(
-    client: redis.Redis, sessions: sessionmaker[Session], namespace: str = BROKER_NAMESPACE
+    broker: BrokerKind,
+    client: redis.Redis,
+    sessions: sessionmaker[Session],
+    namespace: str = BROKER_NAMESPACE,
 ) -> int:
     """Move every message in the namespace's Dramatiq dead-letter queues into
-    ``dead_letters``; return how many were moved."""
+    ``dead_letters``; return how many were moved (none unless the broker is Redis)."""
+    if broker != "redis":
+        _note_skipped(broker)
+        return 0
     moved = 0
     for key in client.scan_iter(match=f"{namespace}:*.XQ", count=100):
         xqueue = _text(key)
         queue_name = xqueue[len(namespace) + 1 : -len(".XQ")]
         moved += _import_queue(client, sessions, xqueue, queue_name)
     return moved
+
+
+@cache
+def _note_skipped(broker: BrokerKind) -> None:
+    """Say once per process why Dramatiq's dead letters are not imported."""
+    logger.info(
+        "dead letters: Dramatiq on %s keeps its own in the <queue>.XQ queues there; "
+        "genq imports them only from Redis",
+        broker,
+    )
 
 
 def _import_queue(

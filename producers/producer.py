@@ -14,7 +14,6 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 
 from producers import jobs, outbox, usage, webhook_endpoints, webhook_events
-from producers.broker import sending_broker
 from producers.enqueue_rate import EnqueueRate
 from producers.submit import (
     FieldError,
@@ -27,9 +26,10 @@ from producers.submit import (
 )
 from producers.webhook_secrets import has_default_secret
 from producers.webhooks import Webhooks
+from schema.brokers import make_broker
 from schema.jobs import BatchItem, JobCreate, JobStatus, JobView
 from schema.names import active_tenants_key
-from schema.redis_conn import redis_url
+from schema.redis_conn import connect, redis_url
 from schema.routes import Routes, load_routes
 from schema.settings import Settings
 from schema.store import make_engine, make_sessions
@@ -53,9 +53,11 @@ class Producer:
         self.settings = settings or Settings()
         self.engine = engine or make_engine(self.settings.database_url_value)
         self.sessions = make_sessions(self.engine)
-        url = redis_url(self.settings)
-        self.broker = broker or sending_broker(url)
+        self.broker = broker or make_broker(self.settings, consumer=False)
         self.routes = routes or load_routes(self.settings.routes_file)
+        url = redis_url(self.settings)
+        # Redis for tenant activity, enqueue rate and circuits, whichever the broker is.
+        self.redis = connect(url)
         self.enqueue_rate = EnqueueRate(url)
         self.webhooks = Webhooks(self.sessions, self.settings, self._send)
 
@@ -117,7 +119,7 @@ class Producer:
         fair share counts from now, not from when a worker first reaches its jobs."""
         now_ms = int(time.time() * 1000)
         try:
-            pipe = self.broker.client.pipeline(transaction=False)
+            pipe = self.redis.pipeline(transaction=False)
             for route in routes:
                 pipe.zadd(active_tenants_key(route), {tenant_id: now_ms})
             pipe.execute()
@@ -182,3 +184,4 @@ class Producer:
     def close(self) -> None:
         self.engine.dispose()
         self.broker.close()
+        self.redis.close()

@@ -33,11 +33,6 @@ def get(session: Session, tenant_id: str | None, delivery_id: str) -> WebhookDel
     return session.scalar(query)
 
 
-def from_rows(session: Session, rows: list[OutboxMessage]) -> list[WebhookDelivery]:
-    """The deliveries that staged outbox rows are for."""
-    return [session.get_one(WebhookDelivery, row.kwargs["delivery_id"]) for row in rows]
-
-
 def page(
     session: Session, where: DeliveryFilter, *, limit: int, cursor: str | None
 ) -> tuple[list[WebhookDelivery], str | None]:
@@ -92,8 +87,8 @@ def view(
 
 
 def resend(session: Session, delivery_ids: list[str]) -> list[OutboxMessage]:
-    """Make the deliveries pending again, due now, on a fresh schedule; return their
-    outbox rows. One in flight keeps its attempt; the new message waits on its lease."""
+    """Make the deliveries pending again, due now, in a new round of the schedule; return
+    their outbox rows. An attempt in flight keeps its log entry and then hands over."""
     now = utcnow()
     session.execute(
         update(WebhookDelivery)
@@ -101,6 +96,8 @@ def resend(session: Session, delivery_ids: list[str]) -> list[OutboxMessage]:
         .values(
             status=DeliveryStatus.PENDING,
             schedule_step=0,
+            generation=WebhookDelivery.generation + 1,
+            delivered_at=None,
             next_attempt_at=now,
             dispatched_at=now,
             updated_at=now,

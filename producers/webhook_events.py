@@ -41,6 +41,9 @@ OPT_IN_EVENTS = frozenset({WebhookEventType.STARTED.value})
 ERROR_MESSAGE_MAX = 1000
 
 Target = tuple[str | None, str]
+# A disabled endpoint still gets its deliveries, failed at once, so that a recover after
+# it is enabled again sends what it missed.
+DISABLED = "endpoint disabled: "
 
 
 def job_event(session: Session, settings: Settings, job: Job) -> list[OutboxMessage]:
@@ -78,10 +81,15 @@ def endpoint_disabled(session: Session, endpoint: WebhookEndpoint) -> list[Outbo
     return record(session, endpoint.tenant_id, EndpointEventType.ENDPOINT_DISABLED, targets, data)
 
 
-def test_event(session: Session, endpoint: WebhookEndpoint) -> list[OutboxMessage]:
-    """A ``webhook.test`` event to this endpoint alone, whatever it subscribes to."""
+def ping_event(
+    session: Session, endpoint: WebhookEndpoint
+) -> tuple[WebhookDelivery, list[OutboxMessage]]:
+    """A ``webhook.test`` event to this endpoint alone, whatever it subscribes to; return
+    its delivery and outbox rows."""
     data = {"endpoint_id": endpoint.id, "message": "a test event from genq"}
-    return record(session, endpoint.tenant_id, TEST_EVENT, [(endpoint.id, endpoint.url)], data)
+    targets = [(endpoint.id, endpoint.url)]
+    (delivery,), rows = _record(session, endpoint.tenant_id, TEST_EVENT, targets, data, None)
+    return delivery, rows
 
 
 def record(
@@ -94,6 +102,17 @@ def record(
     job_id: str | None = None,
 ) -> list[OutboxMessage]:
     """Store the event and a pending delivery per target; return their outbox rows."""
+    return _record(session, tenant_id, event_type, targets, data, job_id)[1]
+
+
+def _record(
+    session: Session,
+    tenant_id: str,
+    event_type: str,
+    targets: Sequence[Target],
+    data: dict[str, Any],
+    job_id: str | None,
+) -> tuple[list[WebhookDelivery], list[OutboxMessage]]:
     now = utcnow()
     event = WebhookEvent(
         id=new_id("msg"),
@@ -105,7 +124,8 @@ def record(
     )
     session.add(event)
     session.flush()
-    rows = []
+    deliveries, rows = [], []
+    disabled = _disabled_reasons(session, [endpoint_id for endpoint_id, _ in targets])
     for endpoint_id, url in targets:
         delivery = WebhookDelivery(
             id=new_id("whd"),
@@ -117,12 +137,18 @@ def record(
             next_attempt_at=now,
             dispatched_at=now,
         )
+        if endpoint_id in disabled:
+            delivery.status = DeliveryStatus.FAILED
+            delivery.next_attempt_at = None
+            delivery.last_error = DISABLED + (disabled[endpoint_id] or "")
         session.add(delivery)
-        rows.append(
-            outbox.stage(session, WEBHOOKS_QUEUE, DELIVER_WEBHOOK, {"delivery_id": delivery.id})
-        )
+        deliveries.append(delivery)
+        if delivery.status == DeliveryStatus.PENDING:
+            rows.append(
+                outbox.stage(session, WEBHOOKS_QUEUE, DELIVER_WEBHOOK, {"delivery_id": delivery.id})
+            )
     session.flush()
-    return rows
+    return deliveries, rows
 
 
 def encode_body(event_type: str, at: datetime, data: dict[str, Any]) -> str:
@@ -143,10 +169,22 @@ def _wants(event_types: Sequence[str] | None, event_type: str) -> bool:
 def _endpoint_targets(session: Session, tenant_id: str, event_type: str) -> list[Target]:
     endpoints = session.execute(
         select(WebhookEndpoint.id, WebhookEndpoint.url, WebhookEndpoint.event_types)
-        .where(WebhookEndpoint.tenant_id == tenant_id, WebhookEndpoint.enabled.is_(True))
+        .where(WebhookEndpoint.tenant_id == tenant_id)
         .order_by(WebhookEndpoint.created_at)
     ).all()
     return [(id_, url) for id_, url, types in endpoints if _wants(types, event_type)]
+
+
+def _disabled_reasons(session: Session, endpoint_ids: list[str | None]) -> dict[str, str | None]:
+    ids = [endpoint_id for endpoint_id in endpoint_ids if endpoint_id]
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(WebhookEndpoint.id, WebhookEndpoint.disabled_reason).where(
+            WebhookEndpoint.id.in_(ids), WebhookEndpoint.enabled.is_(False)
+        )
+    )
+    return {endpoint_id: reason for endpoint_id, reason in rows}
 
 
 def _job_data(job: Job, settings: Settings) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import base64
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from schema.tables import WebhookSecret, utcnow
@@ -43,10 +43,18 @@ def has_default_secret(session: Session, tenant_id: str) -> bool:
 def rotate(
     session: Session, tenant_id: str, endpoint_id: str | None, grace_s: int
 ) -> tuple[str, datetime | None]:
-    """Add a new secret and let the current ones expire after ``grace_s``; return the new
-    secret and when the old one stops signing (None if there was none)."""
+    """Add a new secret and let the current ones expire after ``grace_s`` (dropping those
+    already expired); return the new secret and when the old one stops signing (None if
+    there was none)."""
     now = utcnow()
     expires_at = now + timedelta(seconds=grace_s)
+    session.execute(
+        delete(WebhookSecret).where(
+            WebhookSecret.tenant_id == tenant_id,
+            _owner(endpoint_id),
+            WebhookSecret.expires_at <= now,
+        )
+    )
     retired = session.execute(
         update(WebhookSecret)
         .where(

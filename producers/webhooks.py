@@ -57,12 +57,20 @@ class Webhooks:
             return webhook_endpoints.view(endpoint) if endpoint else None
 
     def update_endpoint(
-        self, tenant_id: str | None, endpoint_id: str, request: EndpointUpdate
+        self,
+        tenant_id: str | None,
+        endpoint_id: str,
+        request: EndpointUpdate,
+        *,
+        actor: str | None = None,
     ) -> EndpointView | None:
+        """Apply the change; audited when an operator acts."""
         with self.sessions.begin() as session, _vetting():
             endpoint = webhook_endpoints.get(session, tenant_id, endpoint_id)
             if endpoint is None:
                 return None
+            change = request.model_dump(mode="json", exclude_unset=True)
+            _audit(session, actor, "webhooks.update", {"endpoint_id": endpoint_id, **change}, [])
             changed = webhook_endpoints.change(
                 session, self.settings, endpoint, request, self.resolve
             )
@@ -78,15 +86,25 @@ class Webhooks:
             return True
 
     def rotate_secret(
-        self, tenant_id: str, endpoint_id: str | None, grace_s: int | None
+        self, tenant_id: str, endpoint_id: str, grace_s: int | None
     ) -> SecretView | None:
-        """A new secret for the endpoint (or the tenant's default, ``endpoint_id=None``);
-        the old one keeps signing for ``grace_s``. None if there is no such endpoint."""
-        grace = self.settings.webhook_secret_grace_s if grace_s is None else grace_s
+        """A new secret for the endpoint; the old one keeps signing for ``grace_s``. None
+        if there is no such endpoint."""
         with self.sessions.begin() as session:
-            if endpoint_id and webhook_endpoints.get(session, tenant_id, endpoint_id) is None:
+            if webhook_endpoints.get(session, tenant_id, endpoint_id) is None:
                 return None
-            secret, old_expires_at = webhook_secrets.rotate(session, tenant_id, endpoint_id, grace)
+            return self._rotate(session, tenant_id, endpoint_id, grace_s)
+
+    def rotate_default_secret(self, tenant_id: str, grace_s: int | None) -> SecretView:
+        """A new default secret, which signs deliveries to jobs' own ``webhook_url``."""
+        with self.sessions.begin() as session:
+            return self._rotate(session, tenant_id, None, grace_s)
+
+    def _rotate(
+        self, session: Session, tenant_id: str, endpoint_id: str | None, grace_s: int | None
+    ) -> SecretView:
+        grace = self.settings.webhook_secret_grace_s if grace_s is None else grace_s
+        secret, old_expires_at = webhook_secrets.rotate(session, tenant_id, endpoint_id, grace)
         return SecretView(secret=secret, previous_expires_at=old_expires_at)
 
     def send_test(self, tenant_id: str, endpoint_id: str) -> DeliveryView | None:
@@ -94,8 +112,7 @@ class Webhooks:
             endpoint = webhook_endpoints.get(session, tenant_id, endpoint_id)
             if endpoint is None:
                 return None
-            rows = webhook_events.test_event(session, endpoint)
-            (delivery,) = webhook_deliveries.from_rows(session, rows)
+            delivery, rows = webhook_events.ping_event(session, endpoint)
             view = webhook_deliveries.view(session, delivery)
         self.send(rows)
         return view

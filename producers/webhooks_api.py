@@ -96,9 +96,7 @@ def rotate_default_secret(
     tenant_id: Tenant, request: Request, body: SecretRotate | None = None
 ) -> SecretView:
     """A new default secret, which signs deliveries to jobs' own ``webhook_url``."""
-    rotated = _webhooks(request).rotate_secret(tenant_id, None, body and body.grace_s)
-    assert rotated is not None
-    return rotated
+    return _webhooks(request).rotate_default_secret(tenant_id, body and body.grace_s)
 
 
 @router.post("/webhook-endpoints/{endpoint_id}/test", status_code=202)

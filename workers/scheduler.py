@@ -9,8 +9,8 @@ from collections.abc import Callable
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from producers.broker import sending_broker
 from producers.outbox import relay_pending
+from schema.brokers import make_broker
 from schema.redis_conn import connect, redis_url
 from schema.settings import Settings
 from schema.store import make_engine, make_sessions
@@ -24,9 +24,8 @@ logger = logging.getLogger(__name__)
 def build_scheduler(settings: Settings) -> tuple[BlockingScheduler, Leadership]:
     """A scheduler and its leadership; its periodic jobs run only while it leads."""
     sessions = make_sessions(make_engine(settings.database_url_value))
-    url = redis_url(settings)
-    broker = sending_broker(url)
-    leadership = Leadership(connect(url), settings.scheduler_lease_s)
+    broker = make_broker(settings, consumer=False)
+    leadership = Leadership(connect(redis_url(settings)), settings.scheduler_lease_s)
 
     def when_leading(name: str, work: Callable[[], int]) -> Callable[[], None]:
         def run() -> None:

@@ -13,11 +13,13 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, or_, update
+from sqlalchemy import ColumnElement, and_, update
 from sqlalchemy.orm import Session
 
 from producers import outbox, webhook_endpoints
+from producers.webhook_events import DISABLED
 from producers.webhook_secrets import signing_secrets
+from schema import metrics
 from schema.destinations import Destination, UnsafeDestinationError
 from schema.tables import (
     OutboxMessage,
@@ -30,7 +32,7 @@ from schema.tables import (
 from schema.webhooks import DeliveryStatus
 from workers.runtime import Runtime
 from workers.webhooks import sender
-from workers.webhooks.dispatch import due_in, stage_if_near
+from workers.webhooks.dispatch import due_in, lease_free, stage_if_near
 from workers.webhooks.signing import signed_headers
 
 logger = logging.getLogger(__name__)
@@ -51,6 +53,10 @@ class Claim:
     endpoint_id: str | None
     attempt: int
     schedule_step: int
+    generation: int
+    body: str
+    secrets: list[str]
+    endpoint_failing: bool
 
 
 @dataclass(frozen=True)
@@ -71,26 +77,29 @@ def deliver(runtime: Runtime, delivery_id: str) -> None:
         delivery = session.get(WebhookDelivery, delivery_id)
         if delivery is None or not _due(delivery):
             return
-        endpoint = (
-            session.get(WebhookEndpoint, delivery.endpoint_id) if delivery.endpoint_id else None
-        )
-        if endpoint is not None and not endpoint.enabled:
-            _give_up(runtime, delivery_id, f"endpoint disabled: {endpoint.disabled_reason}")
-            return
+        url, failing = delivery.url, False
+        if delivery.endpoint_id:
+            endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
+            if endpoint is None:
+                return
+            if not endpoint.enabled:
+                _give_up(runtime, delivery_id, DISABLED + (endpoint.disabled_reason or ""))
+                return
+            url, failing = endpoint.url, endpoint.failing_since is not None
+    lease_s = runtime.settings.webhook_timeout_s + LEASE_MARGIN_S
     try:
-        destination = webhook_endpoints.guard(runtime.settings, delivery.url, runtime.resolve)
+        destination = webhook_endpoints.guard(runtime.settings, url, runtime.resolve)
     except UnsafeDestinationError as exc:
-        _attempt_refused(runtime, delivery_id, str(exc))
+        _attempt_unsent(runtime, delivery_id, url, exc, lease_s, failing)
         return
     origin = f"{destination.scheme}://{destination.host}:{destination.port}"
-    lease_s = runtime.settings.webhook_timeout_s + LEASE_MARGIN_S
     lease = runtime.webhook_gate.acquire(origin, int(lease_s * 1000))
     if not isinstance(lease, str):
         wait_s = lease / 1000 if lease > 0 else random.uniform(*BUSY_RETRY_S)
         _reschedule(runtime, delivery_id, wait_s)
         return
     try:
-        claim = _claim(runtime, delivery_id, lease_s)
+        claim = _claim(runtime, delivery_id, url, lease_s, failing)
         if claim is not None:
             verdict = _send(runtime, claim, destination)
             _record(runtime, claim, verdict, origin)
@@ -112,7 +121,11 @@ def _pending(delivery_id: str) -> ColumnElement[bool]:
     return and_(WebhookDelivery.id == delivery_id, WebhookDelivery.status == DeliveryStatus.PENDING)
 
 
-def _claim(runtime: Runtime, delivery_id: str, lease_s: float) -> Claim | None:
+def _claim(
+    runtime: Runtime, delivery_id: str, url: str, lease_s: float, endpoint_failing: bool
+) -> Claim | None:
+    """Take the delivery for one attempt to ``url`` (the endpoint's URL now, which a
+    tenant may have fixed since the event), with the body and secrets to sign it."""
     now = utcnow()
     with runtime.sessions.begin() as session:
         claimed = session.execute(
@@ -120,14 +133,12 @@ def _claim(runtime: Runtime, delivery_id: str, lease_s: float) -> Claim | None:
             .where(
                 _pending(delivery_id),
                 WebhookDelivery.next_attempt_at <= now + timedelta(seconds=1),
-                or_(
-                    WebhookDelivery.lease_expires_at.is_(None),
-                    WebhookDelivery.lease_expires_at < now,
-                ),
+                lease_free(now),
             )
             .values(
                 attempts=WebhookDelivery.attempts + 1,
                 lease_expires_at=now + timedelta(seconds=lease_s),
+                url=url,
                 updated_at=now,
             )
             .returning(
@@ -136,23 +147,38 @@ def _claim(runtime: Runtime, delivery_id: str, lease_s: float) -> Claim | None:
                 WebhookDelivery.endpoint_id,
                 WebhookDelivery.attempts,
                 WebhookDelivery.schedule_step,
+                WebhookDelivery.generation,
             )
         ).one_or_none()
-    return Claim(delivery_id, *claimed) if claimed else None
+        if claimed is None:
+            return None
+        event_id, tenant_id, endpoint_id, *counters = claimed
+        body = session.get_one(WebhookEvent, event_id).body
+        secrets = signing_secrets(session, tenant_id, endpoint_id)
+    return Claim(
+        delivery_id, event_id, tenant_id, endpoint_id, *counters, body, secrets, endpoint_failing
+    )
 
 
 def _send(runtime: Runtime, claim: Claim, destination: Destination) -> Verdict:
-    with runtime.sessions() as session:
-        body = session.get_one(WebhookEvent, claim.event_id).body
-        secrets = signing_secrets(session, claim.tenant_id, claim.endpoint_id)
-    if not secrets:
+    """Sign and POST; whatever goes wrong becomes a failed attempt, never a delivery left
+    claimed until its lease lapses (and then sent again, and again)."""
+    try:
+        return _sign_and_post(runtime, claim, destination)
+    except Exception as exc:
+        logger.exception("webhook %s: the attempt broke", claim.delivery_id)
+        return Verdict("failed", None, None, f"internal error: {type(exc).__name__}", 0)
+
+
+def _sign_and_post(runtime: Runtime, claim: Claim, destination: Destination) -> Verdict:
+    if not claim.secrets:
         return Verdict("failed", None, None, "no signing secret; rotate one to create it", 0)
-    headers = signed_headers(secrets, claim.event_id, int(time.time()), body)
+    headers = signed_headers(claim.secrets, claim.event_id, int(time.time()), claim.body)
     reply = sender.post(
         runtime.webhook_client,
         destination,
         headers,
-        body.encode(),
+        claim.body.encode(),
         runtime.settings.webhook_timeout_s,
     )
     if reply.ok:
@@ -169,10 +195,14 @@ def _send(runtime: Runtime, claim: Claim, destination: Destination) -> Verdict:
     )
 
 
-def _record(runtime: Runtime, claim: Claim, verdict: Verdict, origin: str) -> None:
-    """Write the attempt and the delivery's next state, if the claim still holds."""
+def _record(runtime: Runtime, claim: Claim, verdict: Verdict, origin: str | None) -> None:
+    """Write the attempt and the delivery's next state, if the claim still holds. If a
+    resend started a new round meanwhile, only the attempt is kept, and the new round
+    goes out now."""
     now = utcnow()
     rows: list[OutboxMessage] = []
+    status_class = f"{verdict.status_code // 100}xx" if verdict.status_code else "none"
+    metrics.WEBHOOK_ATTEMPTS.labels(verdict.outcome, status_class).inc()
     with runtime.sessions.begin() as session:
         session.add(_attempt_row(claim.delivery_id, claim.attempt, verdict, now))
         values: dict[str, object] = {
@@ -193,18 +223,36 @@ def _record(runtime: Runtime, claim: Claim, verdict: Verdict, origin: str) -> No
             .where(
                 _pending(claim.delivery_id),
                 WebhookDelivery.attempts == claim.attempt,
+                WebhookDelivery.generation == claim.generation,
             )
             .values(**values)
         ).rowcount
         if changed and delay_s is not None:
             row = stage_if_near(session, claim.delivery_id, delay_s)
             rows.extend([row] if row else [])
+        elif not changed:
+            rows.extend(_hand_over(session, claim))
         if claim.endpoint_id is not None:
-            rows.extend(_endpoint_health(runtime, session, claim.endpoint_id, verdict, now))
-    if verdict.status_code in SLOW_DOWN_STATUSES or verdict.retry_after_s:
+            rows.extend(
+                _endpoint_health(
+                    runtime, session, claim.endpoint_id, claim.endpoint_failing, verdict, now
+                )
+            )
+    if origin is not None and verdict.status_code in SLOW_DOWN_STATUSES:
         pause_s = verdict.retry_after_s or SLOW_DOWN_DEFAULT_S
         runtime.webhook_gate.pause(origin, min(pause_s, SLOW_DOWN_MAX_S))
     outbox.send(runtime.sessions, runtime.broker, rows)
+
+
+def _hand_over(session: Session, claim: Claim) -> list[OutboxMessage]:
+    """Free a delivery a resend moved to a new round while this attempt was under way."""
+    freed = session.execute(
+        update(WebhookDelivery)
+        .where(_pending(claim.delivery_id), WebhookDelivery.attempts == claim.attempt)
+        .values(lease_expires_at=None)
+    ).rowcount
+    row = stage_if_near(session, claim.delivery_id, 0) if freed else None
+    return [row] if row else []
 
 
 def _retry_in(runtime: Runtime, claim: Claim, verdict: Verdict) -> float | None:
@@ -220,11 +268,18 @@ def _retry_in(runtime: Runtime, claim: Claim, verdict: Verdict) -> float | None:
 
 
 def _endpoint_health(
-    runtime: Runtime, session: Session, endpoint_id: str, verdict: Verdict, now: datetime
+    runtime: Runtime,
+    session: Session,
+    endpoint_id: str,
+    was_failing: bool,
+    verdict: Verdict,
+    now: datetime,
 ) -> list[OutboxMessage]:
-    """A success ends the endpoint's failure streak; 410, or failing for too long, disables
-    it and tells the tenant."""
+    """A success ends the endpoint's failure streak (if it had one); 410, or failing for
+    too long, disables it and tells the tenant."""
     if verdict.outcome == "succeeded":
+        if not was_failing:
+            return []
         session.execute(
             update(WebhookEndpoint)
             .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.failing_since.is_not(None))
@@ -261,48 +316,51 @@ def _attempt_row(delivery_id: str, number: int, verdict: Verdict, now: datetime)
     )
 
 
-def _attempt_refused(runtime: Runtime, delivery_id: str, reason: str) -> None:
-    """The URL fails the SSRF guard now (its name may resolve elsewhere than at creation):
-    log an attempt that sent nothing, and fail the delivery."""
-    claim = _claim(runtime, delivery_id, LEASE_MARGIN_S)
+def _attempt_unsent(
+    runtime: Runtime,
+    delivery_id: str,
+    url: str,
+    refusal: UnsafeDestinationError,
+    lease_s: float,
+    endpoint_failing: bool,
+) -> None:
+    """Log an attempt that sent nothing. A name that does not resolve now may tomorrow,
+    so it is retried; one that resolves to a non-public address fails the delivery."""
+    claim = _claim(runtime, delivery_id, url, lease_s, endpoint_failing)
     if claim is None:
         return
-    logger.warning("webhook %s refused: %s", delivery_id, reason)
-    with runtime.sessions.begin() as session:
-        session.add(
-            _attempt_row(
-                delivery_id, claim.attempt, Verdict("refused", None, None, reason, 0), utcnow()
-            )
-        )
-        _finish(session, delivery_id, reason)
+    logger.warning("webhook %s not sent: %s", delivery_id, refusal)
+    outcome = "failed" if refusal.reason == "unresolvable" else "refused"
+    _record(runtime, claim, Verdict(outcome, None, None, str(refusal), 0), None)
 
 
 def _give_up(runtime: Runtime, delivery_id: str, reason: str) -> None:
+    """Fail a delivery without an attempt (its endpoint is disabled); a recover after the
+    endpoint is enabled again sends it."""
     with runtime.sessions.begin() as session:
-        _finish(session, delivery_id, reason)
-
-
-def _finish(session: Session, delivery_id: str, reason: str) -> None:
-    session.execute(
-        update(WebhookDelivery)
-        .where(_pending(delivery_id))
-        .values(
-            status=DeliveryStatus.FAILED,
-            last_error=reason,
-            next_attempt_at=None,
-            lease_expires_at=None,
-            updated_at=utcnow(),
+        session.execute(
+            update(WebhookDelivery)
+            .where(_pending(delivery_id), lease_free(utcnow()))
+            .values(
+                status=DeliveryStatus.FAILED,
+                last_error=reason,
+                next_attempt_at=None,
+                updated_at=utcnow(),
+            )
         )
-    )
 
 
 def _reschedule(runtime: Runtime, delivery_id: str, delay_s: float) -> None:
-    """Come back when the receiver's gate may let this delivery through."""
+    """Come back when the receiver's gate may let this delivery through (unless the
+    delivery moved on meanwhile: claimed, or scheduled for later)."""
+    now = utcnow()
     with runtime.sessions.begin() as session:
         changed = session.execute(
             update(WebhookDelivery)
             .where(
                 _pending(delivery_id),
+                WebhookDelivery.next_attempt_at <= now + timedelta(seconds=1),
+                lease_free(now),
             )
             .values(**due_in(delay_s), updated_at=utcnow())
         ).rowcount

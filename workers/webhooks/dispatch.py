@@ -5,11 +5,11 @@ schedule reaches 24 h) is left to the scheduler's sweep, so no message sits in a
 worker's memory for hours; the same sweep re-sends a delivery whose message was lost.
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import dramatiq
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from producers import outbox
@@ -26,6 +26,11 @@ def due_in(delay_s: float) -> dict[str, Any]:
     dispatched from then, since its message goes out with it."""
     due = utcnow() + timedelta(seconds=delay_s)
     return {"next_attempt_at": due, "dispatched_at": due if delay_s <= DIRECT_DELAY_MAX_S else None}
+
+
+def lease_free(now: datetime) -> ColumnElement[bool]:
+    """No attempt is under way: never claimed, or its worker's lease lapsed."""
+    return or_(WebhookDelivery.lease_expires_at.is_(None), WebhookDelivery.lease_expires_at < now)
 
 
 def stage_if_near(session: Session, delivery_id: str, delay_s: float) -> OutboxMessage | None:
@@ -56,10 +61,7 @@ def dispatch_due(
                     WebhookDelivery.dispatched_at.is_(None),
                     WebhookDelivery.dispatched_at < now - timedelta(seconds=redispatch_after_s),
                 ),
-                or_(
-                    WebhookDelivery.lease_expires_at.is_(None),
-                    WebhookDelivery.lease_expires_at < now,
-                ),
+                lease_free(now),
             )
             .order_by(WebhookDelivery.next_attempt_at)
             .limit(batch_size)

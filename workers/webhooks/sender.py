@@ -2,11 +2,21 @@
 
 The request goes to an address the SSRF guard checked a moment ago, not to whatever the
 name resolves to next (DNS rebinding); the Host header and TLS server name stay the URL's
-own, so virtual hosts and certificates work. Redirects are never followed.
+own, so virtual hosts and certificates work. Since the connection is made to an address,
+it is never kept for another request: a pooled connection would be reused for any other
+host on that address, under a certificate checked for the first one.
+
+Redirects are never followed, and ``timeout_s`` bounds the whole exchange, not each read,
+so a receiver that trickles its answer a byte at a time cannot hold a worker thread.
 """
 
+import contextlib
+import socket
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -34,7 +44,7 @@ class Reply:
 def make_client(max_connections: int) -> httpx.Client:
     return httpx.Client(
         follow_redirects=False,
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=20),
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=0),
         headers={"user-agent": "genq-webhooks/0.1"},
         trust_env=False,
     )
@@ -49,8 +59,13 @@ def post(
 ) -> Reply:
     url = httpx.URL(destination.url)
     pinned = url.copy_with(host=destination.addresses[0])
-    extensions = {"sni_hostname": destination.host} if url.scheme == "https" else {}
+    streams: list[Any] = []
+    extensions: dict[str, Any] = {"trace": _keep_streams(streams)}
+    if url.scheme == "https":
+        extensions["sni_hostname"] = destination.host
+    watchdog = threading.Timer(timeout_s, _cut, args=(streams,))
     started = time.monotonic()
+    watchdog.start()
     try:
         with client.stream(
             "POST",
@@ -61,10 +76,12 @@ def post(
             timeout=timeout_s,
         ) as response:
             excerpt = _excerpt(response)
-    except httpx.TimeoutException:
-        return Reply(None, None, f"no answer within {timeout_s:g} s", None, _ms(started))
-    except httpx.TransportError as exc:
+    except httpx.HTTPError as exc:
+        if isinstance(exc, httpx.TimeoutException) or time.monotonic() - started >= timeout_s:
+            return Reply(None, None, f"no answer within {timeout_s:g} s", None, _ms(started))
         return Reply(None, None, f"{type(exc).__name__}: {exc}"[:300], None, _ms(started))
+    finally:
+        watchdog.cancel()
     error = None
     if response.is_redirect:
         location = response.headers.get("location", "")[:200]
@@ -74,9 +91,26 @@ def post(
     )
 
 
+def _keep_streams(streams: list[Any]) -> Callable[[str, dict[str, Any]], None]:
+    """An httpcore trace hook that collects the request's network streams (TCP, then TLS)."""
+
+    def trace(event: str, info: dict[str, Any]) -> None:
+        if event in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+            streams.append(info["return_value"])
+
+    return trace
+
+
+def _cut(streams: list[Any]) -> None:
+    """Shut the request's sockets down, which wakes the thread blocked reading them."""
+    for stream in streams:
+        with contextlib.suppress(OSError):
+            stream.get_extra_info("socket").shutdown(socket.SHUT_RDWR)
+
+
 def _excerpt(response: httpx.Response) -> str:
     received = b""
-    for chunk in response.iter_bytes():
+    for chunk in response.iter_raw():
         received += chunk
         if len(received) >= EXCERPT_BYTES:
             break

@@ -1,0 +1,258 @@
+"""Bench: webhook deliveries per second, genq's worker against a plain httpx loop.
+
+genq records N ``job.succeeded`` events for one endpoint (event, pending delivery and
+outbox row, committed 100 at a time), then sends their outbox messages to an in-process
+Dramatiq worker with T threads; the figure runs from the first send until the store shows
+every delivery succeeded (polled every 50 ms). Each delivery is claimed in the store,
+signed, POSTed, and its attempt and outcome committed. All of them go to one receiver, so
+the bench raises ``webhook_max_in_flight`` (10 by default) to T; the worker polls an idle
+queue every 100 ms rather than Dramatiq's 1 s, so it does not sleep through the first
+message.
+
+The baseline posts the same N bodies, signed the same way, in a sequential loop on one
+``httpx.Client``: no threads, no store. So genq's figure pays for the store on every
+delivery and has T threads; the baseline pays for neither. Both go to the simulator's
+sample receiver, served on a thread of this process, in the same run; it checks each
+signature with the ``standardwebhooks`` library, and the bench fails unless both hooks
+verified all N.
+
+    python bench/webhooks.py [--deliveries N] [--threads T] [--database-url URL] [--redis-url URL]
+
+Defaults: 500 deliveries, 16 threads, a fresh SQLite file and a private Redis in a
+temporary directory. The last line printed is JSON.
+"""
+
+import argparse
+import json
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import dramatiq
+import httpx
+from pydantic import SecretStr
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from producers import Producer, outbox, webhook_events
+from producers.tenants import create_tenant
+from producers.webhook_secrets import signing_secrets
+from schema.brokers import make_broker
+from schema.jobs import WebhookEventType
+from schema.redis_conn import ensure_embedded_redis, stop_embedded_redis
+from schema.settings import Settings
+from schema.store import make_engine, migrate
+from schema.tables import OutboxMessage, WebhookDelivery, WebhookEvent
+from schema.webhooks import DeliveryStatus, EndpointCreate
+from simulator import SimServer
+from workers.actors import declare_actors
+from workers.runtime import Runtime
+from workers.webhooks.signing import signed_headers
+
+EVENTS_PER_TRANSACTION = 100
+POLL_INTERVAL_S = 0.05
+TIMEOUT_S = 90.0
+COUNTERS = ("received", "verified", "bad_signature", "unverified", "duplicates")
+REPLY = (
+    "Webhooks let a service tell another one that something happened, as it happens: the "
+    "sender POSTs a small signed JSON body to a URL the receiver registered, and retries "
+    "with backoff until it gets a 2xx answer or gives up."
+)
+
+
+def job_data(number: int) -> dict[str, Any]:
+    """A finished chat job as its webhook shows it: about 1 kB of JSON."""
+    finished = datetime(2025, 1, 1, tzinfo=UTC) + timedelta(seconds=number)
+    message = {"role": "assistant", "content": REPLY}
+    return {
+        "object": "job",
+        "id": f"job_bench{number:020d}",
+        "status": "succeeded",
+        "kind": "chat",
+        "model": "openai/gpt-4o-mini",
+        "route": "openai",
+        "metadata": {"customer": "acme", "request_id": f"req-{number:08d}"},
+        "webhook_url": None,
+        "webhook_events": None,
+        "output": {
+            "text": REPLY,
+            "finish_reason": "stop",
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        },
+        "usage": {"input_tokens": 24, "output_tokens": 52, "total_tokens": 76},
+        "cost_usd": 0.0000348,
+        "cached": False,
+        "served_by": "openai/gpt-4o-mini",
+        "progress": None,
+        "deadline_at": (finished + timedelta(days=1)).isoformat(),
+        "error": None,
+        "attempts": 1,
+        "created_at": (finished - timedelta(seconds=2)).isoformat(),
+        "started_at": (finished - timedelta(seconds=1.5)).isoformat(),
+        "finished_at": finished.isoformat(),
+    }
+
+
+def configure_hook(sim: SimServer, hook: str, secret: str) -> None:
+    """Have the receiver's hook verify signatures made with ``secret``."""
+    httpx.put(f"{sim.url}/_sim/hooks/{hook}", json={"secrets": [secret]}).raise_for_status()
+
+
+def verified(sim: SimServer, hook: str) -> int:
+    """How many requests the hook verified; prints its counters."""
+    state = httpx.get(f"{sim.url}/_sim/hooks/{hook}").raise_for_status().json()
+    print(f"hook {hook}: {json.dumps({name: state[name] for name in COUNTERS})}")
+    return int(state["verified"])
+
+
+def record_events(
+    sessions: sessionmaker[Session], tenant_id: str, endpoint_id: str, url: str, count: int
+) -> list[list[OutboxMessage]]:
+    """Record ``count`` events for the endpoint; their outbox rows, one list a transaction."""
+    batches = []
+    for start in range(0, count, EVENTS_PER_TRANSACTION):
+        with sessions.begin() as session:
+            batches.append(
+                [
+                    row
+                    for number in range(start, min(start + EVENTS_PER_TRANSACTION, count))
+                    for row in webhook_events.record(
+                        session,
+                        tenant_id,
+                        WebhookEventType.SUCCEEDED,
+                        [(endpoint_id, url)],
+                        job_data(number),
+                    )
+                ]
+            )
+    return batches
+
+
+def signed_bodies(
+    sessions: sessionmaker[Session], tenant_id: str, endpoint_id: str
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """The endpoint's signing secrets, and the id and body of each of the tenant's events."""
+    with sessions() as session:
+        secrets = signing_secrets(session, tenant_id, endpoint_id)
+        events = session.execute(
+            select(WebhookEvent.id, WebhookEvent.body)
+            .where(WebhookEvent.tenant_id == tenant_id)
+            .order_by(WebhookEvent.id)
+        )
+        return secrets, [(event_id, body) for event_id, body in events]
+
+
+def bench_httpx(url: str, secrets: list[str], events: list[tuple[str, str]]) -> float:
+    """Deliveries per second of one sequential httpx loop posting the signed bodies."""
+    with httpx.Client(timeout=15) as client:
+        started = time.perf_counter()
+        for event_id, body in events:
+            headers = signed_headers(secrets, event_id, int(time.time()), body)
+            client.post(url, content=body.encode(), headers=headers).raise_for_status()
+        return len(events) / (time.perf_counter() - started)
+
+
+def bench_genq(runtime: Runtime, batches: list[list[OutboxMessage]], endpoint_id: str) -> float:
+    """Deliveries per second from the first send until the store shows all succeeded."""
+    count = sum(len(batch) for batch in batches)
+    query = (
+        select(WebhookDelivery.status, func.count())
+        .where(WebhookDelivery.endpoint_id == endpoint_id)
+        .group_by(WebhookDelivery.status)
+    )
+    started = time.perf_counter()
+    for batch in batches:
+        outbox.send(runtime.sessions, runtime.broker, batch)
+    while True:
+        with runtime.sessions() as session:
+            statuses = {status: number for status, number in session.execute(query)}
+        elapsed = time.perf_counter() - started
+        if statuses.get(DeliveryStatus.SUCCEEDED, 0) == count:
+            return count / elapsed
+        if statuses.get(DeliveryStatus.FAILED) or elapsed > TIMEOUT_S:
+            raise SystemExit(f"deliveries not all succeeded after {elapsed:.0f}s: {statuses}")
+        time.sleep(POLL_INTERVAL_S)
+
+
+def run(sim: SimServer, settings: Settings, count: int, threads: int) -> dict[str, Any]:
+    """Set up the tenant and both hooks, run the baseline then genq; the JSON result."""
+    engine = make_engine(settings.database_url_value)
+    migrate(engine)
+    producer = Producer(settings, engine=engine)
+    runtime = Runtime(settings, make_broker(settings, consumer=True), engine=engine)
+    declare_actors(runtime)
+    try:
+        with producer.sessions.begin() as session:
+            tenant_id = create_tenant(session, f"bench-{time.time_ns()}").tenant_id
+        genq_hook, httpx_hook = f"genq-{time.time_ns()}", f"httpx-{time.time_ns()}"
+        hook_url = f"{sim.url}/hooks/{genq_hook}"
+        endpoint = producer.webhooks.create_endpoint(tenant_id, EndpointCreate(url=hook_url))
+        assert endpoint.secret is not None  # shown on creation
+        for hook in (genq_hook, httpx_hook):
+            configure_hook(sim, hook, endpoint.secret)
+
+        batches = record_events(producer.sessions, tenant_id, endpoint.id, hook_url, count)
+        print(f"recorded {count} events in {len(batches)} transactions")
+        secrets, events = signed_bodies(producer.sessions, tenant_id, endpoint.id)
+        baseline_rate = bench_httpx(f"{sim.url}/hooks/{httpx_hook}", secrets, events)
+        print(f"httpx loop: {baseline_rate:.1f} deliveries/s")
+
+        worker = dramatiq.Worker(runtime.broker, worker_timeout=100, worker_threads=threads)
+        worker.start()
+        try:
+            genq_rate = bench_genq(runtime, batches, endpoint.id)
+        finally:
+            worker.stop()
+        print(f"genq worker: {genq_rate:.1f} deliveries/s")
+    finally:
+        runtime.broker.close()
+        runtime.close()
+        producer.close()
+
+    genq_verified, httpx_verified = verified(sim, genq_hook), verified(sim, httpx_hook)
+    if genq_verified != count or httpx_verified != count:
+        raise SystemExit(f"verified {genq_verified} (genq) and {httpx_verified} (httpx) of {count}")
+    return {
+        "bench": "webhooks",
+        "deliveries": count,
+        "threads": threads,
+        "store": engine.url.get_backend_name(),
+        "deliveries_per_s": round(genq_rate, 1),
+        "baseline_per_s": round(baseline_rate, 1),
+        "ratio_vs_httpx": round(genq_rate / baseline_rate, 3),
+        "verified": genq_verified,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--deliveries", type=int, default=500)
+    parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--database-url")
+    parser.add_argument("--redis-url")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp, SimServer() as sim:
+        var = Path(tmp)
+        redis_url = args.redis_url or ensure_embedded_redis(var)
+        settings = Settings(
+            var_dir=var,
+            database_url=SecretStr(args.database_url or f"sqlite:///{var / 'bench.db'}"),
+            redis_url=SecretStr(redis_url),
+            worker_threads=args.threads,
+            webhook_max_in_flight=args.threads,
+            webhook_allow_networks=["127.0.0.0/8"],
+            _env_file=None,
+        )
+        try:
+            result = run(sim, settings, args.deliveries, args.threads)
+        finally:
+            if not args.redis_url:
+                stop_embedded_redis(var)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

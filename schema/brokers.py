@@ -1,0 +1,46 @@
+"""The Dramatiq broker, built here for both rooms: Redis by default, RabbitMQ with
+``GENQ_BROKER=rabbitmq``.
+
+Senders (the API, the scheduler, the command line) get a broker without middleware and
+without actors: they address actors by the names in ``schema.names``. Consumers (worker
+processes) get Dramatiq's default middleware. Queue names are the same on both brokers.
+Only the message broker changes: limits, circuits, the result cache and the leader lease
+stay in Redis.
+"""
+
+import dramatiq
+import pika
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from dramatiq.brokers.redis import RedisBroker
+
+from schema.names import BROKER_NAMESPACE
+from schema.redis_conn import connect, redis_url
+from schema.settings import Settings
+
+
+def make_broker(settings: Settings, *, consumer: bool) -> dramatiq.Broker:
+    """The configured broker; ``consumer`` adds the middleware a worker runs actors with."""
+    middleware = None if consumer else []
+    if settings.broker == "rabbitmq":
+        assert settings.rabbitmq_url is not None  # settings validation requires it
+        # Publisher confirms: the outbox marks a row sent only once RabbitMQ has the
+        # message, and a deleted queue is declared again instead of dropping it.
+        return RabbitmqBroker(
+            url=settings.rabbitmq_url.get_secret_value(),
+            confirm_delivery=True,
+            middleware=middleware,
+        )
+    return RedisBroker(
+        client=connect(redis_url(settings)), namespace=BROKER_NAMESPACE, middleware=middleware
+    )
+
+
+def ping_broker(broker: dramatiq.Broker) -> None:
+    """Raise unless the broker's server answers now."""
+    if isinstance(broker, RabbitmqBroker):
+        # A fresh connection: a thread's cached one may look open after the server died.
+        pika.BlockingConnection(broker.parameters).close()
+    elif isinstance(broker, RedisBroker):
+        broker.client.ping()
+    else:
+        raise TypeError(f"no health check for {type(broker).__name__}")

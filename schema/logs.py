@@ -1,0 +1,86 @@
+"""Logging for every genq process: one JSON object per line in production, a readable line
+in a terminal, each carrying the job it is about, and never a secret.
+
+``log_context`` binds fields (job id, tenant, route, model, attempt, provider request id)
+to the work the current thread is doing; every line logged meanwhile carries them, from
+genq's code and from the libraries it calls. The redaction filter runs on every handler,
+so a provider key quoted in an exception or a URL with a password is scrubbed before any
+line is written.
+"""
+
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Literal
+
+from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.json import JsonFormatter
+
+from schema.scrub import scrub
+
+LogFormat = Literal["auto", "json", "console"]
+
+CONTEXT_FIELDS = ("job_id", "tenant_id", "route", "model", "attempt", "provider_request_id")
+CONSOLE_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s%(context)s"
+JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+_context: ContextVar[dict[str, object]] = ContextVar("genq_log_context", default={})  # noqa: B039
+
+
+@contextmanager
+def log_context(**fields: object) -> Iterator[None]:
+    """Add ``fields`` to every line logged in this block (and nested ones)."""
+    token = _context.set({**_context.get(), **fields})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def add_log_context(**fields: object) -> None:
+    """Add fields learned midway, such as the provider's request id, to the current block."""
+    _context.set({**_context.get(), **fields})
+
+
+class ContextFilter(logging.Filter):
+    """Put the bound job fields on each record and scrub secrets from its text."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        bound = _context.get()
+        for field in CONTEXT_FIELDS:
+            if field in bound and not hasattr(record, field):
+                setattr(record, field, bound[field])
+        shown = " ".join(f"{f}={getattr(record, f)}" for f in CONTEXT_FIELDS if hasattr(record, f))
+        record.context = f" [{shown}]" if shown else ""
+        record.msg = scrub(record.getMessage())
+        record.args = ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = scrub(logging.Formatter().formatException(record.exc_info))
+        return True
+
+
+def formatter(log_format: LogFormat) -> logging.Formatter:
+    if log_format == "auto":
+        log_format = "console" if sys.stderr.isatty() else "json"
+    if log_format == "json":
+        return JsonFormatter(
+            JSON_FIELDS,
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            reserved_attrs=[*RESERVED_ATTRS, "context"],
+        )
+    return logging.Formatter(CONSOLE_FORMAT)
+
+
+def configure_logging(log_format: LogFormat = "auto", level: str = "INFO") -> None:
+    """Format and filter the root logger's handlers (adding one on stderr if it has none,
+    as Dramatiq's worker processes already do)."""
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(logging.StreamHandler())
+    for handler in root.handlers:
+        handler.setFormatter(formatter(log_format))
+        if not any(isinstance(f, ContextFilter) for f in handler.filters):
+            handler.addFilter(ContextFilter())
+    root.setLevel(level.upper())
