@@ -21,8 +21,8 @@ from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
 from producers import Producer
-from producers.broker import sending_broker
 from producers.tenants import create_tenant
+from schema.brokers import make_broker
 from schema.jobs import BatchItem, JobCreate
 from schema.names import JOBS_QUEUE, RUN_JOB
 from schema.redis_conn import ensure_embedded_redis, stop_embedded_redis
@@ -50,8 +50,8 @@ def bench_genq_batches(producer: Producer, tenant_id: str, jobs: int, size: int 
     return max(1, jobs // size) * size / (time.perf_counter() - started)
 
 
-def bench_plain_dramatiq(redis_url: str, jobs: int) -> float:
-    broker = sending_broker(redis_url)
+def bench_plain_dramatiq(settings: Settings, jobs: int) -> float:
+    broker = make_broker(settings, consumer=False)
     actor = dramatiq.Actor(
         lambda job_id: None,
         broker=broker,
@@ -93,7 +93,7 @@ def main() -> None:
         bench_genq(producer, tenant.tenant_id, min(100, args.jobs))  # warm-up
         genq_rate = bench_genq(producer, tenant.tenant_id, args.jobs)
         batch_rate = bench_genq_batches(producer, tenant.tenant_id, args.jobs)
-        baseline_rate = bench_plain_dramatiq(redis_url, args.jobs)
+        baseline_rate = bench_plain_dramatiq(settings, args.jobs)
         producer.close()
         if not args.redis_url:
             stop_embedded_redis(var)

@@ -1,7 +1,7 @@
 """``genq …``: start the processes, manage tenants, look at jobs, run the demo."""
 
 import json
-import logging
+import os
 import sys
 from datetime import UTC, datetime
 from typing import Annotated
@@ -24,8 +24,10 @@ app.add_typer(admin, name="admin")
 app.add_typer(webhooks, name="webhooks")
 
 
-def _logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+def _logging(settings: Settings) -> None:
+    from schema.logs import configure_logging
+
+    configure_logging(settings.log_format, settings.log_level)
 
 
 def _migrated_engine(settings: Settings):  # type: ignore[no-untyped-def]
@@ -60,15 +62,17 @@ def api(
 
     from producers import Producer
     from producers.api import create_app
+    from schema.error_reports import init_error_reports
 
-    _logging()
     settings = Settings()
+    _logging(settings)
+    init_error_reports(settings, "api")
     producer = Producer(settings, engine=_migrated_engine(settings))
     uvicorn.run(
         create_app(producer),
         host=host or settings.api_host,
         port=port or settings.api_port,
-        log_level="info",
+        log_config=None,
     )
 
 
@@ -77,29 +81,36 @@ def worker(
     processes: Annotated[int | None, typer.Option(help="[GENQ_WORKER_PROCESSES]")] = None,
     threads: Annotated[int | None, typer.Option(help="[GENQ_WORKER_THREADS]")] = None,
 ) -> None:
-    """Run Dramatiq worker processes for genq's actors."""
-    from dramatiq.cli import main, make_argument_parser
+    """Run Dramatiq worker processes for genq's actors (metrics on GENQ_WORKER_METRICS_PORT)."""
+    from workers.metrics_dir import worker_environment
 
     settings = Settings()
     _migrated_engine(settings).dispose()
     args = [
+        sys.executable,
+        "-m",
+        "dramatiq",
         "workers.main",
         "--processes",
         str(processes or settings.worker_processes),
         "--threads",
         str(threads or settings.worker_threads),
     ]
-    sys.exit(main(make_argument_parser().parse_args(args)))
+    # A fresh interpreter, so the metrics directory is set before any import reads it.
+    os.execve(sys.executable, args, worker_environment(settings, dict(os.environ)))
 
 
 @app.command()
 def scheduler() -> None:
     """Run the scheduler: periodic work such as relaying the outbox."""
-    from workers.scheduler import build_scheduler
+    from schema.error_reports import init_error_reports
+    from workers.scheduler import build_scheduler, serve_metrics
 
-    _logging()
     settings = Settings()
+    _logging(settings)
+    init_error_reports(settings, "scheduler")
     _migrated_engine(settings).dispose()
+    serve_metrics(settings.scheduler_metrics_port)
     scheduler, leadership = build_scheduler(settings)
     try:
         scheduler.start()

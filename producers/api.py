@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import FastAPI, Header, Query, Response
 from fastapi.responses import JSONResponse
 
-from producers import admin, errors, webhooks_api
+from producers import admin, errors, metrics_api, webhooks_api
 from producers.auth import Tenant
 from producers.body_limit import BodySizeLimit
 from producers.cursors import InvalidCursorError
@@ -30,10 +30,12 @@ def create_app(producer: Producer) -> FastAPI:
         summary="Queue AI generation jobs; get results by polling or signed webhooks.",
     )
     app.state.producer = producer
+    app.state.store_metrics = metrics_api.store_registry(producer)
     app.add_middleware(BodySizeLimit, max_bytes=producer.settings.max_body_bytes)
     errors.install(app)
     _routes(app, producer)
     app.include_router(webhooks_api.router)
+    app.include_router(metrics_api.router)
     app.include_router(admin.router)
     return app
 
@@ -128,12 +130,16 @@ def _routes(app: FastAPI, producer: Producer) -> None:
 
     @app.get("/readyz", tags=["health"])
     def readyz() -> JSONResponse:
-        """The database and the broker answer; open circuits are reported, not fatal."""
-        checks = {"database": _check(lambda: ping(producer.engine))}
-        checks["broker"] = _check(lambda: ping_broker(producer.broker))
+        """The database, the broker and Redis (limits, circuits, leases) answer; open
+        circuits are reported, not fatal."""
+        checks = {
+            "database": _check(lambda: ping(producer.engine)),
+            "broker": _check(lambda: ping_broker(producer.broker)),
+            "redis": _check(producer.redis.ping),
+        }
         ready = all(value == "ok" for value in checks.values())
         circuits = {}
-        if _check(producer.redis.ping) == "ok":
+        if checks["redis"] == "ok":
             states = circuit_states(producer.redis, list(producer.routes.by_name))
             circuits = {route: state for route, state in states.items() if state != "closed"}
         return JSONResponse(

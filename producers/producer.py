@@ -26,6 +26,7 @@ from producers.submit import (
 )
 from producers.webhook_secrets import has_default_secret
 from producers.webhooks import Webhooks
+from schema import metrics
 from schema.brokers import make_broker
 from schema.jobs import BatchItem, JobCreate, JobStatus, JobView
 from schema.names import active_tenants_key
@@ -172,6 +173,7 @@ class Producer:
                 return None
             job, stop = canceled
             rows = webhook_events.job_event(session, self.settings, job)
+            metrics.job_ended(job)
         self._send([stop, *rows] if stop is not None else rows)
         return jobs.view(job)
 

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Literal
+from typing import Any, Literal
 
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
@@ -22,33 +22,47 @@ from schema.scrub import scrub
 
 LogFormat = Literal["auto", "json", "console"]
 
-CONTEXT_FIELDS = ("job_id", "tenant_id", "route", "model", "attempt", "provider_request_id")
+CONTEXT_FIELDS = (
+    "job_id",
+    "delivery_id",
+    "tenant_id",
+    "route",
+    "model",
+    "attempt",
+    "provider_request_id",
+)
 CONSOLE_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s%(context)s"
 JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
-_context: ContextVar[dict[str, object]] = ContextVar("genq_log_context", default={})  # noqa: B039
+_context: ContextVar[dict[str, object] | None] = ContextVar("genq_log_context", default=None)
 
 
 @contextmanager
 def log_context(**fields: object) -> Iterator[None]:
     """Add ``fields`` to every line logged in this block (and nested ones)."""
-    token = _context.set({**_context.get(), **fields})
+    token = _context.set({**(_context.get() or {}), **fields})
     try:
         yield
     finally:
         _context.reset(token)
 
 
-def add_log_context(**fields: object) -> None:
-    """Add fields learned midway, such as the provider's request id, to the current block."""
-    _context.set({**_context.get(), **fields})
+def add_log_context(**fields: object) -> bool:
+    """Add fields learned midway, such as the provider's request id, to the current block;
+    outside any block (code called directly, not for a message) do nothing, so nothing
+    sticks to the thread. Return whether a block took them."""
+    bound = _context.get()
+    if bound is None:
+        return False
+    _context.set({**bound, **fields})
+    return True
 
 
 class ContextFilter(logging.Filter):
     """Put the bound job fields on each record and scrub secrets from its text."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        bound = _context.get()
+        bound = _context.get() or {}
         for field in CONTEXT_FIELDS:
             if field in bound and not hasattr(record, field):
                 setattr(record, field, bound[field])
@@ -56,21 +70,37 @@ class ContextFilter(logging.Filter):
         record.context = f" [{shown}]" if shown else ""
         record.msg = scrub(record.getMessage())
         record.args = ()
-        if record.exc_info and not record.exc_text:
-            record.exc_text = scrub(logging.Formatter().formatException(record.exc_info))
         return True
+
+
+class _Scrubbing(logging.Formatter):
+    """Tracebacks quote whatever the exception said, so they are scrubbed too."""
+
+    def formatException(self, ei: Any) -> str:
+        return scrub(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return scrub(super().formatStack(stack_info))
+
+
+class ConsoleFormatter(_Scrubbing):
+    def __init__(self) -> None:
+        super().__init__(CONSOLE_FORMAT)
+
+
+class JsonLinesFormatter(_Scrubbing, JsonFormatter):
+    def __init__(self) -> None:
+        super().__init__(
+            JSON_FIELDS,
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            reserved_attrs=[*RESERVED_ATTRS, "context"],
+        )
 
 
 def formatter(log_format: LogFormat) -> logging.Formatter:
     if log_format == "auto":
         log_format = "console" if sys.stderr.isatty() else "json"
-    if log_format == "json":
-        return JsonFormatter(
-            JSON_FIELDS,
-            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-            reserved_attrs=[*RESERVED_ATTRS, "context"],
-        )
-    return logging.Formatter(CONSOLE_FORMAT)
+    return JsonLinesFormatter() if log_format == "json" else ConsoleFormatter()
 
 
 def configure_logging(log_format: LogFormat = "auto", level: str = "INFO") -> None:

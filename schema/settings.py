@@ -8,9 +8,9 @@ show up in a repr, a log line or a traceback.
 import ipaddress
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Literal, Self
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Standard Webhooks' suggested schedule: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h,
@@ -37,7 +37,9 @@ class Settings(BaseSettings):
         "and the result cache.",
     )
     rabbitmq_url: SecretStr | None = Field(
-        None, description="AMQP URL of RabbitMQ; required when broker is rabbitmq."
+        None,
+        validate_default=True,
+        description="AMQP URL of RabbitMQ; required when broker is rabbitmq.",
     )
     routes_file: Path | None = Field(
         None, description="Provider routes (TOML); default is the file shipped in schema/."
@@ -113,8 +115,11 @@ class Settings(BaseSettings):
     )
     sentry_environment: str | None = Field(None, description="Sentry environment tag.")
     sentry_traces_sample_rate: float = Field(0.0, ge=0, le=1)
-    metrics_port: int | None = Field(
-        None, ge=0, le=65535, description="Where worker and scheduler serve /metrics."
+    worker_metrics_port: int = Field(
+        9191, ge=0, le=65535, description="Where a worker host serves /metrics; 0 = off."
+    )
+    scheduler_metrics_port: int = Field(
+        9192, ge=0, le=65535, description="Where the scheduler serves /metrics; 0 = off."
     )
 
     @field_validator("webhook_retry_schedule_s")
@@ -134,14 +139,17 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(network, strict=False)
         return value
 
-    @model_validator(mode="after")
-    def _rabbitmq_needs_url(self) -> Self:
-        if self.broker == "rabbitmq" and self.rabbitmq_url is None:
+    @field_validator("rabbitmq_url")
+    @classmethod
+    def _rabbitmq_needs_url(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        # A field validator, not a model one: its error shows only this field's input,
+        # never the other (secret) settings.
+        if value is None and info.data.get("broker") == "rabbitmq":
             raise ValueError(
                 "GENQ_BROKER=rabbitmq needs GENQ_RABBITMQ_URL, "
                 "e.g. amqp://guest:guest@127.0.0.1:5672/%2F"
             )
-        return self
+        return value
 
     @cached_property
     def database_url_value(self) -> str:

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, text
 from producers import Producer
 from producers.api import create_app
 from producers.tenants import NewTenant, create_tenant
+from schema.brokers import make_broker
 from schema.routes import Route, Routes
 from schema.settings import Settings
 from schema.store import make_engine, make_sessions, migrate
@@ -24,7 +25,6 @@ from simulator import SimServer
 from tests.services import postgres_server, redis_server, scratch_database
 from tests.waiting import eventually
 from workers.actors import declare_actors
-from workers.broker import worker_broker
 from workers.runtime import Runtime
 
 SIM_KEY = "sk-genq-test"
@@ -166,6 +166,7 @@ def settings(tmp_path: Path, engine: Engine, redis_url: str) -> Settings:
         var_dir=tmp_path / "var",
         database_url=SecretStr(engine.url.render_as_string(hide_password=False)),
         redis_url=SecretStr(redis_url),
+        broker="redis",
         relay_grace_s=0,
         webhook_allow_networks=["127.0.0.0/8", "::1/128"],
         webhook_retry_schedule_s=WEBHOOK_TEST_SCHEDULE_S,
@@ -203,9 +204,7 @@ def auth(tenant: NewTenant) -> dict[str, str]:
 
 @pytest.fixture
 def runtime(settings: Settings, engine: Engine, routes: Routes) -> Iterator[Runtime]:
-    runtime = Runtime(
-        settings, worker_broker(settings.redis_url.get_secret_value()), engine=engine, routes=routes
-    )
+    runtime = Runtime(settings, make_broker(settings, consumer=True), engine=engine, routes=routes)
     declare_actors(runtime)
     yield runtime
     runtime.broker.close()

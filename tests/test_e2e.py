@@ -4,6 +4,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import dramatiq
 import httpx
 import pytest
 from pydantic import SecretStr
@@ -60,7 +61,7 @@ def test_http_to_worker_to_simulator_to_postgresql(api_url, auth, worker, sim_ca
 
 
 def test_broker_down_at_enqueue_loses_no_job(settings, engine, routes, auth, worker) -> None:
-    down = Producer(settings, engine=engine, routes=routes, broker=_dead_broker())
+    down = Producer(settings, engine=engine, routes=routes, broker=_dead_broker(settings))
     with ThreadedServer(create_app(down)) as server:
         response = httpx.post(f"{server.url}/v1/jobs", json=CHAT, headers=auth)
         assert response.status_code == 202
@@ -81,10 +82,10 @@ def test_broker_down_at_enqueue_loses_no_job(settings, engine, routes, auth, wor
 
 
 def test_database_down_is_503_with_retry_after_and_nothing_sent(settings, routes, redis_url):
-    from producers.broker import sending_broker
+    from schema.brokers import make_broker
     from schema.store import make_engine
 
-    broker = sending_broker(redis_url)
+    broker = make_broker(settings, consumer=False)
     unreachable = make_engine("postgresql+psycopg://postgres@127.0.0.1:9/genq")
     down = Producer(settings, engine=unreachable, routes=routes, broker=broker)
     with ThreadedServer(create_app(down)) as server:
@@ -109,7 +110,7 @@ def test_commit_failure_leaves_no_half_done_job(settings, engine, routes, auth, 
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(submit.outbox, "stage", broken_stage)
-    producer = Producer(settings, engine=engine, routes=routes, broker=_dead_broker())
+    producer = Producer(settings, engine=engine, routes=routes, broker=_dead_broker(settings))
     with ThreadedServer(create_app(producer)) as server:
         response = httpx.post(f"{server.url}/v1/jobs", json=CHAT, headers=auth)
 
@@ -118,10 +119,11 @@ def test_commit_failure_leaves_no_half_done_job(settings, engine, routes, auth, 
     assert counts(engine) == (0, 0)
 
 
-def _dead_broker():  # type: ignore[no-untyped-def]
-    from producers.broker import sending_broker
+def _dead_broker(settings: Settings) -> dramatiq.Broker:
+    from schema.brokers import make_broker
 
-    return sending_broker(DEAD_REDIS)
+    dead = settings.model_copy(update={"redis_url": SecretStr(DEAD_REDIS)})
+    return make_broker(dead, consumer=False)
 
 
 def test_settings_secrets_never_print() -> None:

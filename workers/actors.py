@@ -14,6 +14,7 @@ from schema.names import (
     WEBHOOKS_QUEUE,
 )
 from workers import execution
+from workers.context import job_scope
 from workers.runtime import Runtime
 from workers.webhooks import delivery
 
@@ -26,16 +27,20 @@ def declare_actors(runtime: Runtime) -> dict[str, dramatiq.Actor]:
     """Declare genq's actors on ``runtime.broker``; return them by name."""
 
     def run_job(job_id: str, booked: bool = False) -> None:
-        execution.run_job(runtime, job_id, booked)
+        with job_scope(job_id=job_id):
+            execution.run_job(runtime, job_id, booked)
 
     def poll_job(job_id: str) -> None:
-        execution.poll_job(runtime, job_id)
+        with job_scope(job_id=job_id):
+            execution.poll_job(runtime, job_id)
 
     def cancel_job(job_id: str) -> None:
-        execution.cancel_at_provider(runtime, job_id)
+        with job_scope(job_id=job_id):
+            execution.cancel_at_provider(runtime, job_id)
 
     def deliver_webhook(delivery_id: str) -> None:
-        delivery.deliver(runtime, delivery_id)
+        with job_scope(delivery_id=delivery_id):
+            delivery.deliver(runtime, delivery_id)
 
     declared = (
         (RUN_JOB, run_job, JOBS_QUEUE),

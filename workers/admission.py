@@ -16,6 +16,7 @@ from typing import Any
 
 from dramatiq import Message
 
+from schema import metrics
 from schema.names import JOBS_QUEUE, RUN_JOB
 from schema.pricing import estimate_input_tokens, max_output_tokens
 from schema.routes import Protocol, Route
@@ -128,8 +129,9 @@ def _limits(
     return slot, tokens, expected
 
 
-def defer(runtime: Runtime, job_id: str, deferred: Deferred) -> None:
+def defer(runtime: Runtime, job_id: str, route: str, deferred: Deferred) -> None:
     """Send the job's message again after ``delay_ms``; the job stays queued meanwhile."""
+    metrics.CAPACITY_WAIT_SECONDS.labels(route).observe(deferred.delay_ms / 1000)
     message = Message(
         queue_name=JOBS_QUEUE,
         actor_name=RUN_JOB,

@@ -21,6 +21,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from producers import budgets, deadletters, outbox, webhook_events
+from schema import metrics
 from schema.jobs import TERMINAL_STATUSES, JobStatus
 from schema.names import CANCEL_JOB, JOBS_QUEUE, POLL_JOB, RUN_JOB
 from schema.pricing import cost_micros
@@ -29,6 +30,7 @@ from schema.tables import Job, JobAttempt, OutboxMessage, utcnow
 from workers.admission import Admitted, CircuitOpen, Deferred, admit, defer
 from workers.backoff import retry_delay_s
 from workers.cache import cache_key
+from workers.context import bind_job
 from workers.polling import PollState, next_poll_in_s
 from workers.providers import AsyncState, ErrorClass, PollResult, ProviderError, ProviderResult
 from workers.providers.translate import translate
@@ -119,10 +121,15 @@ def run_job(runtime: Runtime, job_id: str, booked: bool = False) -> None:
             if isinstance(verdict, CircuitOpen):
                 if not _fall_back_now(runtime, job):
                     jitter_ms = random.randint(0, 1000)
-                    defer(runtime, job_id, Deferred(verdict.wait_ms + jitter_ms, booked))
+                    defer(
+                        runtime,
+                        job_id,
+                        call.route.name,
+                        Deferred(verdict.wait_ms + jitter_ms, booked),
+                    )
                 return
             if isinstance(verdict, Deferred):
-                defer(runtime, job_id, verdict)
+                defer(runtime, job_id, call.route.name, verdict)
                 return
             admitted = verdict
     try:
@@ -369,7 +376,14 @@ def _claim(
     ).one_or_none()
     if claimed is None:
         return None
-    return Claim(job.id, *claimed)
+    claim = Claim(job.id, *claimed)
+    bind_job(
+        tenant_id=claim.tenant_id,
+        route=claim.current_model.partition("/")[0],
+        model=claim.current_model,
+        attempt=claim.attempt,
+    )
+    return claim
 
 
 def _recheck_later(
@@ -751,6 +765,11 @@ def _commit(runtime: Runtime, claim: Claim, outcome: Outcome, *, running: JobSta
     """Write the attempt and move the job on in one transaction, if the job is still ours."""
     now = utcnow()
     message_rows: list[OutboxMessage] = []
+    if outcome.attempt:
+        route, _, model = claim.current_model.partition("/")
+        metrics.attempt_made(route, model, outcome.attempt)
+        if outcome.attempt.get("provider_request_id"):
+            bind_job(provider_request_id=outcome.attempt["provider_request_id"])
     with runtime.sessions.begin() as session:
         attempt = dict(outcome.attempt or {})
         if attempt.pop("close_submitted", False):
@@ -800,6 +819,8 @@ def _commit(runtime: Runtime, claim: Claim, outcome: Outcome, *, running: JobSta
             if _announces(outcome, running):
                 job = session.get_one(Job, claim.job_id, populate_existing=True)
                 message_rows.extend(webhook_events.job_event(session, runtime.settings, job))
+                if job.status in TERMINAL_STATUSES:
+                    metrics.job_ended(job)
     if message_rows:
         outbox.send(runtime.sessions, runtime.broker, message_rows)
     if changed and outcome.cache is not None:

@@ -1,14 +1,27 @@
-"""Entry module for ``dramatiq workers.main``: each worker process builds its own runtime."""
+"""Entry module for ``dramatiq workers.main``: each worker process sets up logging and
+Sentry, then builds its broker (with Dramatiq's Prometheus middleware when ``genq
+worker`` enabled metrics) and its runtime."""
+
+import os
 
 import dramatiq
 
 from schema.brokers import make_broker
+from schema.error_reports import init_error_reports
+from schema.logs import configure_logging
 from schema.settings import Settings
 from workers.actors import declare_actors
+from workers.metrics_dir import ENABLED
 from workers.runtime import Runtime
 
 settings = Settings()
+configure_logging(settings.log_format, settings.log_level)
+init_error_reports(settings, "worker")
 broker = make_broker(settings, consumer=True)
+if os.environ.get(ENABLED):
+    from dramatiq.middleware.prometheus import Prometheus
+
+    broker.add_middleware(Prometheus())
 dramatiq.set_broker(broker)
 runtime = Runtime(settings, broker)
 actors = declare_actors(runtime)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
+from prometheus_client import Counter, start_http_server
 
 from producers.outbox import relay_pending
 from schema.brokers import make_broker
@@ -20,6 +21,14 @@ from workers.webhooks.dispatch import dispatch_due
 
 logger = logging.getLogger(__name__)
 
+SWEPT = Counter("genq_scheduler_items", "What the leader's periodic work moved, by task.", ["task"])
+
+
+def serve_metrics(port: int) -> None:
+    """This process's /metrics (its sweep counts, and the jobs it expired) on ``port``."""
+    if port:
+        start_http_server(port)
+
 
 def build_scheduler(settings: Settings) -> tuple[BlockingScheduler, Leadership]:
     """A scheduler and its leadership; its periodic jobs run only while it leads."""
@@ -30,6 +39,7 @@ def build_scheduler(settings: Settings) -> tuple[BlockingScheduler, Leadership]:
     def when_leading(name: str, work: Callable[[], int]) -> Callable[[], None]:
         def run() -> None:
             if leadership.held and (count := work()):
+                SWEPT.labels(name).inc(count)
                 logger.info("%s: %d", name, count)
 
         return run

@@ -10,6 +10,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from producers import budgets, outbox, webhook_events
+from schema import metrics
 from schema.jobs import JobStatus
 from schema.names import JOBS_QUEUE, POLL_JOB, RUN_JOB
 from schema.settings import Settings
@@ -101,6 +102,7 @@ def expire_overdue(
             budgets.settle(session, tenant_id, period_start, released_micros=reserved)
             job = session.get_one(Job, job_id, populate_existing=True)
             rows.extend(webhook_events.job_event(session, settings, job))
+            metrics.job_ended(job)
             expired += 1
     outbox.send(sessions, broker, rows)
     return expired
