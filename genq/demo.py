@@ -113,7 +113,9 @@ def run_demo(job_count: int) -> int:
         f" redis={'embedded' if settings.embedded_redis else 'GENQ_REDIS_URL'}"
     )
 
-    sim_port, api_port = free_port(), free_port()
+    sim_port, api_port, metrics_port = free_port(), free_port(), free_port()
+    env["GENQ_WORKER_METRICS_PORT"] = str(metrics_port)
+    env["GENQ_SCHEDULER_METRICS_PORT"] = "0"
     env["GENQ_ROUTES_FILE"] = str(_routes_file(var / "demo-routes.toml", sim_port))
     specs = {
         "sim": ["sim", "--port", str(sim_port), "--time-scale", str(SIM_TIME_SCALE)],
@@ -138,6 +140,7 @@ def run_demo(job_count: int) -> int:
             console.print("sending the first request again: it should come from the cache")
             jobs += _run(client, console, [requests[0], requests[-1]], processes)
             verified = _webhooks_verified(client, console, sim_url, processes)
+            _show_metrics(console, f"http://127.0.0.1:{metrics_port}/metrics")
     finally:
         for process in reversed(processes):
             process.stop()
@@ -175,6 +178,16 @@ def _webhooks_verified(
         f"with the standardwebhooks library; {bad} failed verification"
     )
     return verified
+
+
+def _show_metrics(console: Console, url: str) -> None:
+    """What the worker's Prometheus endpoint says it did."""
+    wanted = ("genq_jobs_total{", "genq_webhook_attempts_total{")
+    exposed = httpx.get(url, timeout=5).text.splitlines()
+    lines = [line for line in exposed if line.startswith(wanted)]
+    console.print(f"worker metrics ({url}):")
+    for line in lines:
+        console.print(f"  {line}", markup=False, highlight=False)
 
 
 def _ready(api_url: str) -> bool:
