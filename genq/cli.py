@@ -82,7 +82,7 @@ def worker(
     threads: Annotated[int | None, typer.Option(help="[GENQ_WORKER_THREADS]")] = None,
 ) -> None:
     """Run Dramatiq worker processes for genq's actors (metrics on GENQ_WORKER_METRICS_PORT)."""
-    from workers.metrics_dir import worker_environment
+    from workers.metrics_dir import MetricsPortTakenError, worker_environment
 
     settings = Settings()
     _migrated_engine(settings).dispose()
@@ -96,8 +96,13 @@ def worker(
         "--threads",
         str(threads or settings.worker_threads),
     ]
+    try:
+        env = worker_environment(settings, dict(os.environ))
+    except MetricsPortTakenError as exc:
+        typer.echo(f"genq: {exc}", err=True)
+        raise typer.Exit(2) from None
     # A fresh interpreter, so the metrics directory is set before any import reads it.
-    os.execve(sys.executable, args, worker_environment(settings, dict(os.environ)))
+    os.execve(sys.executable, args, env)
 
 
 @app.command()

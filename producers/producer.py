@@ -173,7 +173,7 @@ class Producer:
                 return None
             job, stop = canceled
             rows = webhook_events.job_event(session, self.settings, job)
-            metrics.job_ended(job)
+        metrics.job_ended(job)
         self._send([stop, *rows] if stop is not None else rows)
         return jobs.view(job)
 

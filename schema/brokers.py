@@ -8,6 +8,8 @@ Only the message broker changes: limits, circuits, the result cache and the lead
 stay in Redis.
 """
 
+import copy
+
 import dramatiq
 import pika
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
@@ -16,6 +18,8 @@ from dramatiq.brokers.redis import RedisBroker
 from schema.names import BROKER_NAMESPACE
 from schema.redis_conn import connect, redis_url
 from schema.settings import Settings
+
+PING_TIMEOUT_S = 3.0  # a readiness probe must answer before its own timeout
 
 
 def make_broker(settings: Settings, *, consumer: bool) -> dramatiq.Broker:
@@ -39,7 +43,11 @@ def ping_broker(broker: dramatiq.Broker) -> None:
     """Raise unless the broker's server answers now."""
     if isinstance(broker, RabbitmqBroker):
         # A fresh connection: a thread's cached one may look open after the server died.
-        pika.BlockingConnection(broker.parameters).close()
+        probe = broker.parameters[0] if isinstance(broker.parameters, list) else broker.parameters
+        quick = copy.copy(probe)
+        quick.socket_timeout = quick.blocked_connection_timeout = PING_TIMEOUT_S
+        quick.connection_attempts = 1
+        pika.BlockingConnection(quick).close()
     elif isinstance(broker, RedisBroker):
         broker.client.ping()
     else:

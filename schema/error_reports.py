@@ -36,6 +36,7 @@ def init_error_reports(
         environment=settings.sentry_environment,
         traces_sample_rate=settings.sentry_traces_sample_rate,
         before_send=scrub_event,  # type: ignore[arg-type]
+        before_send_transaction=scrub_event,  # type: ignore[arg-type]
         integrations=_integrations(component),
         transport=transport,
     )

@@ -22,6 +22,8 @@ from schema.scrub import scrub
 
 LogFormat = Literal["auto", "json", "console"]
 
+STANDARD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
 CONTEXT_FIELDS = (
     "job_id",
     "delivery_id",
@@ -68,8 +70,15 @@ class ContextFilter(logging.Filter):
                 setattr(record, field, bound[field])
         shown = " ".join(f"{f}={getattr(record, f)}" for f in CONTEXT_FIELDS if hasattr(record, f))
         record.context = f" [{shown}]" if shown else ""
-        record.msg = scrub(record.getMessage())
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a malformed call must not fail the caller
+            message = f"{record.msg} {record.args!r}"
+        record.msg = scrub(message)
         record.args = ()
+        for name, value in vars(record).items():
+            if isinstance(value, str) and name not in STANDARD_ATTRIBUTES:
+                setattr(record, name, scrub(value))
         return True
 
 

@@ -8,11 +8,13 @@ Dramatiq's own ``dramatiq_*`` metrics.
 """
 
 import json
+import logging
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import dramatiq
 import redis
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -23,6 +25,8 @@ from schema.circuits import circuit_states
 from schema.jobs import JobStatus
 from schema.names import BROKER_NAMESPACE, JOBS_QUEUE, WEBHOOKS_QUEUE
 from schema.tables import DeadLetter, Job
+
+logger = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 CIRCUIT_VALUES = {"closed": 0, "half_open": 1, "open": 2}
@@ -106,9 +110,14 @@ class StoreCollector(Collector):
         self.routes = list(routes)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        yield from self._store()
-        yield self._circuits()
-        yield from self._queues()
+        """Each source on its own: Redis being down leaves out only what Redis knows."""
+        for source in (self._store, self._circuits, self._queues):
+            try:
+                families = list(source())
+            except Exception:
+                logger.warning("metrics: %s could not be read", source.__name__, exc_info=True)
+                continue
+            yield from families
 
     def _store(self) -> Iterator[GaugeMetricFamily]:
         jobs = GaugeMetricFamily(
@@ -129,13 +138,13 @@ class StoreCollector(Collector):
         letters.add_metric([], open_letters or 0)
         return iter((jobs, letters))
 
-    def _circuits(self) -> GaugeMetricFamily:
+    def _circuits(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily(
             "genq_circuit_state", "0 closed, 1 half open, 2 open.", labels=["route"]
         )
         for route, state in circuit_states(self.redis, self.routes).items():
             family.add_metric([route], CIRCUIT_VALUES.get(state, 0))
-        return family
+        return iter((family,))
 
     def _queues(self) -> Iterator[GaugeMetricFamily]:
         depth = GaugeMetricFamily(
@@ -147,24 +156,38 @@ class StoreCollector(Collector):
             labels=["queue"],
         )
         for queue in (JOBS_QUEUE, WEBHOOKS_QUEUE):
+            if isinstance(self.broker, RabbitmqBroker):
+                counts = _rabbit_counts(self.broker, queue)
+                for name, waiting in zip(
+                    (queue, f"{queue}.DQ", f"{queue}.XQ"), counts, strict=True
+                ):
+                    depth.add_metric([name], waiting)
+                continue
             for name in (queue, f"{queue}.DQ"):
-                waiting, oldest_age_s = self._queue_state(name)
+                waiting, oldest_age_s = self._redis_queue(name)
                 depth.add_metric([name], waiting)
                 if oldest_age_s is not None:
                     age.add_metric([name], oldest_age_s)
         return iter((depth, age))
 
-    def _queue_state(self, queue: str) -> tuple[int, float | None]:
-        counts = getattr(self.broker, "get_queue_message_counts", None)
-        if counts is not None:
-            ready, delayed, _ = counts(queue)
-            return ready + delayed, None
+    def _redis_queue(self, queue: str) -> tuple[int, float | None]:
         key = f"{BROKER_NAMESPACE}:{queue}"
         waiting = int(self.redis.llen(key))
         oldest = self.redis.lindex(key, 0)
         if oldest is None:
             return waiting, None if waiting else 0.0
         return waiting, _age_s(self.redis, key, oldest)
+
+
+def _rabbit_counts(broker: RabbitmqBroker, queue: str) -> tuple[int, int, int]:
+    """Ready, delayed and dead messages. A lost channel is dropped, so the next scrape opens
+    a new one."""
+    try:
+        ready, delayed, dead = broker.get_queue_message_counts(queue)
+    except Exception:
+        del broker.connection
+        raise
+    return ready, delayed, dead
 
 
 def _age_s(client: redis.Redis, key: str, message_id: bytes) -> float | None:

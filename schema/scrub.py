@@ -14,6 +14,10 @@ SECRET_PATTERNS = [
     re.compile(r"(?i)\b(bearer|token)\s+[A-Za-z0-9._~+/\-]{8,}=*"),
     re.compile(r"(?i)(x-api-key|api[_-]?key|authorization)([\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{6,}"),
     re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+(?=@)"),
+    re.compile(r"(?i)\bbasic\s+[A-Za-z0-9+/]{4,}=*"),
+    re.compile(
+        r"(?i)(?<=[?&])(token|secret|sig|signature|key|api_key|access_token|password)(=)[^&\s\"']+"
+    ),
 ]
 
 

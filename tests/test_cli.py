@@ -91,3 +91,17 @@ def test_migrate_creates_the_schema(tmp_path: Path, monkeypatch) -> None:
 def test_unknown_option_exits_2() -> None:
     result = runner.invoke(app, ["worker", "--threads", "many"])
     assert result.exit_code == 2
+
+
+def test_a_worker_refuses_a_metrics_port_another_worker_holds(db_env, monkeypatch) -> None:
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("0.0.0.0", 0))
+        holder.listen()
+        monkeypatch.setenv("GENQ_WORKER_METRICS_PORT", str(holder.getsockname()[1]))
+
+        result = runner.invoke(app, ["worker"])
+
+    assert result.exit_code == 2
+    assert "is taken (another worker on this host?)" in result.output

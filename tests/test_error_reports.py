@@ -14,6 +14,7 @@ from sentry_sdk.transport import Transport
 from schema.error_reports import init_error_reports
 from tests.test_api import CHAT
 from tests.waiting import eventually
+from workers import execution
 
 SECRET = "sk-proj-4fJ9kQ2mZx7LrT1vYb8NcW3eHs6uPa0D"
 
@@ -66,3 +67,21 @@ def test_an_event_carries_the_job_and_no_secret(
     assert "RuntimeError" in written
     assert SECRET not in written
     assert "[redacted]" in written
+
+
+@pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
+def test_an_exception_escaping_an_actor_is_reported_with_the_job(
+    client, auth, runtime, worker, sentry: Captured, monkeypatch
+) -> None:
+    def store_down(runtime: Any, job_id: str, booked: bool = False) -> None:
+        raise RuntimeError(f"database said no to postgresql://genq:{SECRET}@db/genq")
+
+    monkeypatch.setattr(execution, "run_job", store_down)
+
+    job = client.post("/v1/jobs", json=CHAT, headers=auth).json()
+    eventually(lambda: sentry.events, lambda events: len(events) >= 1)
+
+    event = sentry.events[0]
+    assert event["tags"]["job_id"] == job["id"]
+    assert event["exception"]["values"][-1]["type"] == "RuntimeError"
+    assert SECRET not in json.dumps(event)

@@ -765,6 +765,7 @@ def _commit(runtime: Runtime, claim: Claim, outcome: Outcome, *, running: JobSta
     """Write the attempt and move the job on in one transaction, if the job is still ours."""
     now = utcnow()
     message_rows: list[OutboxMessage] = []
+    ended: Job | None = None
     if outcome.attempt:
         route, _, model = claim.current_model.partition("/")
         metrics.attempt_made(route, model, outcome.attempt)
@@ -819,8 +820,9 @@ def _commit(runtime: Runtime, claim: Claim, outcome: Outcome, *, running: JobSta
             if _announces(outcome, running):
                 job = session.get_one(Job, claim.job_id, populate_existing=True)
                 message_rows.extend(webhook_events.job_event(session, runtime.settings, job))
-                if job.status in TERMINAL_STATUSES:
-                    metrics.job_ended(job)
+                ended = job if job.status in TERMINAL_STATUSES else None
+    if ended is not None:
+        metrics.job_ended(ended)
     if message_rows:
         outbox.send(runtime.sessions, runtime.broker, message_rows)
     if changed and outcome.cache is not None:

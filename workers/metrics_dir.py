@@ -7,6 +7,7 @@ starts Dramatiq in a fresh interpreter with this environment.
 """
 
 import shutil
+import socket
 
 from schema.settings import Settings
 
@@ -18,6 +19,7 @@ def worker_environment(settings: Settings, env: dict[str, str]) -> dict[str, str
     would be summed in)."""
     if not settings.worker_metrics_port:
         return env
+    _check_free(settings.worker_metrics_port)
     directory = (settings.var_dir / "metrics" / f"worker-{settings.worker_metrics_port}").resolve()
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True)
@@ -28,3 +30,19 @@ def worker_environment(settings: Settings, env: dict[str, str]) -> dict[str, str
         "dramatiq_prom_db": str(directory),
         "dramatiq_prom_port": str(settings.worker_metrics_port),
     }
+
+
+class MetricsPortTakenError(RuntimeError):
+    """Another worker on this host serves metrics on the port already."""
+
+
+def _check_free(port: int) -> None:
+    """Fail before touching the directory another worker on this host may be using."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("0.0.0.0", port))
+        except OSError:
+            raise MetricsPortTakenError(
+                f"port {port} is taken (another worker on this host?); give this worker its "
+                "own GENQ_WORKER_METRICS_PORT, or 0 for none"
+            ) from None

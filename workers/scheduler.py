@@ -25,9 +25,14 @@ SWEPT = Counter("genq_scheduler_items", "What the leader's periodic work moved, 
 
 
 def serve_metrics(port: int) -> None:
-    """This process's /metrics (its sweep counts, and the jobs it expired) on ``port``."""
-    if port:
+    """This process's /metrics (its sweep counts, and the jobs it expired) on ``port``; a
+    second scheduler on the same host goes on without its own."""
+    if not port:
+        return
+    try:
         start_http_server(port)
+    except OSError as exc:
+        logger.warning("scheduler metrics: port %d: %s; not serving /metrics", port, exc)
 
 
 def build_scheduler(settings: Settings) -> tuple[BlockingScheduler, Leadership]:

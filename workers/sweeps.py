@@ -76,7 +76,7 @@ def expire_overdue(
     conditional UPDATE, so a worker claiming the job at the same moment wins or loses
     cleanly."""
     now = utcnow()
-    expired = 0
+    ended: list[Job] = []
     rows: list[OutboxMessage] = []
     with sessions.begin() as session:
         overdue = session.scalars(
@@ -84,7 +84,7 @@ def expire_overdue(
             .limit(batch_size)
         ).all()  # fmt: skip
         for job_id in overdue:
-            ended = session.execute(
+            failed = session.execute(
                 update(Job)
                 .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
                 .values(
@@ -95,14 +95,15 @@ def expire_overdue(
                 )
                 .returning(Job.tenant_id, Job.budget_period_start, Job.reserved_micros)
             ).one_or_none()
-            if ended is None:
+            if failed is None:
                 continue
-            tenant_id, period_start, reserved = ended
+            tenant_id, period_start, reserved = failed
             session.execute(update(Job).where(Job.id == job_id).values(reserved_micros=0))
             budgets.settle(session, tenant_id, period_start, released_micros=reserved)
             job = session.get_one(Job, job_id, populate_existing=True)
             rows.extend(webhook_events.job_event(session, settings, job))
-            metrics.job_ended(job)
-            expired += 1
+            ended.append(job)
+    for job in ended:
+        metrics.job_ended(job)
     outbox.send(sessions, broker, rows)
-    return expired
+    return len(ended)
