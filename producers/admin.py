@@ -26,6 +26,7 @@ from pydantic_core import PydanticCustomError
 
 from producers import dlq
 from producers.admin_keys import authenticate_admin
+from producers.auth import bearer
 from producers.cursors import InvalidCursorError
 from producers.dramatiq_dlq import import_dramatiq_dead_letters
 from producers.errors import ApiError
@@ -42,19 +43,7 @@ def _producer(request: Request) -> Producer:
 
 
 def _admin(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
-    scheme, _, token = (authorization or "").partition(" ")
-    name = None
-    if scheme.lower() == "bearer" and token:
-        with _producer(request).sessions() as session:
-            name = authenticate_admin(session, token.strip())
-    if name is None:
-        raise ApiError(
-            401,
-            "unauthorized",
-            "send a valid admin key as 'Authorization: Bearer <key>'",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    return f"admin:{name}"
+    return f"admin:{bearer(request, authorization, authenticate_admin, 'admin key')}"
 
 
 Actor = Annotated[str, Depends(_admin)]

@@ -1,29 +1,41 @@
 """Tenant authentication for the /v1 API: a bearer API key, checked against its digest."""
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from sqlalchemy.orm import Session
 
 from producers.errors import ApiError
 from producers.producer import Producer
 from producers.tenants import authenticate
 
 
-def tenant_of(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
+def bearer(
+    request: Request,
+    authorization: str | None,
+    check: Callable[[Session, str], str | None],
+    key_kind: str,
+) -> str:
+    """Who the ``Authorization: Bearer`` key belongs to, by ``check``; else a 401."""
     scheme, _, token = (authorization or "").partition(" ")
     producer: Producer = request.app.state.producer
-    tenant_id = None
+    who = None
     if scheme.lower() == "bearer" and token:
         with producer.sessions() as session:
-            tenant_id = authenticate(session, token.strip())
-    if tenant_id is None:
+            who = check(session, token.strip())
+    if who is None:
         raise ApiError(
             401,
             "unauthorized",
-            "send a valid tenant API key as 'Authorization: Bearer <key>'",
+            f"send a valid {key_kind} as 'Authorization: Bearer <key>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    return tenant_id
+    return who
+
+
+def tenant_of(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
+    return bearer(request, authorization, authenticate, "tenant API key")
 
 
 Tenant = Annotated[str, Depends(tenant_of)]

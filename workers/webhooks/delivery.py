@@ -121,6 +121,15 @@ def _pending(delivery_id: str) -> ColumnElement[bool]:
     return and_(WebhookDelivery.id == delivery_id, WebhookDelivery.status == DeliveryStatus.PENDING)
 
 
+def _ready(delivery_id: str, now: datetime) -> ColumnElement[bool]:
+    """Pending, due, and nobody at it."""
+    return and_(
+        _pending(delivery_id),
+        WebhookDelivery.next_attempt_at <= now + timedelta(seconds=1),
+        lease_free(now),
+    )
+
+
 def _claim(
     runtime: Runtime, delivery_id: str, url: str, lease_s: float, endpoint_failing: bool
 ) -> Claim | None:
@@ -130,11 +139,7 @@ def _claim(
     with runtime.sessions.begin() as session:
         claimed = session.execute(
             update(WebhookDelivery)
-            .where(
-                _pending(delivery_id),
-                WebhookDelivery.next_attempt_at <= now + timedelta(seconds=1),
-                lease_free(now),
-            )
+            .where(_ready(delivery_id, now))
             .values(
                 attempts=WebhookDelivery.attempts + 1,
                 lease_expires_at=now + timedelta(seconds=lease_s),
@@ -357,11 +362,7 @@ def _reschedule(runtime: Runtime, delivery_id: str, delay_s: float) -> None:
     with runtime.sessions.begin() as session:
         changed = session.execute(
             update(WebhookDelivery)
-            .where(
-                _pending(delivery_id),
-                WebhookDelivery.next_attempt_at <= now + timedelta(seconds=1),
-                lease_free(now),
-            )
+            .where(_ready(delivery_id, now))
             .values(**due_in(delay_s), updated_at=utcnow())
         ).rowcount
         row = stage_if_near(session, delivery_id, delay_s) if changed else None
