@@ -122,7 +122,7 @@ def record_events(
                         session,
                         tenant_id,
                         WebhookEventType.SUCCEEDED,
-                        [(endpoint_id, url)],
+                        [webhook_events.Target(endpoint_id, url)],
                         job_data(number),
                     )
                 ]

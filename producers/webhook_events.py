@@ -8,7 +8,7 @@ bytes under the same ``webhook-id``.
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -40,7 +40,15 @@ EVENT_FOR_STATUS = {
 OPT_IN_EVENTS = frozenset({WebhookEventType.STARTED.value})
 ERROR_MESSAGE_MAX = 1000
 
-Target = tuple[str | None, str]
+
+class Target(NamedTuple):
+    """Where a delivery goes: an endpoint (``disabled`` says why, if it is) or a job's URL."""
+
+    endpoint_id: str | None
+    url: str
+    disabled: str | None = None
+
+
 # A disabled endpoint still gets its deliveries, failed at once, so that a recover after
 # it is enabled again sends what it missed.
 DISABLED = "endpoint disabled: "
@@ -54,7 +62,7 @@ def job_event(session: Session, settings: Settings, job: Job) -> list[OutboxMess
         return []
     targets = _endpoint_targets(session, job.tenant_id, event_type)
     if job.webhook_url and _wants(job.webhook_events, event_type):
-        targets.insert(0, (None, job.webhook_url))
+        targets.insert(0, Target(None, job.webhook_url))
     if not targets:
         return []
     data = _job_data(job, settings)
@@ -68,7 +76,7 @@ def endpoint_disabled(session: Session, endpoint: WebhookEndpoint) -> list[Outbo
         for target in _endpoint_targets(
             session, endpoint.tenant_id, EndpointEventType.ENDPOINT_DISABLED
         )
-        if target[0] != endpoint.id
+        if target.endpoint_id != endpoint.id
     ]
     data = {
         "id": endpoint.id,
@@ -87,7 +95,8 @@ def ping_event(
     """A ``webhook.test`` event to this endpoint alone, whatever it subscribes to; return
     its delivery and outbox rows."""
     data = {"endpoint_id": endpoint.id, "message": "a test event from genq"}
-    targets = [(endpoint.id, endpoint.url)]
+    why = None if endpoint.enabled else endpoint.disabled_reason or ""
+    targets = [Target(endpoint.id, endpoint.url, why)]
     (delivery,), rows = _record(session, endpoint.tenant_id, TEST_EVENT, targets, data, None)
     return delivery, rows
 
@@ -125,8 +134,7 @@ def _record(
     session.add(event)
     session.flush()
     deliveries, rows = [], []
-    disabled = _disabled_reasons(session, [endpoint_id for endpoint_id, _ in targets])
-    for endpoint_id, url in targets:
+    for endpoint_id, url, disabled in targets:
         delivery = WebhookDelivery(
             id=new_id("whd"),
             event_id=event.id,
@@ -137,10 +145,10 @@ def _record(
             next_attempt_at=now,
             dispatched_at=now,
         )
-        if endpoint_id in disabled:
+        if disabled is not None:
             delivery.status = DeliveryStatus.FAILED
             delivery.next_attempt_at = None
-            delivery.last_error = DISABLED + (disabled[endpoint_id] or "")
+            delivery.last_error = DISABLED + disabled
         session.add(delivery)
         deliveries.append(delivery)
         if delivery.status == DeliveryStatus.PENDING:
@@ -167,24 +175,23 @@ def _wants(event_types: Sequence[str] | None, event_type: str) -> bool:
 
 
 def _endpoint_targets(session: Session, tenant_id: str, event_type: str) -> list[Target]:
+    """The tenant's endpoints that subscribe to ``event_type``, disabled ones included."""
     endpoints = session.execute(
-        select(WebhookEndpoint.id, WebhookEndpoint.url, WebhookEndpoint.event_types)
+        select(
+            WebhookEndpoint.id,
+            WebhookEndpoint.url,
+            WebhookEndpoint.event_types,
+            WebhookEndpoint.enabled,
+            WebhookEndpoint.disabled_reason,
+        )
         .where(WebhookEndpoint.tenant_id == tenant_id)
         .order_by(WebhookEndpoint.created_at)
     ).all()
-    return [(id_, url) for id_, url, types in endpoints if _wants(types, event_type)]
-
-
-def _disabled_reasons(session: Session, endpoint_ids: list[str | None]) -> dict[str, str | None]:
-    ids = [endpoint_id for endpoint_id in endpoint_ids if endpoint_id]
-    if not ids:
-        return {}
-    rows = session.execute(
-        select(WebhookEndpoint.id, WebhookEndpoint.disabled_reason).where(
-            WebhookEndpoint.id.in_(ids), WebhookEndpoint.enabled.is_(False)
-        )
-    )
-    return {endpoint_id: reason for endpoint_id, reason in rows}
+    return [
+        Target(id_, url, None if enabled else reason or "")
+        for id_, url, types, enabled, reason in endpoints
+        if _wants(types, event_type)
+    ]
 
 
 def _job_data(job: Job, settings: Settings) -> dict[str, Any]:

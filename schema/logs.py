@@ -22,7 +22,8 @@ from schema.scrub import scrub
 
 LogFormat = Literal["auto", "json", "console"]
 
-STANDARD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+# Not scrubbed: logging's own attributes, and the ids genq binds itself.
+UNSCRUBBED = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "context"}
 
 CONTEXT_FIELDS = (
     "job_id",
@@ -77,7 +78,7 @@ class ContextFilter(logging.Filter):
         record.msg = scrub(message)
         record.args = ()
         for name, value in vars(record).items():
-            if isinstance(value, str) and name not in STANDARD_ATTRIBUTES:
+            if isinstance(value, str) and name not in UNSCRUBBED and name not in bound:
                 setattr(record, name, scrub(value))
         return True
 
