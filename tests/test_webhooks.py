@@ -10,7 +10,7 @@ from typing import Any
 import dramatiq
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from producers import webhook_events
@@ -22,6 +22,7 @@ from schema.tables import (
     WebhookDelivery,
     WebhookEndpoint,
     WebhookEvent,
+    WebhookSecret,
     utcnow,
 )
 from tests.conftest import WEBHOOK_TEST_SCHEDULE_S, new_tenant
@@ -712,3 +713,34 @@ def test_recover_after_fixing_the_url_sends_to_the_new_one(client, auth, worker,
 
     assert finished_delivery(client, auth, sent["id"])["url"] == hooks.url(right)
     assert hooks.wait(right, "received", 1)["ids"] == [sent["webhook_id"]]
+
+
+def test_a_job_url_needs_the_tenants_default_secret(client, auth, tenant, engine, hooks) -> None:
+    with engine.begin() as connection:
+        connection.execute(delete(WebhookSecret).where(WebhookSecret.tenant_id == tenant.tenant_id))
+
+    refused = client.post("/v1/jobs", json={**CHAT, "webhook_url": hooks.url("x")}, headers=auth)
+    rotated = client.post("/v1/webhook-secret/rotate", headers=auth)
+    accepted = client.post("/v1/jobs", json={**CHAT, "webhook_url": hooks.url("x")}, headers=auth)
+
+    assert refused.status_code == 422
+    assert "no default webhook secret" in refused.json()["error"]["message"]
+    assert rotated.json()["secret"].startswith("whsec_")
+    assert rotated.json()["previous_expires_at"] is None
+    assert accepted.status_code == 202
+
+
+def test_a_delivery_without_a_live_secret_fails_without_sending(
+    client, auth, worker, hooks, runtime: Runtime
+) -> None:
+    name = hooks.new()
+    endpoint = add_endpoint(client, auth, hooks.url(name))
+    with runtime.sessions.begin() as session:
+        session.execute(delete(WebhookSecret).where(WebhookSecret.endpoint_id == endpoint["id"]))
+
+    sent = client.post(f"/v1/webhook-endpoints/{endpoint['id']}/test", headers=auth).json()
+    done = finished_delivery(client, auth, sent["id"])
+
+    assert done["status"] == "failed"
+    assert done["attempt_log"][0]["error"] == "no signing secret; rotate one to create it"
+    assert hooks.state(name)["received"] == 0
