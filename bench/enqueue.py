@@ -20,14 +20,14 @@ import dramatiq
 from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
+from infra.brokers import make_broker
+from infra.db import make_engine, migrate
+from infra.redis_conn import ensure_embedded_redis, stop_embedded_redis
 from producers import Producer
-from producers.tenants import create_tenant
-from schema.brokers import make_broker
 from schema.jobs import BatchItem, JobCreate
 from schema.names import JOBS_QUEUE, RUN_JOB
-from schema.redis_conn import ensure_embedded_redis, stop_embedded_redis
 from schema.settings import Settings
-from schema.store import make_engine, migrate
+from store.tenants import create_tenant
 
 REQUEST = JobCreate(
     model="openai/gpt-4o-mini",

@@ -35,13 +35,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from genq.processes import free_port, wait_until  # noqa: E402
+from infra.db import make_engine, migrate  # noqa: E402
+from infra.redis_conn import ensure_embedded_redis, stop_embedded_redis  # noqa: E402
 from producers import Producer  # noqa: E402
-from producers.tenants import create_tenant  # noqa: E402
 from schema.jobs import BatchItem  # noqa: E402
-from schema.redis_conn import ensure_embedded_redis, stop_embedded_redis  # noqa: E402
 from schema.settings import Settings  # noqa: E402
-from schema.store import make_engine, migrate  # noqa: E402
 from schema.tables import Job  # noqa: E402
+from store.tenants import create_tenant  # noqa: E402
 
 TENANTS = {"tenant-a": 0.6, "tenant-b": 0.3, "tenant-c": 0.1}
 WORDS = [

@@ -36,17 +36,18 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from producers import Producer, outbox, webhook_events
-from producers.tenants import create_tenant
-from producers.webhook_secrets import signing_secrets
-from schema.brokers import make_broker
+from infra.brokers import make_broker
+from infra.db import make_engine, migrate
+from infra.redis_conn import ensure_embedded_redis, stop_embedded_redis
+from producers import Producer
 from schema.jobs import WebhookEventType
-from schema.redis_conn import ensure_embedded_redis, stop_embedded_redis
 from schema.settings import Settings
-from schema.store import make_engine, migrate
 from schema.tables import OutboxMessage, WebhookDelivery, WebhookEvent
 from schema.webhooks import DeliveryStatus, EndpointCreate
 from simulator import SimServer
+from store import outbox, webhook_events
+from store.tenants import create_tenant
+from store.webhook_secrets import signing_secrets
 from workers.actors import declare_actors
 from workers.runtime import Runtime
 from workers.webhooks.signing import signed_headers

@@ -1,1 +1,2 @@
-"""The ``genq`` command line: it parses arguments and calls the rooms."""
+"""The command line and the demo: parses arguments and calls the rooms.
+May import: every room."""

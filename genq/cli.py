@@ -25,13 +25,13 @@ app.add_typer(webhooks, name="webhooks")
 
 
 def _logging(settings: Settings) -> None:
-    from schema.logs import configure_logging
+    from infra.logs import configure_logging
 
     configure_logging(settings.log_format, settings.log_level)
 
 
 def _migrated_engine(settings: Settings):  # type: ignore[no-untyped-def]
-    from schema.store import is_migrated, make_engine
+    from infra.db import is_migrated, make_engine
 
     engine = make_engine(settings.database_url_value)
     if not is_migrated(engine):
@@ -45,8 +45,8 @@ def _migrated_engine(settings: Settings):  # type: ignore[no-untyped-def]
 @app.command()
 def migrate() -> None:
     """Create or upgrade the database schema."""
-    from schema.store import make_engine
-    from schema.store import migrate as upgrade
+    from infra.db import make_engine
+    from infra.db import migrate as upgrade
 
     upgrade(make_engine(Settings().database_url_value))
     typer.echo("genq: database schema is up to date")
@@ -60,9 +60,9 @@ def api(
     """Serve the HTTP API (OpenAPI at /docs)."""
     import uvicorn
 
+    from infra.error_reports import init_error_reports
     from producers import Producer
     from producers.api import create_app
-    from schema.error_reports import init_error_reports
 
     settings = Settings()
     _logging(settings)
@@ -108,7 +108,7 @@ def worker(
 @app.command()
 def scheduler() -> None:
     """Run the scheduler: periodic work such as relaying the outbox."""
-    from schema.error_reports import init_error_reports
+    from infra.error_reports import init_error_reports
     from workers.scheduler import build_scheduler, serve_metrics
 
     settings = Settings()
@@ -144,7 +144,7 @@ def tenants_create(name: Annotated[str, typer.Argument(help="A unique tenant nam
     """Create a tenant and print its API key and webhook secret (shown this once)."""
     from sqlalchemy.orm import Session
 
-    from producers.tenants import TenantExistsError, create_tenant
+    from store.tenants import TenantExistsError, create_tenant
 
     name = name.strip()
     if not name or len(name) > 200:
@@ -175,8 +175,8 @@ def tenants_budget(
     period: Annotated[str, typer.Option(help="day, week or month.")] = "month",
 ) -> None:
     """Set a tenant's spending limit per period; enqueues past it get 402."""
-    from producers.budgets import PERIODS, set_budget
     from schema.pricing import MICROS
+    from store.budgets import PERIODS, set_budget
 
     if period not in PERIODS:
         typer.echo(f"genq: --period must be one of {', '.join(PERIODS)}", err=True)
@@ -206,8 +206,8 @@ def usage(
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from producers.usage import report
     from schema.tables import Tenant, utcnow
+    from store.usage import report
 
     now = utcnow()
     start_at = (start or now.replace(day=1, hour=0, minute=0, second=0)).replace(tzinfo=UTC)
@@ -249,7 +249,7 @@ def jobs_show(job_id: Annotated[str, typer.Argument(help="A job id (job_…).")]
     """Print a job and its attempts as JSON."""
     from sqlalchemy.orm import Session
 
-    from producers.inspect import job_with_attempts
+    from store.inspect import job_with_attempts
 
     with Session(_migrated_engine(Settings())) as session:
         found = job_with_attempts(session, job_id)

@@ -20,7 +20,7 @@ def create(name: Name) -> None:
     from sqlalchemy.orm import Session
 
     from genq.cli import _migrated_engine
-    from producers.admin_keys import AdminKeyExistsError, create_admin_key
+    from store.admin_keys import AdminKeyExistsError, create_admin_key
 
     name = name.strip()
     if not name or len(name) > 200:
@@ -41,7 +41,7 @@ def revoke(name: Name) -> None:
     from sqlalchemy.orm import Session
 
     from genq.cli import _migrated_engine
-    from producers.admin_keys import revoke_admin_key
+    from store.admin_keys import revoke_admin_key
 
     with Session(_migrated_engine(Settings())) as session, session.begin():
         try:
@@ -57,7 +57,7 @@ def list_keys() -> None:
     from sqlalchemy.orm import Session
 
     from genq.cli import _migrated_engine
-    from producers.admin_keys import list_admin_keys
+    from store.admin_keys import list_admin_keys
 
     with Session(_migrated_engine(Settings())) as session:
         found = list_admin_keys(session)

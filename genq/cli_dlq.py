@@ -16,8 +16,8 @@ from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
 from genq.cli_support import Actor, default_actor, fail, when
-from producers import dlq as letters
 from schema.settings import Settings
+from store import dlq as letters
 
 dlq = typer.Typer(no_args_is_help=True, help="Review, requeue and purge dead letters.")
 
@@ -38,7 +38,7 @@ Yes = Annotated[bool, typer.Option("--yes", help="Act on every open letter the f
 @contextmanager
 def _store(settings: Settings) -> Iterator[sessionmaker[Session]]:
     from genq.cli import _migrated_engine
-    from schema.store import make_sessions
+    from infra.db import make_sessions
 
     engine = _migrated_engine(settings)
     try:
@@ -51,9 +51,9 @@ def _import_dramatiq_letters(settings: Settings, sessions: sessionmaker[Session]
     """Bring Dramatiq's own dead letters in first, so ``list`` and ``stats`` show them."""
     import redis
 
-    from producers.dramatiq_dlq import import_dramatiq_dead_letters
-    from schema.redis_conn import connect, redis_url
-    from schema.scrub import scrub
+    from infra.redis_conn import connect, redis_url
+    from infra.scrub import scrub
+    from store.dramatiq_dlq import import_dramatiq_dead_letters
 
     client = connect(redis_url(settings))
     try:
@@ -144,7 +144,7 @@ def list_letters(
     cursor: Annotated[str | None, typer.Option(help="Next page, as printed by the last.")] = None,
 ) -> None:
     """List dead letters, most recent failure first."""
-    from producers.cursors import InvalidCursorError
+    from store.cursors import InvalidCursorError
 
     chosen = _filter(route, tenant, error_class, source, since, status)
     settings = Settings()
@@ -206,7 +206,7 @@ def requeue(
     A job starts from the model it asked for with a fresh attempt budget; its budget
     reservation is made again, past the tenant's limit if need be.
     """
-    from schema.brokers import make_broker
+    from infra.brokers import make_broker
     from schema.routes import load_routes
 
     target = _target(ids, route, tenant, error_class, source, since, dry_run=dry_run, yes=yes)

@@ -63,7 +63,7 @@ def list_deliveries(
     limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
 ) -> None:
     """The newest deliveries first."""
-    from producers.webhook_deliveries import DeliveryFilter
+    from store.webhook_deliveries import DeliveryFilter
 
     where = DeliveryFilter(tenant, endpoint, job, status)
     with _producer() as producer:
@@ -110,7 +110,7 @@ def recover(
     actor: Actor = None,
 ) -> None:
     """Send again every failed delivery to an endpoint of an event in [since, until)."""
-    from producers.dlq import parse_since
+    from store.dlq import parse_since
 
     try:
         start = parse_since(since)

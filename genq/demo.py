@@ -24,12 +24,12 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from genq.processes import Process, free_port, wait_until
-from producers.tenants import create_tenant
+from infra.db import make_engine, migrate
+from infra.redis_conn import embedded_redis_runs, redis_url, stop_embedded_redis
 from schema.jobs import TERMINAL_STATUSES
-from schema.redis_conn import embedded_redis_runs, redis_url, stop_embedded_redis
 from schema.routes import DEFAULT_ROUTES_FILE
 from schema.settings import Settings
-from schema.store import make_engine, migrate
+from store.tenants import create_tenant
 
 PROMPTS = [
     "Write a haiku about queues.",

@@ -1,4 +1,5 @@
-"""The way in: the HTTP API, the Python producer and the transactional outbox relay."""
+"""The way in: the HTTP API and the Python producer.
+May import: store, infra, schema (never workers)."""
 
 from producers.producer import Producer
 

@@ -24,13 +24,13 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from producers import dlq
-from producers.admin_keys import authenticate_admin
 from producers.auth import bearer
-from producers.cursors import InvalidCursorError
-from producers.dramatiq_dlq import import_dramatiq_dead_letters
 from producers.errors import ApiError
 from producers.producer import Producer
+from store import dlq
+from store.admin_keys import authenticate_admin
+from store.cursors import InvalidCursorError
+from store.dramatiq_dlq import import_dramatiq_dead_letters
 
 logger = logging.getLogger(__name__)
 

@@ -7,20 +7,21 @@ from typing import Annotated
 from fastapi import FastAPI, Header, Query, Response
 from fastapi.responses import JSONResponse
 
+from infra.brokers import ping_broker
+from infra.circuits import circuit_states
+from infra.db import ping
 from producers import admin, errors, metrics_api, webhooks_api
 from producers.auth import Tenant
 from producers.body_limit import BodySizeLimit
-from producers.cursors import InvalidCursorError
 from producers.errors import ApiError
-from producers.jobs import JobNotCancelableError
 from producers.producer import Producer
-from producers.submit import FieldError, IdempotencyConflictError, InvalidJobError
-from schema.brokers import ping_broker
-from schema.circuits import circuit_states
+from schema.errors import FieldError, InvalidInputError
 from schema.jobs import BatchCreate, BatchView, JobCreate, JobPage, JobStatus, JobView
-from schema.store import ping
 from schema.tables import utcnow
 from schema.usage import GroupBy, UsageReport
+from store.cursors import InvalidCursorError
+from store.jobs import JobNotCancelableError
+from store.submissions import IdempotencyConflictError
 
 
 def create_app(producer: Producer) -> FastAPI:
@@ -86,7 +87,7 @@ def _routes(app: FastAPI, producer: Producer) -> None:
                 tenant_id, status=status, limit=limit, cursor=cursor
             )
         except InvalidCursorError as exc:
-            raise InvalidJobError([FieldError(("cursor",), str(exc))]) from exc
+            raise InvalidInputError([FieldError(("cursor",), str(exc))]) from exc
         return JobPage(data=data, next_cursor=next_cursor)
 
     @app.get("/v1/jobs/{job_id}", response_model=JobView, tags=["jobs"])
@@ -120,7 +121,7 @@ def _routes(app: FastAPI, producer: Producer) -> None:
         start = _aware(start) if start else now.replace(day=1, hour=0, minute=0, second=0)
         end = _aware(end) if end else now
         if start >= end:
-            raise InvalidJobError([FieldError(("from",), "'from' must be before 'to'")])
+            raise InvalidInputError([FieldError(("from",), "'from' must be before 'to'")])
         return producer.usage(tenant_id, start, end, group_by)
 
     @app.get("/healthz", tags=["health"])

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from producers.errors import ApiError
 from producers.producer import Producer
-from producers.tenants import authenticate
+from store.tenants import authenticate
 
 
 def bearer(

@@ -8,10 +8,11 @@ from limits import RateLimitItemPerMinute
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
+from schema.errors import LimitExceededError
 from schema.names import BROKER_NAMESPACE
 
 
-class EnqueueRateExceededError(Exception):
+class EnqueueRateExceededError(LimitExceededError):
     def __init__(self, limit: int, retry_after_s: int) -> None:
         super().__init__(f"over {limit} jobs per minute")
         self.limit = limit

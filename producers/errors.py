@@ -12,10 +12,10 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 
-from producers.budgets import BudgetExceededError
 from producers.enqueue_rate import EnqueueRateExceededError
-from producers.submit import FieldError, InvalidJobError
+from schema.errors import FieldError, GenqError, InvalidInputError
 from schema.pricing import usd
+from store.budgets import BudgetExceededError
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ RETRY_AFTER_UNAVAILABLE_S = 5
 ADJECTIVES = {"day": "daily", "week": "weekly", "month": "monthly"}
 
 
-class ApiError(Exception):
+class ApiError(GenqError):
     def __init__(
         self, status: int, type: str, message: str, headers: dict[str, str] | None = None
     ) -> None:
@@ -71,7 +71,7 @@ def _validation(_: Request, exc: Exception) -> JSONResponse:
 
 
 def _invalid_job(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, InvalidJobError)
+    assert isinstance(exc, InvalidInputError)
     return field_errors_response(exc.errors)
 
 
@@ -141,7 +141,7 @@ def _unexpected(_: Request, exc: Exception) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
-    app.add_exception_handler(InvalidJobError, _invalid_job)
+    app.add_exception_handler(InvalidInputError, _invalid_job)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(BudgetExceededError, _over_budget)
     app.add_exception_handler(EnqueueRateExceededError, _enqueue_rate)

@@ -5,7 +5,7 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from producers.producer import Producer
-from schema.metrics import StoreCollector
+from store.gauges import StoreCollector
 
 router = APIRouter(tags=["health"])
 

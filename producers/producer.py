@@ -13,29 +13,23 @@ import redis
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 
-from producers import jobs, outbox, usage, webhook_endpoints, webhook_events
+from infra import metrics
+from infra.brokers import make_broker
+from infra.db import make_engine, make_sessions
+from infra.redis_conn import connect, redis_url
 from producers.enqueue_rate import EnqueueRate
-from producers.submit import (
-    FieldError,
-    InvalidJobError,
-    Loc,
-    Submission,
-    Submitted,
-    check,
-    store,
-)
-from producers.webhook_secrets import has_default_secret
-from producers.webhooks import Webhooks
-from schema import metrics
-from schema.brokers import make_broker
+from producers.submit import check
+from schema.errors import FieldError, InvalidInputError, Loc
 from schema.jobs import BatchItem, JobCreate, JobStatus, JobView
 from schema.names import active_tenants_key
-from schema.redis_conn import connect, redis_url
 from schema.routes import Routes, load_routes
 from schema.settings import Settings
-from schema.store import make_engine, make_sessions
 from schema.tables import OutboxMessage, Tenant
 from schema.usage import GroupBy, UsageReport
+from store import jobs, outbox, usage, webhook_endpoints, webhook_events
+from store.submissions import Submission, Submitted, store
+from store.webhook_secrets import has_default_secret
+from store.webhooks import Webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +66,7 @@ class Producer:
     def submit_batch(self, tenant_id: str, items: Sequence[BatchItem]) -> list[JobView]:
         """Submit up to ``batch_max_jobs`` jobs in one transaction: all are stored or none."""
         if len(items) > self.settings.batch_max_jobs:
-            raise InvalidJobError(
+            raise InvalidInputError(
                 [
                     FieldError(
                         ("jobs",),
@@ -113,7 +107,7 @@ class Producer:
             "the tenant has no default webhook secret; "
             "create one with POST /v1/webhook-secret/rotate"
         )
-        raise InvalidJobError([FieldError((*loc, "webhook_url"), message)])
+        raise InvalidInputError([FieldError((*loc, "webhook_url"), message)])
 
     def _mark_active(self, tenant_id: str, routes: set[str]) -> None:
         """Tell the workers' limiter this tenant has work queued on these routes, so its

@@ -5,11 +5,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from producers.auth import Tenant
-from producers.cursors import InvalidCursorError
 from producers.errors import ApiError
-from producers.submit import FieldError, InvalidJobError
-from producers.webhook_deliveries import DeliveryFilter
-from producers.webhooks import Webhooks
+from schema.errors import FieldError, InvalidInputError
 from schema.webhooks import (
     DeliveryPage,
     DeliveryStatus,
@@ -23,6 +20,9 @@ from schema.webhooks import (
     SecretRotate,
     SecretView,
 )
+from store.cursors import InvalidCursorError
+from store.webhook_deliveries import DeliveryFilter
+from store.webhooks import Webhooks
 
 router = APIRouter(prefix="/v1", tags=["webhooks"])
 
@@ -171,5 +171,5 @@ def _page(request: Request, where: DeliveryFilter, limit: int, cursor: str | Non
     try:
         found, next_cursor = _webhooks(request).deliveries(where, limit=limit, cursor=cursor)
     except InvalidCursorError as exc:
-        raise InvalidJobError([FieldError(("cursor",), str(exc))]) from exc
+        raise InvalidInputError([FieldError(("cursor",), str(exc))]) from exc
     return DeliveryPage(data=found, next_cursor=next_cursor)

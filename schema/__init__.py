@@ -1,1 +1,2 @@
-"""The contracts of genq: settings, names, API and job models, tables and migrations."""
+"""Contracts only: settings, names, routes, errors, models and views, pricing, tables,
+migrations. May import: nothing of genq's."""

@@ -15,6 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, field_validator
 
+from schema.errors import RequestError
+
 DEFAULT_ROUTES_FILE = Path(__file__).with_name("routes.toml")
 
 
@@ -106,7 +108,7 @@ class Route(BaseModel):
         return SecretStr(value) if value else None
 
 
-class UnknownModelError(ValueError):
+class UnknownModelError(RequestError, ValueError):
     """The model reference names no configured route or model."""
 
 

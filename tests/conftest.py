@@ -13,15 +13,15 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import Engine, text
 
+from infra.brokers import make_broker
+from infra.db import make_engine, make_sessions, migrate
 from producers import Producer
 from producers.api import create_app
-from producers.tenants import NewTenant, create_tenant
-from schema.brokers import make_broker
 from schema.routes import Route, Routes
 from schema.settings import Settings
-from schema.store import make_engine, make_sessions, migrate
 from schema.tables import Base
 from simulator import SimServer
+from store.tenants import NewTenant, create_tenant
 from tests.services import postgres_server, redis_server, scratch_database
 from tests.waiting import eventually
 from workers.actors import declare_actors

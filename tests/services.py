@@ -9,8 +9,8 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from schema.redis_conn import ensure_embedded_redis, stop_embedded_redis
-from schema.store import normalize_url
+from infra.db import normalize_url
+from infra.redis_conn import ensure_embedded_redis, stop_embedded_redis
 
 
 @contextmanager

@@ -8,9 +8,9 @@ from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from genq.cli import app
-from producers.admin_keys import create_admin_key, revoke_admin_key
+from infra.db import make_sessions
 from schema.names import JOBS_QUEUE
-from schema.store import make_sessions
+from store.admin_keys import create_admin_key, revoke_admin_key
 from tests.test_dlq import SECRET, audit_entries, dead_letter_through_the_worker, stored_letter
 from tests.test_worker import job_of
 

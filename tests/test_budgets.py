@@ -5,13 +5,13 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 from sqlalchemy import select
 
-from producers import budgets
+from infra.db import make_sessions
 from producers.api import create_app
 from schema.pricing import max_cost_micros
 from schema.routes import Protocol
-from schema.store import make_sessions
 from schema.tables import BudgetPeriod, Job
 from simulator.server import ThreadedServer
+from store import budgets
 from tests.test_api import CHAT, counts
 from tests.test_worker import job_of
 from tests.waiting import eventually

@@ -7,9 +7,9 @@ from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from genq.cli import app
-from producers.tenants import authenticate
-from producers.webhook_secrets import signing_secrets
-from schema.store import is_migrated, make_engine, make_sessions
+from infra.db import is_migrated, make_engine, make_sessions
+from store.tenants import authenticate
+from store.webhook_secrets import signing_secrets
 from tests.test_api import CHAT
 
 runner = CliRunner()

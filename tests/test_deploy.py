@@ -64,7 +64,7 @@ def test_the_grafana_dashboard_charts_only_metrics_genq_exports() -> None:
 
     from prometheus_client import REGISTRY
 
-    import schema.metrics  # noqa: F401 (registers genq's metrics)
+    import infra.metrics  # noqa: F401 (registers genq's metrics)
     from workers.scheduler import SWEPT  # noqa: F401
 
     dashboard = json.loads((ROOT / "deploy" / "grafana-dashboard.json").read_text())

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from schema.destinations import (
+from infra.destinations import (
     Destination,
     Resolver,
     UnsafeDestinationError,

@@ -12,11 +12,11 @@ from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
 from genq.cli import app
-from producers import budgets, deadletters, dlq
-from producers.submit import Submission, store
 from schema.jobs import JobCreate, JobStatus
 from schema.names import JOBS_QUEUE, RUN_JOB
 from schema.tables import AuditEntry, BudgetPeriod, DeadLetter, Job, JobAttempt, utcnow
+from store import budgets, deadletters, dlq
+from store.submissions import Submission, store
 from tests.helpers import override
 from tests.test_api import CHAT
 from tests.test_worker import attempts_of, job_of

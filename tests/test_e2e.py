@@ -82,8 +82,8 @@ def test_broker_down_at_enqueue_loses_no_job(settings, engine, routes, auth, wor
 
 
 def test_database_down_is_503_with_retry_after_and_nothing_sent(settings, routes, redis_url):
-    from schema.brokers import make_broker
-    from schema.store import make_engine
+    from infra.brokers import make_broker
+    from infra.db import make_engine
 
     broker = make_broker(settings, consumer=False)
     unreachable = make_engine("postgresql+psycopg://postgres@127.0.0.1:9/genq")
@@ -120,7 +120,7 @@ def test_commit_failure_leaves_no_half_done_job(settings, engine, routes, auth, 
 
 
 def _dead_broker(settings: Settings) -> dramatiq.Broker:
-    from schema.brokers import make_broker
+    from infra.brokers import make_broker
 
     dead = settings.model_copy(update={"redis_url": SecretStr(DEAD_REDIS)})
     return make_broker(dead, consumer=False)

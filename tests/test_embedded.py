@@ -9,9 +9,9 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from schema.redis_conn import connect, ensure_embedded_redis, stop_embedded_redis
+from infra.db import is_migrated, make_engine, migrate
+from infra.redis_conn import connect, ensure_embedded_redis, stop_embedded_redis
 from schema.settings import Settings
-from schema.store import is_migrated, make_engine, migrate
 from tests.services import embedded_postgres
 
 DEMO_LINE = re.compile(

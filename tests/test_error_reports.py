@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 
-from schema.error_reports import init_error_reports
+from infra.error_reports import init_error_reports
 from tests.test_api import CHAT
 from tests.waiting import eventually
 from workers import execution

@@ -13,7 +13,7 @@ import dramatiq
 import pytest
 from sqlalchemy import select, update
 
-from schema.circuits import circuit_states
+from infra.circuits import circuit_states
 from schema.jobs import TERMINAL_STATUSES as TERMINAL
 from schema.names import JOBS_QUEUE
 from schema.tables import Job, utcnow

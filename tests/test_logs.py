@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from schema.logs import ContextFilter, add_log_context, formatter, log_context
+from infra.logs import ContextFilter, add_log_context, formatter, log_context
 
 # kind: (text as it might appear, the part that must never be written)
 REAL_LOOKING = {

@@ -10,9 +10,9 @@ from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
 from genq.processes import free_port
+from infra.redis_conn import ensure_embedded_redis, stop_embedded_redis
 from producers import Producer
 from producers.api import create_app
-from schema.redis_conn import ensure_embedded_redis, stop_embedded_redis
 from schema.settings import Settings
 from tests.test_api import CHAT
 from tests.test_webhooks import add_endpoint, finished_delivery, run_job

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import Engine
 
 from genq.processes import free_port, wait_until
-from producers.tenants import NewTenant
 from simulator import SimServer
+from store.tenants import NewTenant
 from tests.conftest import SIM_KEY
 from tests.test_api import CHAT
 from tests.test_scale import routes_file

@@ -3,8 +3,9 @@
 import pytest
 
 from producers import Producer
-from producers.submit import IdempotencyConflictError, InvalidJobError
+from schema.errors import InvalidInputError
 from schema.jobs import BatchItem, JobCreate, JobStatus
+from store.submissions import IdempotencyConflictError
 from tests.test_api import CHAT, counts
 from tests.test_worker import attempts_of
 from tests.waiting import eventually
@@ -25,7 +26,7 @@ def test_submit_is_idempotent_and_runs_on_the_worker(producer: Producer, tenant,
 
 
 def test_submit_refuses_what_the_api_refuses(producer: Producer, tenant, engine) -> None:
-    with pytest.raises(InvalidJobError) as invalid:
+    with pytest.raises(InvalidInputError) as invalid:
         producer.submit(tenant.tenant_id, JobCreate(**{**CHAT, "model": "openai/gpt-9"}))
     assert invalid.value.errors[0].loc == ("model",)
 

@@ -21,17 +21,18 @@ from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
 from genq.cli import app
-from producers import Producer, outbox
+from infra.brokers import make_broker
+from infra.db import make_sessions
+from producers import Producer
 from producers.api import create_app
-from producers.outbox import relay_pending
-from producers.tenants import NewTenant
-from schema.brokers import make_broker
 from schema.jobs import JobCreate
 from schema.names import DELIVER_WEBHOOK, JOBS_QUEUE, RUN_JOB, WEBHOOKS_QUEUE
 from schema.routes import Routes
 from schema.settings import Settings
-from schema.store import make_sessions
 from schema.tables import Job, OutboxMessage
+from store import outbox
+from store.outbox import relay_pending
+from store.tenants import NewTenant
 from tests.test_api import CHAT
 from tests.test_webhooks import add_endpoint
 from tests.waiting import eventually

@@ -9,7 +9,7 @@ import pytest
 import redis
 from sqlalchemy import update
 
-from schema.circuits import circuit_states
+from infra.circuits import circuit_states
 from schema.routes import Route
 from schema.tables import Job, utcnow
 from tests.helpers import override

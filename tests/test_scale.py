@@ -12,11 +12,11 @@ from sqlalchemy import Engine, select
 
 from genq.processes import Process, free_port, wait_until
 from producers import Producer
-from producers.tenants import NewTenant
 from schema.jobs import TERMINAL_STATUSES, BatchItem
 from schema.routes import DEFAULT_ROUTES_FILE
 from schema.tables import Job, JobAttempt
 from simulator import SimServer
+from store.tenants import NewTenant
 from tests.conftest import SIM_KEY, SimControl
 
 JOBS = 150

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from schema.destinations import Destination
+from infra.destinations import Destination
 from simulator.server import ThreadedServer
 from workers.webhooks import sender
 

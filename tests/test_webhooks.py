@@ -13,9 +13,7 @@ import pytest
 from sqlalchemy import delete, select, update
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from producers import webhook_events
-from producers.tenants import NewTenant
-from schema.destinations import UnsafeDestinationError
+from infra.destinations import UnsafeDestinationError
 from schema.tables import (
     Job,
     OutboxMessage,
@@ -25,6 +23,8 @@ from schema.tables import (
     WebhookSecret,
     utcnow,
 )
+from store import webhook_events
+from store.tenants import NewTenant
 from tests.conftest import WEBHOOK_TEST_SCHEDULE_S, new_tenant
 from tests.helpers import override
 from tests.test_api import CHAT, counts

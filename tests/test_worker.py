@@ -5,11 +5,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from producers import outbox
 from schema.jobs import TERMINAL_STATUSES as TERMINAL
 from schema.jobs import JobStatus
 from schema.names import JOBS_QUEUE, RUN_JOB
 from schema.tables import Job, JobAttempt
+from store import outbox
 from tests.test_api import CHAT
 from tests.waiting import eventually
 from workers import execution

@@ -1,1 +1,2 @@
-"""The way through: broker setup, actors, provider adapters, retries and the scheduler."""
+"""The way through: actors, execution, providers, admission, polling, scheduler, webhooks.
+May import: store, infra, schema (never producers)."""

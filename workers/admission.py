@@ -16,7 +16,7 @@ from typing import Any
 
 from dramatiq import Message
 
-from schema import metrics
+from infra import metrics
 from schema.names import JOBS_QUEUE, RUN_JOB
 from schema.pricing import estimate_input_tokens, max_output_tokens
 from schema.routes import Protocol, Route

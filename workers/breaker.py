@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import redis
 
-from schema.circuits import state_key
+from infra.circuits import state_key
 from schema.routes import Route
 from workers.providers import ErrorClass
 

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 import sentry_sdk
 
-from schema.logs import add_log_context, log_context
+from infra.logs import add_log_context, log_context
 
 
 @contextmanager

@@ -20,13 +20,13 @@ import redis
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from producers import budgets, deadletters, outbox, webhook_events
-from schema import metrics
+from infra import metrics
 from schema.jobs import TERMINAL_STATUSES, JobStatus
 from schema.names import CANCEL_JOB, JOBS_QUEUE, POLL_JOB, RUN_JOB
 from schema.pricing import cost_micros
 from schema.routes import ModelSpec, Route, UnknownModelError
 from schema.tables import Job, JobAttempt, OutboxMessage, utcnow
+from store import budgets, deadletters, outbox, webhook_events
 from workers.admission import Admitted, CircuitOpen, Deferred, admit, defer
 from workers.backoff import retry_delay_s
 from workers.cache import cache_key

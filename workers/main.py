@@ -6,9 +6,9 @@ import os
 
 import dramatiq
 
-from schema.brokers import make_broker
-from schema.error_reports import init_error_reports
-from schema.logs import configure_logging
+from infra.brokers import make_broker
+from infra.error_reports import init_error_reports
+from infra.logs import configure_logging
 from schema.settings import Settings
 from workers.actors import declare_actors
 from workers.metrics_dir import ENABLED

@@ -9,6 +9,7 @@ starts Dramatiq in a fresh interpreter with this environment.
 import shutil
 import socket
 
+from schema.errors import GenqError
 from schema.settings import Settings
 
 ENABLED = "GENQ_WORKER_METRICS"
@@ -32,7 +33,7 @@ def worker_environment(settings: Settings, env: dict[str, str]) -> dict[str, str
     }
 
 
-class MetricsPortTakenError(RuntimeError):
+class MetricsPortTakenError(GenqError, RuntimeError):
     """Another worker on this host serves metrics on the port already."""
 
 

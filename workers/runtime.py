@@ -9,11 +9,11 @@ import httpx
 import redis
 from sqlalchemy import Engine
 
-from schema.destinations import Resolver, resolve_host
-from schema.redis_conn import connect, redis_url
+from infra.db import make_engine, make_sessions
+from infra.destinations import Resolver, resolve_host
+from infra.redis_conn import connect, redis_url
 from schema.routes import Route, Routes, load_routes
 from schema.settings import Settings
-from schema.store import make_engine, make_sessions
 from workers.breaker import CircuitBreaker
 from workers.cache import ResultCache
 from workers.durations import Durations

@@ -10,11 +10,11 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import Counter, start_http_server
 
-from producers.outbox import relay_pending
-from schema.brokers import make_broker
-from schema.redis_conn import connect, redis_url
+from infra.brokers import make_broker
+from infra.db import make_engine, make_sessions
+from infra.redis_conn import connect, redis_url
 from schema.settings import Settings
-from schema.store import make_engine, make_sessions
+from store.outbox import relay_pending
 from workers.leader import Leadership
 from workers.sweeps import expire_overdue, resend_stalled
 from workers.webhooks.dispatch import dispatch_due

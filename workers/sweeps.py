@@ -9,12 +9,12 @@ import dramatiq
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from producers import budgets, outbox, webhook_events
-from schema import metrics
+from infra import metrics
 from schema.jobs import JobStatus
 from schema.names import JOBS_QUEUE, POLL_JOB, RUN_JOB
 from schema.settings import Settings
 from schema.tables import Job, OutboxMessage, utcnow
+from store import budgets, outbox, webhook_events
 
 # Longer than any wait a queued job sits out legitimately (a retry backoff, capped at
 # 5 minutes, or a deferral for capacity), so only a job whose message is gone qualifies.

@@ -1,15 +1,10 @@
-"""Alembic environment: runs on the engine handed over by ``schema.store.migrate``."""
+"""Alembic environment: runs on the engine handed over by ``infra.db.migrate``."""
 
 from alembic import context
-from sqlalchemy import create_engine
 
-from schema.store import normalize_url
 from schema.tables import Base
 
-config = context.config
-engine = config.attributes.get("engine") or create_engine(
-    normalize_url(config.get_main_option("sqlalchemy.url") or "")
-)
+engine = context.config.attributes["engine"]
 
 with engine.begin() as connection:
     context.configure(

@@ -7,35 +7,13 @@ again would get the same answer.
 
 import email.utils
 import time
-from enum import StrEnum
 
 import httpx
 
-from schema.scrub import scrub
+from infra.scrub import scrub
+from schema.errors import AttemptError, ErrorClass
 
 RETRYABLE_STATUSES = frozenset({408, 409, 425, 429})
-
-
-class ErrorClass(StrEnum):
-    CONNECT = "connect_error"
-    TIMEOUT = "timeout"
-    RATE_LIMITED = "rate_limited"
-    OVERLOADED = "overloaded"
-    SERVER = "server_error"
-    CONFLICT = "conflict"
-    BAD_REQUEST = "bad_request"
-    CONTENT_POLICY = "content_policy"
-    AUTH = "auth_error"
-    NOT_FOUND = "not_found"
-    TOO_LARGE = "too_large"
-    INVALID_RESPONSE = "invalid_response"
-    CONFIGURATION = "configuration_error"
-    WORKER_LOST = "worker_lost"
-    INTERNAL = "internal_error"
-    PROVIDER_JOB_FAILED = "provider_job_failed"
-    DEADLINE = "deadline_exceeded"
-    JOB_TIMEOUT = "provider_job_timeout"
-    CIRCUIT_OPEN = "circuit_open"
 
 
 _CLASS_OF_STATUS = {
@@ -53,8 +31,8 @@ _CLASS_OF_STATUS = {
 }
 
 
-class ProviderError(Exception):
-    """A provider call that did not produce a result."""
+class ProviderError(AttemptError):
+    """A provider call that did not produce a result. Its message is scrubbed of secrets."""
 
     def __init__(
         self,
@@ -66,14 +44,14 @@ class ProviderError(Exception):
         retry_after_s: float | None = None,
         request_id: str | None = None,
     ) -> None:
-        message = scrub(message)
-        super().__init__(message)
-        self.error_class = error_class
-        self.message = message
-        self.retryable = retryable
-        self.http_status = http_status
-        self.retry_after_s = retry_after_s
-        self.request_id = request_id
+        super().__init__(
+            error_class,
+            scrub(message),
+            retryable=retryable,
+            http_status=http_status,
+            retry_after_s=retry_after_s,
+            request_id=request_id,
+        )
 
 
 def is_retryable_status(status: int) -> bool:

@@ -16,11 +16,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, and_, update
 from sqlalchemy.orm import Session
 
-from producers import outbox, webhook_endpoints
-from producers.webhook_events import DISABLED
-from producers.webhook_secrets import signing_secrets
-from schema import metrics
-from schema.destinations import Destination, UnsafeDestinationError
+from infra import metrics
+from infra.destinations import Destination, UnsafeDestinationError
 from schema.tables import (
     OutboxMessage,
     WebhookAttempt,
@@ -30,6 +27,9 @@ from schema.tables import (
     utcnow,
 )
 from schema.webhooks import DeliveryStatus
+from store import outbox, webhook_endpoints
+from store.webhook_events import DISABLED
+from store.webhook_secrets import signing_secrets
 from workers.runtime import Runtime
 from workers.webhooks import sender
 from workers.webhooks.dispatch import due_in, lease_free, stage_if_near

@@ -12,10 +12,10 @@ import dramatiq
 from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from producers import outbox
 from schema.names import DELIVER_WEBHOOK, WEBHOOKS_QUEUE
 from schema.tables import OutboxMessage, WebhookDelivery, utcnow
 from schema.webhooks import DeliveryStatus
+from store import outbox
 
 DIRECT_DELAY_MAX_S = 60.0
 REDISPATCH_AFTER_S = 60.0

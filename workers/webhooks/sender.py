@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from schema.destinations import Destination
+from infra.destinations import Destination
 from workers.providers.errors import retry_after_s
 
 EXCERPT_BYTES = 512

@@ -9,10 +9,12 @@ from typing import Any
 
 from standardwebhooks import Webhook, WebhookVerificationError
 
+from schema.errors import RequestError
+
 __all__ = ["CapturedRequest", "MalformedCaptureError", "WebhookVerificationError", "verify"]
 
 
-class MalformedCaptureError(ValueError):
+class MalformedCaptureError(RequestError, ValueError):
     """The input is not an HTTP request with Standard Webhooks headers."""
 
 

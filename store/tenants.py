@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from producers.ids import new_id
-from producers.webhook_secrets import rotate
+from schema.errors import ConflictError
 from schema.tables import ApiKey, Tenant
+from store.ids import new_id
+from store.webhook_secrets import rotate
 
 KEY_PREFIX = "gq_"
 
@@ -25,7 +26,7 @@ class NewTenant:
     webhook_secret: str
 
 
-class TenantExistsError(ValueError):
+class TenantExistsError(ConflictError):
     """A tenant with this name already exists."""
 
 

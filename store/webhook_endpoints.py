@@ -7,12 +7,12 @@ time a worker sends to it.
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from producers import webhook_events, webhook_secrets
-from producers.ids import new_id
-from schema.destinations import Destination, Resolver, check_url, resolve_host
+from infra.destinations import Destination, Resolver, check_url, resolve_host
 from schema.settings import Settings
 from schema.tables import OutboxMessage, WebhookEndpoint, utcnow
 from schema.webhooks import EndpointCreate, EndpointUpdate, EndpointView
+from store import webhook_events, webhook_secrets
+from store.ids import new_id
 
 
 def guard(settings: Settings, url: str, resolve: Resolver = resolve_host) -> Destination:

@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from schema.errors import LimitExceededError
 from schema.tables import BudgetPeriod, Tenant, utcnow
 
 PERIODS = ("day", "week", "month")
@@ -47,7 +48,7 @@ class BudgetState:
     resets_at: datetime
 
 
-class BudgetExceededError(Exception):
+class BudgetExceededError(LimitExceededError):
     """The job's estimated cost does not fit in what is left of the tenant's budget."""
 
     def __init__(self, state: BudgetState, needed_micros: int) -> None:

@@ -9,9 +9,10 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from producers.ids import new_id
-from producers.tenants import hash_key
+from schema.errors import ConflictError, NotFoundError
 from schema.tables import AdminKey, utcnow
+from store.ids import new_id
+from store.tenants import hash_key
 
 KEY_PREFIX = "gq_admin_"
 
@@ -29,7 +30,7 @@ class AdminKeyInfo:
     revoked_at: datetime | None
 
 
-class AdminKeyExistsError(ValueError):
+class AdminKeyExistsError(ConflictError):
     """An admin key with this name exists, or existed and was revoked."""
 
 
@@ -50,7 +51,7 @@ def revoke_admin_key(session: Session, name: str) -> None:
         .values(revoked_at=utcnow())
     ).rowcount
     if not revoked:
-        raise LookupError(f"no live admin key named {name!r}")
+        raise NotFoundError(f"no live admin key named {name!r}")
 
 
 def list_admin_keys(session: Session) -> list[AdminKeyInfo]:

@@ -7,9 +7,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from producers.ids import new_id
-from schema.scrub import scrub, scrub_value
+from infra.scrub import scrub, scrub_value
 from schema.tables import DeadLetter, Job, JobAttempt, utcnow
+from store.ids import new_id
 
 
 def attempt_history(session: Session, job_id: str) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""The store: engine and sessions for SQLite or PostgreSQL (psycopg 3), and migrations."""
+"""The database: engine and sessions for SQLite or PostgreSQL (psycopg 3), and migrations."""
 
 from pathlib import Path
 
@@ -10,7 +10,9 @@ from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session, sessionmaker
 
-MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+import schema
+
+MIGRATIONS_DIR = Path(schema.__file__).with_name("migrations")
 
 
 def normalize_url(url: str) -> URL:

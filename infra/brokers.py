@@ -15,8 +15,8 @@ import pika
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.redis import RedisBroker
 
+from infra.redis_conn import connect, redis_url
 from schema.names import BROKER_NAMESPACE
-from schema.redis_conn import connect, redis_url
 from schema.settings import Settings
 
 PING_TIMEOUT_S = 3.0  # a readiness probe must answer before its own timeout

@@ -13,7 +13,7 @@ from sentry_sdk.integrations import Integration
 from sentry_sdk.integrations.logging import LoggingIntegration
 from sentry_sdk.transport import Transport
 
-from schema.scrub import scrub_value
+from infra.scrub import scrub_value
 from schema.settings import Settings
 
 Component = Literal["api", "worker", "scheduler"]

@@ -13,9 +13,6 @@ from typing import Any, NamedTuple
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from producers import outbox
-from producers.ids import new_id
-from producers.jobs import view
 from schema.jobs import JobStatus, WebhookEventType
 from schema.names import DELIVER_WEBHOOK, WEBHOOKS_QUEUE
 from schema.settings import Settings
@@ -28,6 +25,9 @@ from schema.tables import (
     utcnow,
 )
 from schema.webhooks import TEST_EVENT, DeliveryStatus, EndpointEventType
+from store import outbox
+from store.ids import new_id
+from store.jobs import view
 
 EVENT_FOR_STATUS = {
     JobStatus.SUCCEEDED: WebhookEventType.SUCCEEDED,

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
-from schema.scrub import scrub
+from infra.scrub import scrub
 
 LogFormat = Literal["auto", "json", "console"]
 

@@ -11,9 +11,8 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from producers import webhook_deliveries, webhook_endpoints, webhook_events, webhook_secrets
-from producers.submit import FieldError, InvalidJobError
-from schema.destinations import Resolver, UnsafeDestinationError, resolve_host
+from infra.destinations import Resolver, UnsafeDestinationError, resolve_host
+from schema.errors import FieldError, InvalidInputError
 from schema.settings import Settings
 from schema.tables import AuditEntry, OutboxMessage
 from schema.webhooks import (
@@ -24,11 +23,12 @@ from schema.webhooks import (
     RecoverView,
     SecretView,
 )
+from store import webhook_deliveries, webhook_endpoints, webhook_events, webhook_secrets
 
 Send = Callable[[list[OutboxMessage]], None]
 
 
-class InvalidEndpointError(InvalidJobError):
+class InvalidEndpointError(InvalidInputError):
     """An endpoint field genq cannot accept, such as a URL the SSRF guard refuses."""
 
 

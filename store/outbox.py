@@ -16,8 +16,8 @@ from dramatiq import Message
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from producers.ids import new_id
 from schema.tables import OutboxMessage, utcnow
+from store.ids import new_id
 
 logger = logging.getLogger(__name__)
 

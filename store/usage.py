@@ -5,10 +5,10 @@ from datetime import datetime
 from sqlalchemy import Integer, String, case, cast, distinct, func, select
 from sqlalchemy.orm import Session
 
-from producers import budgets
 from schema.pricing import usd
 from schema.tables import Job, JobAttempt, Tenant
 from schema.usage import BudgetView, GroupBy, UsageReport, UsageRow
+from store import budgets
 
 
 def report(

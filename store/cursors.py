@@ -8,8 +8,10 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, or_
 
+from schema.errors import RequestError
 
-class InvalidCursorError(ValueError):
+
+class InvalidCursorError(RequestError, ValueError):
     """A pagination cursor that genq did not issue."""
 
 

@@ -3,15 +3,16 @@
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from producers import budgets, outbox
-from producers.cursors import after, encode_cursor
+from schema.errors import ConflictError
 from schema.jobs import TERMINAL_STATUSES, JobError, JobStatus, JobView
 from schema.names import CANCEL_JOB, JOBS_QUEUE
 from schema.pricing import usd
 from schema.tables import Job, OutboxMessage, utcnow
+from store import budgets, outbox
+from store.cursors import after, encode_cursor
 
 
-class JobNotCancelableError(ValueError):
+class JobNotCancelableError(ConflictError):
     """The job already reached a terminal state."""
 
 

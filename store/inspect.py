@@ -5,8 +5,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from producers.jobs import view
 from schema.tables import Job, JobAttempt
+from store.jobs import view
 
 
 def job_with_attempts(session: Session, job_id: str) -> dict[str, Any] | None:

@@ -28,8 +28,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from infra.scrub import scrub, scrub_value
 from schema.names import BROKER_NAMESPACE
-from schema.scrub import scrub, scrub_value
 from schema.settings import BrokerKind
 from schema.tables import DeadLetter, Job
 

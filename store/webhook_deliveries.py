@@ -10,11 +10,11 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from producers import outbox
-from producers.cursors import after, encode_cursor
 from schema.names import DELIVER_WEBHOOK, WEBHOOKS_QUEUE
 from schema.tables import OutboxMessage, WebhookAttempt, WebhookDelivery, WebhookEvent, utcnow
 from schema.webhooks import AttemptView, DeliveryStatus, DeliveryView
+from store import outbox
+from store.cursors import after, encode_cursor
 
 
 @dataclass(frozen=True)

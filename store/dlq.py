@@ -24,8 +24,7 @@ from pydantic_core import PydanticCustomError
 from sqlalchemy import ColumnElement, case, func, literal_column, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from producers import budgets, outbox
-from producers.cursors import after, encode_cursor
+from schema.errors import NotFoundError, RequestError
 from schema.jobs import JobStatus
 from schema.names import JOBS_QUEUE, RUN_JOB
 from schema.pricing import max_cost_micros
@@ -38,6 +37,8 @@ from schema.tables import (
     Tenant,
     utcnow,
 )
+from store import budgets, outbox
+from store.cursors import after, encode_cursor
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ _UNIT_S = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _CHUNK = 500
 
 
-class SelectionError(ValueError):
+class SelectionError(RequestError, ValueError):
     """A filter or a list of ids that cannot select anything; ``field`` names the culprit."""
 
     def __init__(self, field: str, message: str) -> None:
@@ -57,7 +58,7 @@ class SelectionError(ValueError):
         self.field = field
 
 
-class LetterNotFoundError(LookupError):
+class LetterNotFoundError(NotFoundError):
     """Some named dead letters do not exist."""
 
     def __init__(self, ids: Sequence[str]) -> None:

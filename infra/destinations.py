@@ -15,6 +15,8 @@ from contextlib import suppress
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from schema.errors import RequestError
+
 __all__ = [
     "Destination",
     "Resolver",
@@ -90,7 +92,7 @@ RULES: tuple[tuple[str, str, tuple[Network, ...]], ...] = (
 NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
-class UnsafeDestinationError(ValueError):
+class UnsafeDestinationError(RequestError, ValueError):
     """A URL genq refuses to call.
 
     ``str(exc)`` says why in one sentence a customer understands, e.g. "webhook URL host
