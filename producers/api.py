@@ -20,7 +20,7 @@ from schema.jobs import BatchCreate, BatchView, JobCreate, JobPage, JobStatus, J
 from schema.tables import utcnow
 from schema.usage import GroupBy, UsageReport
 from store.cursors import InvalidCursorError
-from store.jobs import JobNotCancelableError
+from store.lifecycle import JobNotCancelableError
 from store.submissions import IdempotencyConflictError
 
 

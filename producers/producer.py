@@ -13,7 +13,6 @@ import redis
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 
-from infra import metrics
 from infra.brokers import make_broker
 from infra.db import make_engine, make_sessions
 from infra.redis_conn import connect, redis_url
@@ -26,7 +25,7 @@ from schema.routes import Routes, load_routes
 from schema.settings import Settings
 from schema.tables import OutboxMessage, Tenant
 from schema.usage import GroupBy, UsageReport
-from store import jobs, outbox, usage, webhook_endpoints, webhook_events
+from store import jobs, lifecycle, outbox, usage, webhook_endpoints
 from store.submissions import Submission, Submitted, store
 from store.webhook_secrets import has_default_secret
 from store.webhooks import Webhooks
@@ -161,15 +160,14 @@ class Producer:
             return [jobs.view(job) for job in page], next_cursor
 
     def cancel(self, tenant_id: str, job_id: str) -> JobView | None:
+        """Cancel the tenant's job (``JobNotCancelableError`` if it already ended); None if
+        the tenant has no such job."""
         with self.sessions.begin() as session:
-            canceled = jobs.cancel(session, tenant_id, job_id)
-            if canceled is None:
+            if jobs.get(session, tenant_id, job_id) is None:
                 return None
-            job, stop = canceled
-            rows = webhook_events.job_event(session, self.settings, job)
-        metrics.job_ended(job)
-        self._send([stop, *rows] if stop is not None else rows)
-        return jobs.view(job)
+            moved = lifecycle.cancel(session, self.settings, job_id)
+        lifecycle.publish(self.sessions, self.broker, moved)
+        return jobs.view(moved.ended[0])
 
     def usage(
         self, tenant_id: str, start: datetime, end: datetime, group_by: GroupBy

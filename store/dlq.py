@@ -25,10 +25,7 @@ from sqlalchemy import ColumnElement, case, func, literal_column, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from schema.errors import NotFoundError, RequestError
-from schema.jobs import JobStatus
-from schema.names import JOBS_QUEUE, RUN_JOB
-from schema.pricing import max_cost_micros
-from schema.routes import Routes, UnknownModelError
+from schema.routes import Routes
 from schema.tables import (
     AuditEntry,
     DeadLetter,
@@ -37,7 +34,7 @@ from schema.tables import (
     Tenant,
     utcnow,
 )
-from store import budgets, outbox
+from store import lifecycle, outbox
 from store.cursors import after, encode_cursor
 
 logger = logging.getLogger(__name__)
@@ -349,42 +346,6 @@ def _audit(
     )
 
 
-def _restart_job(session: Session, routes: Routes, job_id: str | None) -> OutboxMessage | str:
-    """Put a dead-lettered job back in the queue; a reason instead if it cannot be."""
-    job = session.get(Job, job_id) if job_id else None
-    if job is None:
-        return "its job no longer exists"
-    try:
-        route, model = routes.resolve(job.model)
-    except UnknownModelError as exc:
-        return f"its model cannot run: {exc}"
-    now = utcnow()
-    reserved = max_cost_micros(route.protocol, route.models[model], job.input)
-    restarted = session.execute(
-        update(Job)
-        .where(Job.id == job.id, Job.status == JobStatus.DEAD_LETTERED)
-        .values(
-            status=JobStatus.QUEUED,
-            current_model=job.model,
-            route=route.name,
-            route_attempts=0,
-            error=None,
-            provider_job_id=None,
-            progress=None,
-            next_poll_at=None,
-            lease_expires_at=None,
-            finished_at=None,
-            reserved_micros=reserved,
-            updated_at=now,
-        )
-    ).rowcount
-    if not restarted:
-        session.refresh(job)
-        return f"its job is {job.status}, not dead-lettered"
-    job.budget_period_start = budgets.reserve(session, job.tenant_id, reserved, enforce_limit=False)
-    return outbox.stage(session, JOBS_QUEUE, RUN_JOB, {"job_id": job.id})
-
-
 def _resend(session: Session, message: dict[str, Any] | None) -> OutboxMessage | str:
     """Stage a raw Dramatiq letter's message again, on its queue, as a fresh message.
 
@@ -412,7 +373,7 @@ def _requeue_one(session: Session, routes: Routes, letter_id: str) -> OutboxMess
         return f"already {status}"
     source, job_id, message = claimed
     outcome = (
-        _restart_job(session, routes, job_id) if source == "job" else _resend(session, message)
+        lifecycle.restart(session, routes, job_id) if source == "job" else _resend(session, message)
     )
     if isinstance(outcome, str):
         session.execute(

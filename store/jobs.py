@@ -1,19 +1,12 @@
-"""Reading and canceling a tenant's own jobs."""
+"""Reading a tenant's own jobs, and the job view every API and event shows."""
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from schema.errors import ConflictError
-from schema.jobs import TERMINAL_STATUSES, JobError, JobStatus, JobView
-from schema.names import CANCEL_JOB, JOBS_QUEUE
+from schema.jobs import JobError, JobStatus, JobView
 from schema.pricing import usd
-from schema.tables import Job, OutboxMessage, utcnow
-from store import budgets, outbox
+from schema.tables import Job
 from store.cursors import after, encode_cursor
-
-
-class JobNotCancelableError(ConflictError):
-    """The job already reached a terminal state."""
 
 
 def view(job: Job) -> JobView:
@@ -67,43 +60,3 @@ def page(
     if len(jobs) > limit:
         return jobs[:limit], encode_cursor(jobs[limit - 1].created_at, jobs[limit - 1].id)
     return jobs, None
-
-
-def cancel(
-    session: Session, tenant_id: str, job_id: str
-) -> tuple[Job, OutboxMessage | None] | None:
-    """Cancel a job that has not finished and give back its budget reservation; for a job
-    waiting on its provider, also stage the message that cancels it there.
-
-    One conditional UPDATE decides, so a worker finishing the job at the same moment
-    either wins (and the cancel is a 409) or loses; the reservation is given back once.
-    A running call's late result is then discarded; what it cost is still counted.
-    """
-    job = get(session, tenant_id, job_id)
-    if job is None:
-        return None
-    now = utcnow()
-    canceled = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status.not_in(TERMINAL_STATUSES))
-        .values(
-            status=JobStatus.CANCELED,
-            finished_at=now,
-            lease_expires_at=None,
-            next_poll_at=None,
-            updated_at=now,
-        )
-        .returning(Job.reserved_micros, Job.budget_period_start, Job.provider_job_id)
-    ).one_or_none()
-    if canceled is None:
-        session.refresh(job)
-        raise JobNotCancelableError(f"job {job_id} is already {job.status}")
-    reserved, period_start, provider_job_id = canceled
-    session.execute(update(Job).where(Job.id == job_id).values(reserved_micros=0))
-    budgets.settle(session, tenant_id, period_start, released_micros=reserved)
-    stop = None
-    if provider_job_id:
-        stop = outbox.stage(session, JOBS_QUEUE, CANCEL_JOB, {"job_id": job_id})
-    session.flush()
-    session.refresh(job)
-    return job, stop

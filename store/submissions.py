@@ -12,12 +12,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from schema.errors import ConflictError
-from schema.jobs import JobCreate, JobStatus
-from schema.names import JOBS_QUEUE, RUN_JOB
+from schema.jobs import JobCreate
 from schema.pricing import max_cost_micros
 from schema.routes import Routes
 from schema.tables import Job, OutboxMessage, utcnow
-from store import budgets, outbox
+from store import budgets, lifecycle
 from store.ids import new_id
 
 
@@ -106,14 +105,14 @@ def _insert(
     request = submission.request
     deadline_s = request.deadline_s or default_deadline_s
     route, model = routes.resolve(request.model)
-    job = Job(
+    job, row = lifecycle.insert(
+        session,
         id=new_id("job"),
         tenant_id=tenant_id,
         kind=route.kind,
         model=request.model,
         current_model=request.model,
         route=route.name,
-        status=JobStatus.QUEUED,
         input=request.input,
         cache_enabled=request.cache,
         deadline_at=utcnow() + timedelta(seconds=deadline_s),
@@ -123,8 +122,5 @@ def _insert(
         webhook_events=request.webhook_events,
         idempotency_key=submission.idempotency_key,
         request_hash=digest,
-        attempts=0,
     )
-    session.add(job)
-    row = outbox.stage(session, JOBS_QUEUE, RUN_JOB, {"job_id": job.id})
     return Submitted(job, replayed=False, outbox_row=row)

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
 
 @pytest.fixture(autouse=True)
 def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("workers.execution.retry_delay_s", lambda attempt, after: 0.05)
+    monkeypatch.setattr("workers.execution.policy.retry_delay_s", lambda attempt, after: 0.05)
 
 
 def run(client, auth, body: dict) -> dict:  # type: ignore[type-arg]

@@ -6,10 +6,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from schema.jobs import TERMINAL_STATUSES as TERMINAL
-from schema.jobs import JobStatus
 from schema.names import JOBS_QUEUE, RUN_JOB
 from schema.tables import Job, JobAttempt
-from store import outbox
+from store import lifecycle, outbox
 from tests.test_api import CHAT
 from tests.waiting import eventually
 from workers import execution
@@ -93,7 +92,7 @@ def test_retryable_error_is_retried_then_dead_lettered_when_attempts_run_out(
         update={"base_url": "http://127.0.0.1:9/v1", "max_attempts": 2}
     )
     runtime.routes.by_name["openai"] = dead
-    monkeypatch.setattr("workers.execution.retry_delay_s", lambda attempt, after: 0.05)
+    monkeypatch.setattr("workers.execution.policy.retry_delay_s", lambda attempt, after: 0.05)
     job_id = client.post("/v1/jobs", json=CHAT, headers=auth).json()["id"]
 
     job = job_of(client, auth, job_id, TERMINAL)
@@ -121,11 +120,10 @@ def test_canceled_while_running_keeps_the_cancel(client, auth, runtime) -> None:
     assert [a.status for a in attempts_of(runtime, job_id)] == ["succeeded"]
 
 
-def claim(runtime: Runtime, job_id: str, lease_s: float) -> execution.Claim | None:
+def claim(runtime: Runtime, job_id: str, lease_s: float) -> lifecycle.Claim | None:
     """Claim a job as a worker would, without running it."""
     with runtime.sessions.begin() as session:
-        job = session.get_one(Job, job_id)
-        return execution._claim(session, job, running_from=JobStatus.QUEUED, lease_s=lease_s)
+        return lifecycle.claim(session, job_id, lease_s=lease_s)
 
 
 def test_job_held_by_a_live_lease_is_rechecked_when_the_lease_ends(client, auth, runtime) -> None:

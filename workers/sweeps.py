@@ -9,12 +9,11 @@ import dramatiq
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from infra import metrics
 from schema.jobs import JobStatus
 from schema.names import JOBS_QUEUE, POLL_JOB, RUN_JOB
 from schema.settings import Settings
-from schema.tables import Job, OutboxMessage, utcnow
-from store import budgets, outbox, webhook_events
+from schema.tables import Job, utcnow
+from store import lifecycle, outbox
 
 # Longer than any wait a queued job sits out legitimately (a retry backoff, capped at
 # 5 minutes, or a deferral for capacity), so only a job whose message is gone qualifies.
@@ -71,39 +70,14 @@ def expire_overdue(
     *,
     batch_size: int = 500,
 ) -> int:
-    """Fail queued jobs whose deadline passed (their message may be long lost), give back
-    their budget reservation and send their webhook events; return how many. Each is a
-    conditional UPDATE, so a worker claiming the job at the same moment wins or loses
-    cleanly."""
-    now = utcnow()
-    ended: list[Job] = []
-    rows: list[OutboxMessage] = []
+    """Fail queued jobs whose deadline passed (their message may be long lost), through the
+    state machine, which gives back their reservations and sends their events; return how
+    many."""
     with sessions.begin() as session:
         overdue = session.scalars(
-            select(Job.id).where(Job.status == JobStatus.QUEUED, Job.deadline_at < now)
+            select(Job.id).where(Job.status == JobStatus.QUEUED, Job.deadline_at < utcnow())
             .limit(batch_size)
         ).all()  # fmt: skip
-        for job_id in overdue:
-            failed = session.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
-                .values(
-                    status=JobStatus.FAILED,
-                    error={"type": "deadline_exceeded", "message": "the job's deadline passed"},
-                    finished_at=now,
-                    updated_at=now,
-                )
-                .returning(Job.tenant_id, Job.budget_period_start, Job.reserved_micros)
-            ).one_or_none()
-            if failed is None:
-                continue
-            tenant_id, period_start, reserved = failed
-            session.execute(update(Job).where(Job.id == job_id).values(reserved_micros=0))
-            budgets.settle(session, tenant_id, period_start, released_micros=reserved)
-            job = session.get_one(Job, job_id, populate_existing=True)
-            rows.extend(webhook_events.job_event(session, settings, job))
-            ended.append(job)
-    for job in ended:
-        metrics.job_ended(job)
-    outbox.send(sessions, broker, rows)
-    return len(ended)
+        moved = lifecycle.expire(session, settings, overdue)
+    lifecycle.publish(sessions, broker, moved)
+    return len(moved.ended)

@@ -1,0 +1,440 @@
+"""The job state machine: the only code that changes a job's status.
+
+Every move is one conditional UPDATE in the caller's transaction, so two actors racing for
+the same job (a worker finishing it, a tenant canceling it, the deadline sweep) each win or
+lose cleanly. A move that ends a job gives back its budget reservation and records its
+webhook event in the same transaction; what must happen after commit (send the staged
+messages, count the ended job) is returned as ``Moved`` and done by ``publish``.
+
+move              from -> to                        caller               also writes
+----------------  --------------------------------  -------------------  ----------------------
+insert            (new) -> queued                   store.submissions    its run_job message
+claim             queued, or running past its       execution.run        lease, attempt counts,
+                    lease -> running                                       started_at
+claim_poll        waiting, lease free -> waiting    execution.poll       poll lease, polls + 1
+move_to_fallback  queued -> queued                  execution.run        next model, run_job
+finish            running -> queued, waiting,       execution.commit     the attempt, its cost,
+                    succeeded, failed,                                     the budget, a dead
+                    dead_lettered                                          letter, the event,
+                  waiting -> waiting, succeeded,                           the next message
+                    failed, dead_lettered
+cancel            queued, running, waiting          producers (API and   reservation released,
+                    -> canceled                       Producer)            event, cancel_job
+expire            queued past its deadline          workers.sweeps       reservation released,
+                    -> failed                                              event
+restart           dead_lettered -> queued           store.dlq (requeue)  reservation, run_job
+
+(``execution`` is ``workers.execution``.)
+
+Any other move is refused with ``IllegalTransitionError``.
+"""
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import dramatiq
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from infra import metrics
+from schema.errors import ConflictError, IllegalTransitionError
+from schema.jobs import TERMINAL_STATUSES, JobStatus
+from schema.names import CANCEL_JOB, JOBS_QUEUE, RUN_JOB
+from schema.pricing import max_cost_micros
+from schema.routes import Routes, UnknownModelError
+from schema.settings import Settings
+from schema.tables import Job, JobAttempt, OutboxMessage, utcnow
+from store import budgets, deadletters, outbox, webhook_events
+
+logger = logging.getLogger(__name__)
+
+QUEUED, RUNNING, WAITING = JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.WAITING
+SUCCEEDED, FAILED, CANCELED = JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED
+DEAD_LETTERED = JobStatus.DEAD_LETTERED
+
+TRANSITIONS: dict[JobStatus | None, frozenset[JobStatus]] = {
+    None: frozenset({QUEUED}),
+    QUEUED: frozenset({RUNNING, QUEUED, CANCELED, FAILED}),
+    RUNNING: frozenset({RUNNING, QUEUED, WAITING, SUCCEEDED, FAILED, DEAD_LETTERED, CANCELED}),
+    WAITING: frozenset({WAITING, SUCCEEDED, FAILED, DEAD_LETTERED, CANCELED}),
+    DEAD_LETTERED: frozenset({QUEUED}),
+    SUCCEEDED: frozenset(),
+    FAILED: frozenset(),
+    CANCELED: frozenset(),
+}
+
+
+def check_move(source: JobStatus | None, target: JobStatus) -> None:
+    """Refuse a move the table above does not list."""
+    if target not in TRANSITIONS[source]:
+        raise IllegalTransitionError(f"a job cannot go from {source or 'nothing'} to {target}")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A job held by one worker for one attempt (or one poll) under a lease."""
+
+    job_id: str
+    held: JobStatus
+    tenant_id: str
+    attempt: int
+    route_attempt: int
+    model: str
+    current_model: str
+    input: dict[str, Any]
+    cache_enabled: bool
+    budget_period_start: datetime | None
+    reserved_micros: int
+    deadline_at: datetime | None
+    provider_job_id: str | None = None
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """An attempt row's values. An async job's attempt row is written when it is submitted;
+    the poll that sees it end ``closes`` that row instead of adding one."""
+
+    values: dict[str, Any]
+    closes_submitted: bool = False
+
+
+@dataclass(frozen=True)
+class NextMessage:
+    """The message that moves the job on after commit: a retry, a fallback, the next poll."""
+
+    actor: str
+    delay_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt or poll decided: the job's next status, its other columns, the
+    attempt to record, what it cost and which message comes next."""
+
+    status: JobStatus
+    values: dict[str, Any] = field(default_factory=dict)
+    attempt: AttemptRecord | None = None
+    spent_micros: int = 0
+    next: NextMessage | None = None
+
+
+@dataclass
+class Moved:
+    """What a move leaves for after commit: messages to send and jobs that ended."""
+
+    messages: list[OutboxMessage] = field(default_factory=list)
+    ended: list[Job] = field(default_factory=list)
+    changed: bool = True
+
+    def add(self, other: "Moved") -> None:
+        self.messages.extend(other.messages)
+        self.ended.extend(other.ended)
+
+
+def publish(sessions: sessionmaker[Session], broker: dramatiq.Broker, moved: Moved) -> None:
+    """After commit: count the jobs that ended and send the staged messages. A message that
+    cannot be sent now stays in the outbox for the relay, so the move stands."""
+    for job in moved.ended:
+        metrics.job_ended(job)
+    if not moved.messages:
+        return
+    try:
+        outbox.send(sessions, broker, moved.messages)
+    except Exception:
+        logger.warning("outbox: left %d messages for the relay", len(moved.messages), exc_info=True)
+
+
+def insert(session: Session, **columns: Any) -> tuple[Job, OutboxMessage]:
+    """Add a queued job and stage its run_job message, in the caller's transaction."""
+    check_move(None, QUEUED)
+    job = Job(status=QUEUED, attempts=0, **columns)
+    session.add(job)
+    return job, outbox.stage(session, JOBS_QUEUE, RUN_JOB, {"job_id": job.id})
+
+
+_CLAIM_COLUMNS = (
+    Job.tenant_id,
+    Job.attempts,
+    Job.route_attempts,
+    Job.model,
+    Job.current_model,
+    Job.input,
+    Job.cache_enabled,
+    Job.budget_period_start,
+    Job.reserved_micros,
+    Job.deadline_at,
+    Job.provider_job_id,
+)
+
+
+def claim(session: Session, job_id: str, lease_s: float) -> Claim | None:
+    """Take a queued job (or one whose worker's lease lapsed) for a new attempt; None if
+    another worker holds it or it is no longer runnable."""
+    now = utcnow()
+    claimable = or_(Job.status == QUEUED, and_(Job.status == RUNNING, Job.lease_expires_at < now))
+    values = {
+        "status": RUNNING,
+        "attempts": Job.attempts + 1,
+        "route_attempts": Job.route_attempts + 1,
+        "started_at": func.coalesce(Job.started_at, now),
+    }
+    return _take(session, job_id, claimable, values, RUNNING, lease_s)
+
+
+def claim_poll(session: Session, job_id: str, lease_s: float) -> Claim | None:
+    """Take a waiting job for one poll; None if another worker is polling it."""
+    now = utcnow()
+    lease_over = or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < now)
+    claimable = and_(Job.status == WAITING, lease_over)
+    return _take(session, job_id, claimable, {"polls": Job.polls + 1}, WAITING, lease_s)
+
+
+def _take(
+    session: Session,
+    job_id: str,
+    claimable: Any,
+    values: dict[str, Any],
+    held: JobStatus,
+    lease_s: float,
+) -> Claim | None:
+    now = utcnow()
+    claimed = session.execute(
+        update(Job)
+        .where(Job.id == job_id, claimable)
+        .values(lease_expires_at=now + timedelta(seconds=lease_s), updated_at=now, **values)
+        .returning(*_CLAIM_COLUMNS)
+    ).one_or_none()
+    return Claim(job_id, held, *claimed) if claimed is not None else None
+
+
+def move_to_fallback(
+    session: Session, job_id: str, current_model: str, fallback: str
+) -> OutboxMessage | None:
+    """Put a queued job on the next model of its chain (its route's circuit is open)."""
+    check_move(QUEUED, QUEUED)
+    moved = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == QUEUED, Job.current_model == current_model)
+        .values(
+            current_model=fallback,
+            route=fallback.partition("/")[0],
+            route_attempts=0,
+            updated_at=utcnow(),
+        )
+    ).rowcount
+    if not moved:
+        return None
+    row = outbox.stage(session, JOBS_QUEUE, RUN_JOB, {"job_id": job_id})
+    session.flush()
+    return row
+
+
+def finish(session: Session, settings: Settings, held: Claim, outcome: Outcome) -> Moved:
+    """Record an attempt's outcome and move the job on, if the claim still holds.
+
+    The one place that settles spend, releases a reservation, dead-letters, records the
+    event and stages the next message. A job canceled or taken over meanwhile keeps the
+    attempt and its cost, and nothing else changes.
+    """
+    check_move(held.held, outcome.status)
+    now = utcnow()
+    _record_attempt(session, held, outcome.attempt)
+    ends = outcome.status in TERMINAL_STATUSES
+    values: dict[str, Any] = {
+        **outcome.values,
+        "status": outcome.status,
+        "lease_expires_at": None,
+        "updated_at": now,
+    }
+    if ends:
+        values |= {"reserved_micros": 0, "next_poll_at": None, "finished_at": now}
+    still_ours = and_(Job.id == held.job_id, Job.status == held.held, Job.attempts == held.attempt)
+    changed = bool(session.execute(update(Job).where(still_ours).values(**values)).rowcount)
+    if outcome.spent_micros:
+        session.execute(
+            update(Job)
+            .where(Job.id == held.job_id)
+            .values(cost_micros=Job.cost_micros + outcome.spent_micros)
+        )
+    budgets.settle(
+        session,
+        held.tenant_id,
+        held.budget_period_start,
+        spent_micros=outcome.spent_micros,
+        released_micros=held.reserved_micros if changed and ends else 0,
+    )
+    if not changed:
+        logger.info("job %s was canceled or taken over; kept the attempt", held.job_id)
+        stop = _stop_orphan(session, held.job_id, outcome.values.get("provider_job_id"))
+        return Moved(messages=[stop] if stop is not None else [], changed=False)
+    moved = Moved()
+    if outcome.status == DEAD_LETTERED:
+        error = outcome.values["error"]
+        deadletters.record_job(session, held.job_id, error["type"], error["message"])
+    if outcome.next is not None:
+        moved.messages.append(
+            outbox.stage(
+                session,
+                JOBS_QUEUE,
+                outcome.next.actor,
+                {"job_id": held.job_id},
+                delay_s=outcome.next.delay_s,
+            )
+        )
+        session.flush()
+    started = outcome.status == WAITING and held.held == RUNNING
+    if ends or started:
+        job = session.get_one(Job, held.job_id, populate_existing=True)
+        moved.add(_announce(session, settings, job))
+    return moved
+
+
+def _record_attempt(session: Session, held: Claim, attempt: AttemptRecord | None) -> None:
+    if attempt is None:
+        return
+    if attempt.closes_submitted:
+        session.execute(
+            update(JobAttempt)
+            .where(JobAttempt.job_id == held.job_id, JobAttempt.number == held.attempt)
+            .values(**attempt.values)
+        )
+    else:
+        session.add(JobAttempt(**attempt.values))
+
+
+def _announce(session: Session, settings: Settings, job: Job) -> Moved:
+    """The job's webhook event; an ended job is also counted after commit."""
+    ended = [job] if job.status in TERMINAL_STATUSES else []
+    return Moved(messages=webhook_events.job_event(session, settings, job), ended=ended)
+
+
+def _stop_orphan(
+    session: Session, job_id: str, provider_job_id: str | None
+) -> OutboxMessage | None:
+    """A job canceled while its async submit was in flight adopts the provider job's id and
+    gets the message that cancels it there, so it does not run on unpaid-for."""
+    if not provider_job_id:
+        return None
+    adopted = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == CANCELED, Job.provider_job_id.is_(None))
+        .values(provider_job_id=provider_job_id)
+    ).rowcount
+    if not adopted:
+        return None
+    row = outbox.stage(session, JOBS_QUEUE, CANCEL_JOB, {"job_id": job_id})
+    session.flush()
+    return row
+
+
+class JobNotCancelableError(ConflictError):
+    """The job already reached a terminal state."""
+
+
+def cancel(session: Session, settings: Settings, job_id: str) -> Moved:
+    """Cancel an unfinished job and give back its reservation; for a job waiting on its
+    provider, also stage the message that cancels it there.
+
+    A running call's late result is then discarded by ``finish``; what it cost still counts.
+    """
+    now = utcnow()
+    canceled = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status.not_in(TERMINAL_STATUSES))
+        .values(
+            status=CANCELED,
+            finished_at=now,
+            lease_expires_at=None,
+            next_poll_at=None,
+            updated_at=now,
+        )
+        .returning(Job.tenant_id, Job.reserved_micros, Job.budget_period_start, Job.provider_job_id)
+    ).one_or_none()
+    if canceled is None:
+        status = session.scalar(select(Job.status).where(Job.id == job_id))
+        raise JobNotCancelableError(f"job {job_id} is already {status}")
+    tenant_id, reserved, period_start, provider_job_id = canceled
+    moved = _release(session, settings, job_id, tenant_id, period_start, reserved)
+    if provider_job_id:
+        moved.messages.append(outbox.stage(session, JOBS_QUEUE, CANCEL_JOB, {"job_id": job_id}))
+        session.flush()
+    return moved
+
+
+def expire(session: Session, settings: Settings, job_ids: Sequence[str]) -> Moved:
+    """Fail the queued jobs among ``job_ids`` whose deadline passed; a worker claiming one
+    at the same moment wins or loses cleanly."""
+    now = utcnow()
+    moved = Moved()
+    for job_id in job_ids:
+        failed = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == QUEUED, Job.deadline_at < now)
+            .values(
+                status=FAILED,
+                error={"type": "deadline_exceeded", "message": "the job's deadline passed"},
+                finished_at=now,
+                updated_at=now,
+            )
+            .returning(Job.tenant_id, Job.budget_period_start, Job.reserved_micros)
+        ).one_or_none()
+        if failed is not None:
+            tenant_id, period_start, reserved = failed
+            moved.add(_release(session, settings, job_id, tenant_id, period_start, reserved))
+    return moved
+
+
+def _release(
+    session: Session,
+    settings: Settings,
+    job_id: str,
+    tenant_id: str,
+    period_start: datetime | None,
+    reserved: int,
+) -> Moved:
+    """A job that just ended outside ``finish``: give back its reservation and announce it."""
+    session.execute(update(Job).where(Job.id == job_id).values(reserved_micros=0))
+    budgets.settle(session, tenant_id, period_start, released_micros=reserved)
+    job = session.get_one(Job, job_id, populate_existing=True)
+    return _announce(session, settings, job)
+
+
+def restart(session: Session, routes: Routes, job_id: str | None) -> OutboxMessage | str:
+    """Start a dead-lettered job over from the model it asked for, with a fresh attempt
+    budget; a reason instead if it cannot be. Its maximum cost is reserved again without
+    the budget check (an operator decided), and its deadline stays the customer's."""
+    job = session.get(Job, job_id) if job_id else None
+    if job is None:
+        return "its job no longer exists"
+    try:
+        route, model = routes.resolve(job.model)
+    except UnknownModelError as exc:
+        return f"its model cannot run: {exc}"
+    check_move(DEAD_LETTERED, QUEUED)
+    reserved = max_cost_micros(route.protocol, route.models[model], job.input)
+    restarted = session.execute(
+        update(Job)
+        .where(Job.id == job.id, Job.status == DEAD_LETTERED)
+        .values(
+            status=QUEUED,
+            current_model=job.model,
+            route=route.name,
+            route_attempts=0,
+            error=None,
+            provider_job_id=None,
+            progress=None,
+            next_poll_at=None,
+            lease_expires_at=None,
+            finished_at=None,
+            reserved_micros=reserved,
+            updated_at=utcnow(),
+        )
+    ).rowcount
+    if not restarted:
+        session.refresh(job)
+        return f"its job is {job.status}, not dead-lettered"
+    job.budget_period_start = budgets.reserve(session, job.tenant_id, reserved, enforce_limit=False)
+    return outbox.stage(session, JOBS_QUEUE, RUN_JOB, {"job_id": job.id})

@@ -1,0 +1,85 @@
+"""One attempt at a claimed job: serve it from the cache, call the provider, or submit an
+async provider job, and say what came of it. A failure raises ``AttemptError``."""
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from store.lifecycle import Claim, Outcome
+from workers.admission import Admitted
+from workers.cache import cache_key
+from workers.execution.calls import Call
+from workers.execution.feedback import report_success
+from workers.execution.outcomes import Started, attempt_row, submitted, succeeded
+from workers.execution.waiting import next_poll_s, polled, with_provider_job
+from workers.providers import AsyncState, PollResult, ProviderResult
+from workers.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class CacheWrite:
+    """A result to cache once the outcome is committed."""
+
+    key: str
+    value: dict[str, Any]
+    ttl_s: int
+
+
+@dataclass(frozen=True)
+class Attempted:
+    outcome: Outcome
+    cache: CacheWrite | None = None
+
+
+def attempt(
+    runtime: Runtime, claim: Claim, call: Call, started: Started, admitted: Admitted | None
+) -> Attempted:
+    key = None
+    if claim.cache_enabled and call.route.cache_ttl_s and not call.route.is_async:
+        scope = "shared" if call.route.cache_shared else claim.tenant_id
+        key = cache_key(call.route.name, call.model, call.input, scope)
+        hit = runtime.cache.get(key, call.route.name)
+        if hit is not None:
+            if admitted is not None and admitted.probe:
+                runtime.breaker.release_probe(call.route.name)
+            result = ProviderResult(hit["output"], hit["usage"], hit["request_id"], 200)
+            return Attempted(succeeded(claim, call, result, started, cached=True))
+    adapter = runtime.adapter(call.route)
+    if call.route.is_async:
+        poll = adapter.submit(call.model, call.input)  # type: ignore[union-attr]
+        if admitted is not None:
+            accepted = ProviderResult(
+                {}, {}, poll.request_id, poll.http_status, poll.rate_limit_headers
+            )
+            report_success(runtime, call, claim.tenant_id, accepted, admitted)
+        return Attempted(_submitted(runtime, claim, call, poll, started))
+    result = adapter.run(call.model, call.input)  # type: ignore[union-attr]
+    if admitted is not None:
+        report_success(runtime, call, claim.tenant_id, result, admitted)
+    outcome = succeeded(claim, call, result, started)
+    if key is None:
+        return Attempted(outcome)
+    value = {"output": result.output, "usage": result.usage, "request_id": result.request_id}
+    return Attempted(outcome, CacheWrite(key, value, call.route.cache_ttl_s))
+
+
+def _submitted(
+    runtime: Runtime, claim: Claim, call: Call, poll: PollResult, started: Started
+) -> Outcome:
+    """The provider accepted the job; one that is already done ends in this attempt."""
+    if poll.state == AsyncState.RUNNING:
+        delay_s = next_poll_s(runtime, claim, call, poll, started.at)
+        return submitted(claim, call, poll, started, delay_s)
+    done = polled(runtime, with_provider_job(claim, poll.provider_job_id), call, poll, started.at)
+    assert done.attempt is not None
+    whole = attempt_row(
+        claim,
+        call,
+        done.attempt.values["status"],
+        started,
+        result=poll.result,
+        error=poll.error,
+        cost=done.spent_micros,
+        http_status=poll.http_status,
+        request_id=poll.request_id,
+    )
+    return replace(done, attempt=whole)

@@ -1,0 +1,184 @@
+"""Turning what an attempt or a poll saw into the ``Outcome`` the state machine writes: the
+attempt row, the job's next status and columns, the cost and the next message."""
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from schema.errors import AttemptError, ErrorClass
+from schema.jobs import JobStatus
+from schema.names import POLL_JOB, RUN_JOB
+from schema.pricing import cost_micros
+from schema.tables import utcnow
+from store.lifecycle import AttemptRecord, Claim, NextMessage, Outcome
+from workers.execution.calls import Call
+from workers.execution.policy import Decision, FallBack, Retry, end
+from workers.providers import AsyncState, PollResult, ProviderError, ProviderResult
+
+
+@dataclass(frozen=True)
+class Started:
+    """When an attempt began: the wall-clock time it records and a clock for its latency."""
+
+    at: datetime = field(default_factory=utcnow)
+    clock: float = field(default_factory=time.monotonic)
+
+    def latency_ms(self) -> int:
+        return int((time.monotonic() - self.clock) * 1000)
+
+
+def usage_columns(usage: dict[str, float]) -> dict[str, Any]:
+    """An attempt's usage, raw and in the columns usage reports sum."""
+    return {
+        "usage": usage or None,
+        "input_tokens": int(usage.get("input_tokens", 0)),
+        "output_tokens": int(usage.get("output_tokens", 0)),
+        "images": int(usage.get("images", 0)),
+        "video_seconds": float(usage.get("video_seconds", 0)),
+        "predict_seconds": float(usage.get("predict_seconds", 0)),
+    }
+
+
+def attempt_row(
+    claim: Claim,
+    call: Call | None,
+    status: str,
+    started: Started,
+    *,
+    result: ProviderResult | None = None,
+    error: AttemptError | None = None,
+    cost: int = 0,
+    http_status: int | None = None,
+    request_id: str | None = None,
+) -> AttemptRecord:
+    """A whole attempt row, for an attempt that ends with this call."""
+    return AttemptRecord(
+        {
+            "job_id": claim.job_id,
+            "number": claim.attempt,
+            "route": call.route.name if call else claim.current_model.partition("/")[0],
+            "model": claim.current_model,
+            "status": status,
+            "error_class": error.error_class if error else None,
+            "error_message": error.message if error else None,
+            "http_status": http_status or (error.http_status if error else None),
+            "provider_request_id": request_id or (error.request_id if error else None),
+            **usage_columns(result.usage if result else {}),
+            "cost_micros": cost,
+            "latency_ms": started.latency_ms(),
+            "started_at": started.at,
+            "finished_at": utcnow(),
+        }
+    )
+
+
+def closing_attempt(
+    status: str,
+    *,
+    result: ProviderResult | None = None,
+    error: AttemptError | None = None,
+    cost: int = 0,
+) -> AttemptRecord:
+    """The columns that close the attempt row written when an async job was submitted."""
+    return AttemptRecord(
+        {
+            "status": status,
+            "error_class": error.error_class if error else None,
+            "error_message": error.message if error else None,
+            **usage_columns(result.usage if result else {}),
+            "cost_micros": cost,
+            "finished_at": utcnow(),
+        },
+        closes_submitted=True,
+    )
+
+
+def succeeded(
+    claim: Claim, call: Call, result: ProviderResult, started: Started, *, cached: bool = False
+) -> Outcome:
+    cost = 0 if cached else cost_micros(call.spec, result.usage)
+    attempt = attempt_row(
+        claim,
+        call,
+        "cached" if cached else "succeeded",
+        started,
+        result=result,
+        cost=cost,
+        http_status=result.http_status,
+        request_id=result.request_id,
+    )
+    return Outcome(JobStatus.SUCCEEDED, success_values(claim, result, cached), attempt, cost)
+
+
+def success_values(claim: Claim, result: ProviderResult, cached: bool) -> dict[str, Any]:
+    return {
+        "output": result.output,
+        "usage": result.usage,
+        "provider_request_id": result.request_id,
+        "served_by": claim.current_model,
+        "cached": cached,
+        "error": None,
+        "progress": 100.0 if claim.provider_job_id else None,
+    }
+
+
+def still_running(poll: PollResult, delay_s: float) -> Outcome:
+    """A waiting job whose provider job goes on: poll again in ``delay_s``."""
+    values = {"progress": poll.progress, "next_poll_at": utcnow() + timedelta(seconds=delay_s)}
+    return Outcome(JobStatus.WAITING, values, next=NextMessage(POLL_JOB, delay_s))
+
+
+def submitted(
+    claim: Claim, call: Call, poll: PollResult, started: Started, delay_s: float
+) -> Outcome:
+    """An async job its provider accepted: the job waits, polled in ``delay_s``."""
+    attempt = attempt_row(
+        claim,
+        call,
+        "submitted",
+        started,
+        http_status=poll.http_status,
+        request_id=poll.request_id,
+    )
+    values = {
+        "provider_job_id": poll.provider_job_id,
+        "progress": poll.progress,
+        "next_poll_at": utcnow() + timedelta(seconds=delay_s),
+        "polls": 0,
+    }
+    return Outcome(JobStatus.WAITING, values, attempt, next=NextMessage(POLL_JOB, delay_s))
+
+
+def provider_job_ended(claim: Claim, call: Call, poll: PollResult) -> Outcome:
+    """A provider job that is done: succeeded (with its cost), or failed or canceled there."""
+    if poll.state == AsyncState.SUCCEEDED and poll.result is not None:
+        cost = cost_micros(call.spec, poll.result.usage)
+        attempt = closing_attempt("succeeded", result=poll.result, cost=cost)
+        values = success_values(claim, poll.result, cached=False)
+        return Outcome(JobStatus.SUCCEEDED, values, attempt, cost)
+    error = poll.error or ProviderError(
+        ErrorClass.PROVIDER_JOB_FAILED, f"provider job {poll.state}", retryable=False
+    )
+    return after_failure(error, end(error), closing_attempt("failed", error=error))
+
+
+def after_failure(error: AttemptError, decision: Decision, attempt: AttemptRecord) -> Outcome:
+    """The outcome of a failed attempt, as the retry policy decided."""
+    if isinstance(decision, Retry):
+        next_message = NextMessage(RUN_JOB, decision.delay_s)
+        return Outcome(JobStatus.QUEUED, {"error": _doc(error)}, attempt, next=next_message)
+    if isinstance(decision, FallBack):
+        values = {
+            "error": _doc(error),
+            "current_model": decision.model,
+            "route": decision.model.partition("/")[0],
+            "route_attempts": 0,
+            "provider_job_id": None,
+        }
+        return Outcome(JobStatus.QUEUED, values, attempt, next=NextMessage(RUN_JOB))
+    return Outcome(decision.status, {"error": _doc(decision.error)}, attempt)
+
+
+def _doc(error: AttemptError) -> dict[str, str]:
+    return {"type": str(error.error_class), "message": error.message}

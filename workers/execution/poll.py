@@ -1,0 +1,102 @@
+"""Jobs waiting on an async provider job: ``poll_job`` asks the provider how it is doing and
+moves the job on; ``cancel_at_provider`` stops the provider job of a canceled job."""
+
+import logging
+from datetime import datetime
+
+from sqlalchemy import select
+
+from schema.errors import AttemptError, ErrorClass, JobStop
+from schema.jobs import JobStatus
+from schema.names import POLL_JOB
+from schema.tables import Job, JobAttempt, utcnow
+from store import lifecycle, outbox
+from store.lifecycle import Claim
+from workers.execution.calls import Call, prepare
+from workers.execution.claims import bind, lease_s, recheck_later
+from workers.execution.commit import commit
+from workers.execution.outcomes import after_failure, closing_attempt
+from workers.execution.policy import end
+from workers.execution.waiting import polled
+from workers.providers import AsyncState, PollResult
+from workers.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+
+def poll_job(runtime: Runtime, job_id: str) -> None:
+    """Ask the provider how a waiting job is doing, and move it on when it is done."""
+    with runtime.sessions.begin() as session:
+        job = session.get(Job, job_id)
+        if job is None or job.status != JobStatus.WAITING:
+            return
+        claim = lifecycle.claim_poll(session, job_id, lease_s(runtime, job.current_model))
+        recheck = None if claim else recheck_later(session, job_id, POLL_JOB, JobStatus.WAITING)
+        submitted_at = (
+            session.scalar(
+                select(JobAttempt.started_at).where(
+                    JobAttempt.job_id == job_id, JobAttempt.number == job.attempts
+                )
+            )
+            or utcnow()
+        )
+    if recheck is not None:
+        outbox.send(runtime.sessions, runtime.broker, [recheck])
+    if claim is None or claim.provider_job_id is None:
+        return
+    bind(claim)
+    call = None
+    try:
+        call = prepare(runtime.routes, claim.model, claim.current_model, claim.input)
+        adapter = runtime.adapter(call.route)
+        poll = adapter.poll(claim.provider_job_id)  # type: ignore[union-attr]
+        if poll.state == AsyncState.RUNNING and (late := _overdue(call, claim, submitted_at)):
+            adapter.cancel(claim.provider_job_id)  # type: ignore[union-attr]
+            raise late
+    except AttemptError as error:
+        if error.retryable and call is not None and (late := _overdue(call, claim, submitted_at)):
+            _cancel_quietly(runtime, call, claim.provider_job_id)
+            error = late
+        if not error.retryable or call is None:
+            attempt = closing_attempt("failed", error=error)
+            commit(runtime, claim, after_failure(error, end(error), attempt))
+            return
+        poll = PollResult(claim.provider_job_id, AsyncState.RUNNING, error.request_id, 0)
+        logger.info("poll_job: %s: %s; polling again later", job_id, error.error_class)
+    commit(runtime, claim, polled(runtime, claim, call, poll, submitted_at))
+
+
+def _overdue(call: Call, claim: Claim, submitted_at: datetime) -> JobStop | None:
+    """Why a still-running provider job must stop now: the model's hard timeout, or the
+    job's own deadline."""
+    elapsed_s = (utcnow() - submitted_at).total_seconds()
+    limit_s = call.spec.max_duration_s
+    if limit_s and elapsed_s > limit_s:
+        message = f"the provider job ran {elapsed_s:.0f}s, past the model's {limit_s:.0f}s limit"
+        return JobStop(ErrorClass.JOB_TIMEOUT, message)
+    if claim.deadline_at is not None and utcnow() >= claim.deadline_at:
+        return JobStop(ErrorClass.DEADLINE, "the job's deadline passed")
+    return None
+
+
+def _cancel_quietly(runtime: Runtime, call: Call, provider_job_id: str) -> None:
+    """Best effort: a provider job genq gives up on should stop costing money."""
+    try:
+        runtime.adapter(call.route).cancel(provider_job_id)  # type: ignore[union-attr]
+    except AttemptError as error:
+        logger.warning("could not cancel %s at the provider: %s", provider_job_id, error.message)
+
+
+def cancel_at_provider(runtime: Runtime, job_id: str) -> None:
+    """Stop the provider job of a job canceled while it waited, so it costs no more."""
+    with runtime.sessions() as session:
+        job = session.get(Job, job_id)
+    if job is None or job.status != JobStatus.CANCELED or not job.provider_job_id:
+        return
+    try:
+        call = prepare(runtime.routes, job.model, job.current_model, job.input)
+        runtime.adapter(call.route).cancel(job.provider_job_id)  # type: ignore[union-attr]
+    except AttemptError as error:
+        if error.retryable:
+            raise
+        logger.warning("cancel_job: %s: provider refused: %s", job_id, error.message)

@@ -1,0 +1,124 @@
+"""``run_job``: admit a queued job, claim it, make one attempt and commit what came of it."""
+
+import logging
+import random
+
+from infra.scrub import scrub
+from schema.errors import AttemptError, ErrorClass, JobStop
+from schema.jobs import JobStatus
+from schema.names import RUN_JOB
+from schema.tables import Job, utcnow
+from store import lifecycle, outbox
+from store.lifecycle import Claim, Outcome
+from workers.admission import Admitted, CircuitOpen, Deferred, admit, defer
+from workers.execution.attempt import Attempted, attempt
+from workers.execution.calls import Call, chain, next_in_chain, prepare
+from workers.execution.claims import bind, lease_s, recheck_later
+from workers.execution.commit import commit
+from workers.execution.feedback import report_failure
+from workers.execution.outcomes import Started, after_failure, attempt_row
+from workers.execution.policy import Situation, decide
+from workers.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+
+def run_job(runtime: Runtime, job_id: str, booked: bool = False) -> None:
+    """Execute ``job_id`` once if it is ours to run; otherwise leave it be.
+
+    A queued job first passes admission (circuit, rate limits, in-flight slots); waiting
+    there re-enqueues the message and costs no attempt.
+    """
+    with runtime.sessions() as session:
+        job = session.get(Job, job_id)
+    if job is None:
+        logger.warning("run_job: no job %s", job_id)
+        return
+    admitted = None
+    lapsed = job.lease_expires_at is not None and job.lease_expires_at < utcnow()
+    if job.status == JobStatus.QUEUED or (job.status == JobStatus.RUNNING and lapsed):
+        try:
+            call = prepare(runtime.routes, job.model, job.current_model, job.input)
+        except JobStop:
+            call = None
+        if call is not None:
+            verdict = admit(runtime, job, call.route, call.model, call.input, booked)
+            if isinstance(verdict, CircuitOpen):
+                if not _fall_back_now(runtime, job):
+                    wait_ms = verdict.wait_ms + random.randint(0, 1000)
+                    defer(runtime, job_id, call.route.name, Deferred(wait_ms, booked))
+                return
+            if isinstance(verdict, Deferred):
+                defer(runtime, job_id, call.route.name, verdict)
+                return
+            admitted = verdict
+    try:
+        ran = _run_claimed(runtime, job, admitted)
+    finally:
+        if admitted is not None:
+            runtime.limiter.release_slot(admitted.slot)
+    if not ran and admitted is not None and admitted.probe:
+        runtime.breaker.release_probe(admitted.slot.route)
+
+
+def _run_claimed(runtime: Runtime, job: Job, admitted: Admitted | None) -> bool:
+    """Claim the job and run one attempt; False if it was not ours to run."""
+    with runtime.sessions.begin() as session:
+        claim = lifecycle.claim(session, job.id, lease_s(runtime, job.current_model))
+        recheck = None if claim else recheck_later(session, job.id, RUN_JOB, JobStatus.RUNNING)
+    if recheck is not None:
+        outbox.send(runtime.sessions, runtime.broker, [recheck])
+    if claim is None:
+        return False
+    bind(claim)
+    started = Started()
+    call = None
+    try:
+        call = prepare(runtime.routes, claim.model, claim.current_model, claim.input)
+        if claim.route_attempt > call.route.max_attempts:
+            lost = f"attempts exhausted: the worker holding attempt {claim.attempt - 1} was lost"
+            raise JobStop(ErrorClass.WORKER_LOST, lost)
+        if claim.deadline_at is not None and utcnow() >= claim.deadline_at:
+            raise JobStop(ErrorClass.DEADLINE, "the job's deadline passed")
+        attempted = attempt(runtime, claim, call, started, admitted)
+    except AttemptError as error:
+        if call is not None and admitted is not None:
+            report_failure(runtime, call.route, error, admitted)
+        attempted = Attempted(_failed(runtime, claim, call, error, started))
+    except Exception as exc:
+        logger.exception("run_job: %s broke in the adapter", job.id)
+        broke = JobStop(ErrorClass.INTERNAL, scrub(f"{type(exc).__name__}: {exc}"))
+        attempted = Attempted(_failed(runtime, claim, None, broke, started))
+    commit(runtime, claim, attempted.outcome, attempted.cache)
+    return True
+
+
+def _failed(
+    runtime: Runtime, claim: Claim, call: Call | None, error: AttemptError, started: Started
+) -> Outcome:
+    """Retry, fall back or end, as the policy decides; nothing follows a job whose route
+    could not even be prepared."""
+    situation = Situation(
+        route_attempt=claim.route_attempt,
+        max_attempts=call.route.max_attempts if call else 0,
+        chain=chain(runtime.routes, claim.model) if call else (),
+        current_model=claim.current_model,
+        deadline=claim.deadline_at,
+        now=utcnow(),
+        may_continue=call is not None,
+    )
+    attempt = attempt_row(claim, call, "failed", started, error=error)
+    return after_failure(error, decide(error, situation), attempt)
+
+
+def _fall_back_now(runtime: Runtime, job: Job) -> bool:
+    """Move a queued job off a route whose circuit is open, if it has somewhere to go."""
+    fallback = next_in_chain(chain(runtime.routes, job.model), job.current_model)
+    if fallback is None:
+        return False
+    with runtime.sessions.begin() as session:
+        row = lifecycle.move_to_fallback(session, job.id, job.current_model, fallback)
+    if row is not None:
+        logger.info("job %s: circuit open on %s, now on %s", job.id, job.route, fallback)
+        outbox.send(runtime.sessions, runtime.broker, [row])
+    return True
