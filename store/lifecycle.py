@@ -31,7 +31,6 @@ Any other move is refused with ``IllegalTransitionError``.
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -48,6 +47,7 @@ from schema.routes import Routes, UnknownModelError
 from schema.settings import Settings
 from schema.tables import Job, JobAttempt, OutboxMessage, utcnow
 from store import budgets, deadletters, outbox, webhook_events
+from store.moves import AttemptRecord, Claim, Moved, Outcome
 
 logger = logging.getLogger(__name__)
 
@@ -71,67 +71,6 @@ def check_move(source: JobStatus | None, target: JobStatus) -> None:
     """Refuse a move the table above does not list."""
     if target not in TRANSITIONS[source]:
         raise IllegalTransitionError(f"a job cannot go from {source or 'nothing'} to {target}")
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A job held by one worker for one attempt (or one poll) under a lease."""
-
-    job_id: str
-    held: JobStatus
-    tenant_id: str
-    attempt: int
-    route_attempt: int
-    model: str
-    current_model: str
-    input: dict[str, Any]
-    cache_enabled: bool
-    budget_period_start: datetime | None
-    reserved_micros: int
-    deadline_at: datetime | None
-    provider_job_id: str | None = None
-
-
-@dataclass(frozen=True)
-class AttemptRecord:
-    """An attempt row's values. An async job's attempt row is written when it is submitted;
-    the poll that sees it end ``closes`` that row instead of adding one."""
-
-    values: dict[str, Any]
-    closes_submitted: bool = False
-
-
-@dataclass(frozen=True)
-class NextMessage:
-    """The message that moves the job on after commit: a retry, a fallback, the next poll."""
-
-    actor: str
-    delay_s: float = 0.0
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one attempt or poll decided: the job's next status, its other columns, the
-    attempt to record, what it cost and which message comes next."""
-
-    status: JobStatus
-    values: dict[str, Any] = field(default_factory=dict)
-    attempt: AttemptRecord | None = None
-    spent_micros: int = 0
-    next: NextMessage | None = None
-
-
-@dataclass
-class Moved:
-    """What a move leaves for after commit: messages to send and jobs that ended."""
-
-    messages: list[OutboxMessage] = field(default_factory=list)
-    ended: list[Job] = field(default_factory=list)
-    changed: bool = True
-
-    def add(self, other: "Moved") -> None:
-        self.messages.extend(other.messages)
-        self.ended.extend(other.ended)
 
 
 def publish(sessions: sessionmaker[Session], broker: dramatiq.Broker, moved: Moved) -> None:

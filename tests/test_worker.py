@@ -9,6 +9,7 @@ from schema.jobs import TERMINAL_STATUSES as TERMINAL
 from schema.names import JOBS_QUEUE, RUN_JOB
 from schema.tables import Job, JobAttempt
 from store import lifecycle, outbox
+from store.moves import Claim
 from tests.test_api import CHAT
 from tests.waiting import eventually
 from workers import execution
@@ -120,7 +121,7 @@ def test_canceled_while_running_keeps_the_cancel(client, auth, runtime) -> None:
     assert [a.status for a in attempts_of(runtime, job_id)] == ["succeeded"]
 
 
-def claim(runtime: Runtime, job_id: str, lease_s: float) -> lifecycle.Claim | None:
+def claim(runtime: Runtime, job_id: str, lease_s: float) -> Claim | None:
     """Claim a job as a worker would, without running it."""
     with runtime.sessions.begin() as session:
         return lifecycle.claim(session, job_id, lease_s=lease_s)

@@ -4,7 +4,7 @@ async provider job, and say what came of it. A failure raises ``AttemptError``."
 from dataclasses import dataclass, replace
 from typing import Any
 
-from store.lifecycle import Claim, Outcome
+from store.moves import Claim, Outcome
 from workers.admission import Admitted
 from workers.cache import cache_key
 from workers.execution.calls import Call

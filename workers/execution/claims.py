@@ -8,7 +8,7 @@ from schema.names import JOBS_QUEUE
 from schema.routes import UnknownModelError
 from schema.tables import Job, OutboxMessage, utcnow
 from store import outbox
-from store.lifecycle import Claim
+from store.moves import Claim
 from workers.context import bind_job
 from workers.runtime import Runtime
 

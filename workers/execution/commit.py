@@ -3,7 +3,7 @@ the staged messages, the ended-job metric and the cache write."""
 
 from infra import metrics
 from store import lifecycle
-from store.lifecycle import Claim, Outcome
+from store.moves import Claim, Outcome
 from workers.context import bind_job
 from workers.execution.attempt import CacheWrite
 from workers.runtime import Runtime

@@ -11,7 +11,7 @@ from schema.jobs import JobStatus
 from schema.names import POLL_JOB, RUN_JOB
 from schema.pricing import cost_micros
 from schema.tables import utcnow
-from store.lifecycle import AttemptRecord, Claim, NextMessage, Outcome
+from store.moves import AttemptRecord, Claim, NextMessage, Outcome
 from workers.execution.calls import Call
 from workers.execution.policy import Decision, FallBack, Retry, end
 from workers.providers import AsyncState, PollResult, ProviderError, ProviderResult

@@ -11,7 +11,7 @@ from schema.jobs import JobStatus
 from schema.names import POLL_JOB
 from schema.tables import Job, JobAttempt, utcnow
 from store import lifecycle, outbox
-from store.lifecycle import Claim
+from store.moves import Claim
 from workers.execution.calls import Call, prepare
 from workers.execution.claims import bind, lease_s, recheck_later
 from workers.execution.commit import commit

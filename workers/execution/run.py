@@ -9,7 +9,7 @@ from schema.jobs import JobStatus
 from schema.names import RUN_JOB
 from schema.tables import Job, utcnow
 from store import lifecycle, outbox
-from store.lifecycle import Claim, Outcome
+from store.moves import Claim, Outcome
 from workers.admission import Admitted, CircuitOpen, Deferred, admit, defer
 from workers.execution.attempt import Attempted, attempt
 from workers.execution.calls import Call, chain, next_in_chain, prepare

@@ -5,7 +5,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from schema.tables import utcnow
-from store.lifecycle import Claim, Outcome
+from store.moves import Claim, Outcome
 from workers.execution.calls import Call
 from workers.execution.outcomes import provider_job_ended, still_running
 from workers.polling import PollState, next_poll_in_s

@@ -1,0 +1,70 @@
+"""The values the job state machine takes and gives back: a claim on a job, the outcome of an
+attempt, and what a move leaves for after commit."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from schema.jobs import JobStatus
+from schema.tables import Job, OutboxMessage
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A job held by one worker for one attempt (or one poll) under a lease."""
+
+    job_id: str
+    held: JobStatus
+    tenant_id: str
+    attempt: int
+    route_attempt: int
+    model: str
+    current_model: str
+    input: dict[str, Any]
+    cache_enabled: bool
+    budget_period_start: datetime | None
+    reserved_micros: int
+    deadline_at: datetime | None
+    provider_job_id: str | None = None
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """An attempt row's values. An async job's attempt row is written when it is submitted;
+    the poll that sees it end ``closes`` that row instead of adding one."""
+
+    values: dict[str, Any]
+    closes_submitted: bool = False
+
+
+@dataclass(frozen=True)
+class NextMessage:
+    """The message that moves the job on after commit: a retry, a fallback, the next poll."""
+
+    actor: str
+    delay_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt or poll decided: the job's next status, its other columns, the
+    attempt to record, what it cost and which message comes next."""
+
+    status: JobStatus
+    values: dict[str, Any] = field(default_factory=dict)
+    attempt: AttemptRecord | None = None
+    spent_micros: int = 0
+    next: NextMessage | None = None
+
+
+@dataclass
+class Moved:
+    """What a move leaves for after commit: messages to send and jobs that ended."""
+
+    messages: list[OutboxMessage] = field(default_factory=list)
+    ended: list[Job] = field(default_factory=list)
+    changed: bool = True
+
+    def add(self, other: "Moved") -> None:
+        self.messages.extend(other.messages)
+        self.ended.extend(other.ended)

@@ -1,0 +1,109 @@
+"""The job state machine: its transition table, a refused move on a real job, and that no
+other module writes a job's status."""
+
+import ast
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from schema.errors import IllegalTransitionError
+from schema.jobs import JobStatus
+from schema.tables import Job, JobAttempt, OutboxMessage
+from store import lifecycle
+from store.lifecycle import TRANSITIONS, check_move
+from store.moves import AttemptRecord, Claim, Outcome
+from tests.test_api import CHAT
+
+ROOT = Path(__file__).resolve().parent.parent
+PRODUCT_ROOMS = ("schema", "infra", "store", "producers", "workers", "genq")
+ALL_PAIRS = [(source, target) for source in [None, *JobStatus] for target in JobStatus]
+
+
+@pytest.mark.parametrize(("source", "target"), ALL_PAIRS, ids=lambda s: str(s))
+def test_every_move_is_allowed_or_refused_as_the_table_says(source, target) -> None:
+    if target in TRANSITIONS[source]:
+        check_move(source, target)
+    else:
+        with pytest.raises(IllegalTransitionError, match="a job cannot go from"):
+            check_move(source, target)
+
+
+def test_ended_jobs_go_nowhere_but_a_dead_letter_may_restart() -> None:
+    for ended in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED):
+        assert TRANSITIONS[ended] == frozenset()
+    assert TRANSITIONS[JobStatus.DEAD_LETTERED] == {JobStatus.QUEUED}
+
+
+def test_finish_refuses_to_requeue_a_succeeded_job_and_writes_nothing(
+    client, auth, runtime
+) -> None:
+    job_id = client.post("/v1/jobs", json=CHAT, headers=auth).json()["id"]
+    with runtime.sessions.begin() as session:
+        claim = lifecycle.claim(session, job_id, lease_s=60)
+    assert claim is not None
+    with runtime.sessions.begin() as session:
+        session.get_one(Job, job_id).status = JobStatus.SUCCEEDED
+    stale = Claim(**{**claim.__dict__, "held": JobStatus.SUCCEEDED})
+    attempt = AttemptRecord({"job_id": job_id, "number": 1, "status": "failed"})
+    with runtime.sessions.begin() as session:
+        before = session.scalar(select(func.count()).select_from(OutboxMessage))
+    with pytest.raises(IllegalTransitionError, match="from succeeded to queued"):
+        with runtime.sessions.begin() as session:
+            lifecycle.finish(
+                session, runtime.settings, stale, Outcome(JobStatus.QUEUED, {}, attempt)
+            )
+    with runtime.sessions() as session:
+        assert session.get_one(Job, job_id).status == JobStatus.SUCCEEDED
+        assert session.scalars(select(JobAttempt).where(JobAttempt.job_id == job_id)).all() == []
+        assert session.scalar(select(func.count()).select_from(OutboxMessage)) == before
+
+
+def test_a_canceled_job_cannot_be_canceled_again(client, auth, producer) -> None:
+    job_id = client.post("/v1/jobs", json=CHAT, headers=auth).json()["id"]
+    assert client.post(f"/v1/jobs/{job_id}/cancel", headers=auth).status_code == 200
+    with (
+        producer.sessions.begin() as session,
+        pytest.raises(lifecycle.JobNotCancelableError, match="already canceled"),
+    ):
+        lifecycle.cancel(session, producer.settings, job_id)
+
+
+def _status_writes(path: Path) -> list[str]:
+    """Places in ``path`` that set a job's status: ``update(Job)…values(status=…)``,
+    ``Job(status=…)`` and ``job.status = …``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call):
+            keywords = {k.arg for k in node.keywords}
+            func = node.func
+            if isinstance(func, ast.Name) and func.id == "Job" and "status" in keywords:
+                found.append(f"{path}:{node.lineno}")
+            if (
+                isinstance(func, ast.Attribute)
+                and func.attr == "values"
+                and "status" in keywords
+                and "update(Job)" in ast.unparse(func.value)
+            ):
+                found.append(f"{path}:{node.lineno}")
+        if isinstance(node, ast.Assign):
+            found.extend(
+                f"{path}:{node.lineno}"
+                for target in node.targets
+                if isinstance(target, ast.Attribute)
+                and target.attr == "status"
+                and "job" in ast.unparse(target.value).lower()
+            )
+    return found
+
+
+def test_nothing_but_the_state_machine_writes_a_jobs_status() -> None:
+    writers = [
+        place
+        for room in PRODUCT_ROOMS
+        for path in sorted((ROOT / room).rglob("*.py"))
+        if path != ROOT / "store" / "lifecycle.py"
+        for place in _status_writes(path)
+    ]
+    assert writers == []
+    assert _status_writes(ROOT / "store" / "lifecycle.py"), "the check must see the real writer"
