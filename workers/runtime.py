@@ -5,7 +5,6 @@ import logging
 import threading
 
 import dramatiq
-import httpx
 import redis
 from sqlalchemy import Engine
 
@@ -17,7 +16,8 @@ from schema.settings import Settings
 from workers.breaker import CircuitBreaker
 from workers.cache import ResultCache
 from workers.durations import Durations
-from workers.providers import Adapter, adapter_for, make_client
+from workers.providers import Adapter
+from workers.providers.clients import ProviderClients
 from workers.ratelimit import LEASE_TTL_MS, RateLimiter
 from workers.webhooks import sender as webhooks_sender
 from workers.webhooks.gate import ReceiverGate
@@ -48,20 +48,14 @@ class Runtime:
         self._renewer = threading.Thread(target=self._renew_slots, name="slot-renewer", daemon=True)
         self._stopping = threading.Event()
         self._renewer.start()
-        self._clients: dict[str, httpx.Client] = {}
-        self._lock = threading.Lock()
+        self.providers = ProviderClients(max_connections=settings.worker_threads)
         self.webhook_gate = ReceiverGate(client, settings.webhook_max_in_flight)
         self.webhook_client = webhooks_sender.make_client(settings.worker_threads)
         self.resolve: Resolver = resolve_host
 
     def adapter(self, route: Route) -> Adapter:
         """The route's adapter on a pooled client shared by the worker's threads."""
-        with self._lock:
-            client = self._clients.get(route.name)
-            if client is None:
-                client = make_client(route, max_connections=self.settings.worker_threads)
-                self._clients[route.name] = client
-        return adapter_for(route, client)
+        return self.providers.adapter(route)
 
     def lease_s(self, route: Route) -> float:
         """How long a claimed job stays with its worker before another may take it over."""
@@ -76,8 +70,7 @@ class Runtime:
 
     def close(self) -> None:
         self._stopping.set()
-        for client in self._clients.values():
-            client.close()
+        self.providers.close()
         self.webhook_client.close()
         self.cache.client.close()
         self.engine.dispose()
