@@ -49,7 +49,7 @@ from store import outbox, webhook_events
 from store.tenants import create_tenant
 from store.webhook_secrets import signing_secrets
 from workers.actors import declare_actors
-from workers.runtime import Runtime
+from workers.runtime import Runtime, build_runtime
 from workers.webhooks.signing import signed_headers
 
 EVENTS_PER_TRANSACTION = 100
@@ -182,8 +182,9 @@ def run(sim: SimServer, settings: Settings, count: int, threads: int) -> dict[st
     engine = make_engine(settings.database_url_value)
     migrate(engine)
     producer = Producer(settings, engine=engine)
-    runtime = Runtime(settings, make_broker(settings, consumer=True), engine=engine)
+    runtime = build_runtime(settings, make_broker(settings, consumer=True), engine=engine)
     declare_actors(runtime)
+    runtime.start()
     try:
         with producer.sessions.begin() as session:
             tenant_id = create_tenant(session, f"bench-{time.time_ns()}").tenant_id

@@ -25,7 +25,7 @@ from store.tenants import NewTenant, create_tenant
 from tests.services import postgres_server, redis_server, scratch_database
 from tests.waiting import eventually
 from workers.actors import declare_actors
-from workers.runtime import Runtime
+from workers.runtime import Runtime, build_runtime
 
 SIM_KEY = "sk-genq-test"
 
@@ -204,10 +204,13 @@ def auth(tenant: NewTenant) -> dict[str, str]:
 
 @pytest.fixture
 def runtime(settings: Settings, engine: Engine, routes: Routes) -> Iterator[Runtime]:
-    runtime = Runtime(settings, make_broker(settings, consumer=True), engine=engine, routes=routes)
+    broker = make_broker(settings, consumer=True)
+    runtime = build_runtime(settings, broker, engine=engine, routes=routes)
     declare_actors(runtime)
+    runtime.start()
     yield runtime
-    runtime.broker.close()
+    runtime.close()
+    broker.close()
 
 
 @pytest.fixture

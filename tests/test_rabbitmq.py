@@ -37,7 +37,7 @@ from tests.test_api import CHAT
 from tests.test_webhooks import add_endpoint
 from tests.waiting import eventually
 from workers.actors import declare_actors
-from workers.runtime import Runtime
+from workers.runtime import Runtime, build_runtime
 
 LOCAL_RABBITMQ = "amqp://guest:guest@127.0.0.1:5672/%2F"
 DEAD_RABBITMQ = "amqp://guest:guest@127.0.0.1:9/%2F"
@@ -105,12 +105,13 @@ def close(producer: Producer) -> None:
 
 @pytest.fixture
 def rabbit_runtime(rabbit_settings: Settings, engine: Engine, routes: Routes) -> Iterator[Runtime]:
-    runtime = Runtime(
-        rabbit_settings, make_broker(rabbit_settings, consumer=True), engine=engine, routes=routes
-    )
+    broker = make_broker(rabbit_settings, consumer=True)
+    runtime = build_runtime(rabbit_settings, broker, engine=engine, routes=routes)
     declare_actors(runtime)
+    runtime.start()
     yield runtime
-    runtime.broker.close()
+    runtime.close()
+    broker.close()
 
 
 @contextmanager

@@ -1,19 +1,24 @@
 """The worker: one chat job through Redis and the simulator into the store, exactly once."""
 
+import threading
+
 import dramatiq
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from infra.brokers import make_broker
 from schema.jobs import TERMINAL_STATUSES as TERMINAL
-from schema.names import JOBS_QUEUE, RUN_JOB
+from schema.names import JOBS_QUEUE, RATE_LIMIT_PREFIX, RUN_JOB
 from schema.tables import Job, JobAttempt
 from store import lifecycle, outbox
 from store.moves import Claim
+from tests.helpers import override
 from tests.test_api import CHAT
 from tests.waiting import eventually
 from workers import execution
-from workers.runtime import Runtime
+from workers.ratelimit import Slot
+from workers.runtime import Runtime, build_runtime
 
 
 def job_of(client: TestClient, auth, job_id: str, until: set[str]) -> dict:
@@ -187,3 +192,29 @@ def test_a_lapsed_lease_is_taken_over_and_the_job_finishes(client, auth, runtime
 
     job = client.get(f"/v1/jobs/{job_id}", headers=auth).json()
     assert (job["status"], job["attempts"]) == ("succeeded", 2)
+
+
+def started_since(before: set[threading.Thread]) -> list[str]:
+    return [thread.name for thread in threading.enumerate() if thread not in before]
+
+
+def test_a_runtime_renews_slots_only_between_start_and_close(settings, engine, routes) -> None:
+    override(routes, "openai", max_in_flight=1)
+    broker = make_broker(settings, consumer=True)
+    before = set(threading.enumerate())
+    runtime = build_runtime(settings, broker, engine=engine, routes=routes)
+    try:
+        assert started_since(before) == []
+        slot = runtime.limiter.acquire_slot(routes.by_name["openai"], "acme")
+        assert isinstance(slot, Slot)
+        key = f"{RATE_LIMIT_PREFIX}:openai:inflight"
+        granted = runtime.redis_client.zscore(key, slot.lease_id)
+
+        runtime.start()
+
+        assert started_since(before) == ["slot-renewer"]
+        eventually(lambda: runtime.redis_client.zscore(key, slot.lease_id), lambda e: e > granted)
+    finally:
+        runtime.close()
+        broker.close()
+    assert started_since(before) == []

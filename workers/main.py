@@ -1,6 +1,7 @@
 """Entry module for ``dramatiq workers.main``: each worker process sets up logging and
 Sentry, then builds its broker (with Dramatiq's Prometheus middleware when ``genq
-worker`` enabled metrics) and its runtime."""
+worker`` enabled metrics) and its runtime, which starts when the worker boots and closes
+when it shuts down."""
 
 import os
 
@@ -12,7 +13,7 @@ from infra.logs import configure_logging
 from schema.settings import Settings
 from workers.actors import declare_actors
 from workers.metrics_dir import ENABLED
-from workers.runtime import Runtime
+from workers.runtime import RuntimeLifecycle, build_runtime
 
 settings = Settings()
 configure_logging(settings.log_format, settings.log_level)
@@ -23,5 +24,6 @@ if os.environ.get(ENABLED):
 
     broker.add_middleware(Prometheus())
 dramatiq.set_broker(broker)
-runtime = Runtime(settings, broker)
+runtime = build_runtime(settings, broker)
+broker.add_middleware(RuntimeLifecycle(runtime))
 actors = declare_actors(runtime)

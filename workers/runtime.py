@@ -1,13 +1,20 @@
-"""What a worker process holds: settings, database sessions, routes, HTTP clients, broker,
-and the webhook sender's gate and DNS resolver (a test swaps the resolver to play DNS)."""
+"""What a worker process holds: settings, broker, database sessions, routes, the job services
+(cache, rate limiter, circuit breaker, durations, provider clients) and the webhook sender's
+gate, client and DNS resolver (a test swaps ``resolve`` to play DNS).
+
+``build_runtime`` makes them from settings. A ``Runtime`` only holds them: like Dramatiq's
+``Worker``, ``start`` starts its thread (the slot renewer) and ``close`` stops it and closes
+what it holds."""
 
 import logging
 import threading
+from dataclasses import dataclass, field
 
 import dramatiq
 import httpx
 import redis
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
 from infra.db import make_engine, make_sessions
 from infra.destinations import Resolver, resolve_host
@@ -17,7 +24,8 @@ from schema.settings import Settings
 from workers.breaker import CircuitBreaker
 from workers.cache import ResultCache
 from workers.durations import Durations
-from workers.providers import Adapter, adapter_for, make_client
+from workers.providers import Adapter
+from workers.providers.clients import ProviderClients
 from workers.ratelimit import LEASE_TTL_MS, RateLimiter
 from workers.webhooks import sender as webhooks_sender
 from workers.webhooks.gate import ReceiverGate
@@ -25,47 +33,52 @@ from workers.webhooks.gate import ReceiverGate
 logger = logging.getLogger(__name__)
 
 
+@dataclass(eq=False)
 class Runtime:
-    def __init__(
-        self,
-        settings: Settings,
-        broker: dramatiq.Broker,
-        *,
-        engine: Engine | None = None,
-        routes: Routes | None = None,
-        redis_client: redis.Redis | None = None,
-    ) -> None:
-        self.settings = settings
-        self.broker = broker
-        self.engine = engine or make_engine(settings.database_url_value)
-        self.sessions = make_sessions(self.engine)
-        self.routes = routes or load_routes(settings.routes_file)
-        client = redis_client or connect(redis_url(settings))
-        self.cache = ResultCache(client)
-        self.limiter = RateLimiter(client, horizon_ms=int(settings.rate_horizon_s * 1000))
-        self.breaker = CircuitBreaker(client)
-        self.durations = Durations(client)
-        self._renewer = threading.Thread(target=self._renew_slots, name="slot-renewer", daemon=True)
-        self._stopping = threading.Event()
-        self._renewer.start()
-        self._clients: dict[str, httpx.Client] = {}
-        self._lock = threading.Lock()
-        self.webhook_gate = ReceiverGate(client, settings.webhook_max_in_flight)
-        self.webhook_client = webhooks_sender.make_client(settings.worker_threads)
-        self.resolve: Resolver = resolve_host
+    """The services a worker's actors use; no thread runs until ``start``."""
+
+    settings: Settings
+    broker: dramatiq.Broker
+    engine: Engine
+    sessions: sessionmaker[Session]
+    routes: Routes
+    redis_client: redis.Redis
+    cache: ResultCache
+    limiter: RateLimiter
+    breaker: CircuitBreaker
+    durations: Durations
+    providers: ProviderClients
+    webhook_gate: ReceiverGate
+    webhook_client: httpx.Client
+    resolve: Resolver = resolve_host
+    _stopping: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
+    _renewer: threading.Thread | None = field(default=None, init=False, repr=False)
 
     def adapter(self, route: Route) -> Adapter:
         """The route's adapter on a pooled client shared by the worker's threads."""
-        with self._lock:
-            client = self._clients.get(route.name)
-            if client is None:
-                client = make_client(route, max_connections=self.settings.worker_threads)
-                self._clients[route.name] = client
-        return adapter_for(route, client)
+        return self.providers.adapter(route)
 
     def lease_s(self, route: Route) -> float:
         """How long a claimed job stays with its worker before another may take it over."""
         return route.timeout_s + self.settings.job_lease_margin_s
+
+    def start(self) -> None:
+        """Start renewing this process's in-flight slots: a live worker keeps its slots, a
+        dead one's lapse within ``LEASE_TTL_MS``."""
+        self._stopping.clear()
+        self._renewer = threading.Thread(target=self._renew_slots, name="slot-renewer", daemon=True)
+        self._renewer.start()
+
+    def close(self) -> None:
+        """Stop the slot renewer, then close the clients and the engine this runtime holds."""
+        self._stopping.set()
+        if self._renewer is not None:
+            self._renewer.join()
+            self._renewer = None
+        self.providers.close()
+        self.webhook_client.close()
+        self.redis_client.close()
+        self.engine.dispose()
 
     def _renew_slots(self) -> None:
         while not self._stopping.wait(LEASE_TTL_MS / 3000):
@@ -74,10 +87,44 @@ class Runtime:
             except redis.RedisError:
                 logger.warning("could not renew in-flight slots", exc_info=True)
 
-    def close(self) -> None:
-        self._stopping.set()
-        for client in self._clients.values():
-            client.close()
-        self.webhook_client.close()
-        self.cache.client.close()
-        self.engine.dispose()
+
+def build_runtime(
+    settings: Settings,
+    broker: dramatiq.Broker,
+    *,
+    engine: Engine | None = None,
+    routes: Routes | None = None,
+) -> Runtime:
+    """A runtime whose services are made from ``settings``; a test passes its own engine and
+    routes to share them."""
+    engine = engine or make_engine(settings.database_url_value)
+    client = connect(redis_url(settings))
+    return Runtime(
+        settings=settings,
+        broker=broker,
+        engine=engine,
+        sessions=make_sessions(engine),
+        routes=routes or load_routes(settings.routes_file),
+        redis_client=client,
+        cache=ResultCache(client),
+        limiter=RateLimiter(client, horizon_ms=int(settings.rate_horizon_s * 1000)),
+        breaker=CircuitBreaker(client),
+        durations=Durations(client),
+        providers=ProviderClients(max_connections=settings.worker_threads),
+        webhook_gate=ReceiverGate(client, settings.webhook_max_in_flight),
+        webhook_client=webhooks_sender.make_client(settings.worker_threads),
+    )
+
+
+class RuntimeLifecycle(dramatiq.Middleware):
+    """Starts a runtime when its Dramatiq worker boots and closes it once the worker has shut
+    down, so the runtime's threads live exactly as long as the worker's."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        self.runtime.start()
+
+    def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        self.runtime.close()
