@@ -48,11 +48,10 @@ def test_finish_refuses_to_requeue_a_succeeded_job_and_writes_nothing(
     attempt = AttemptRecord({"job_id": job_id, "number": 1, "status": "failed"})
     with runtime.sessions.begin() as session:
         before = session.scalar(select(func.count()).select_from(OutboxMessage))
-    with pytest.raises(IllegalTransitionError, match="from succeeded to queued"):
-        with runtime.sessions.begin() as session:
-            lifecycle.finish(
-                session, runtime.settings, stale, Outcome(JobStatus.QUEUED, {}, attempt)
-            )
+    refused = pytest.raises(IllegalTransitionError, match="from succeeded to queued")
+    with refused, runtime.sessions.begin() as session:
+        outcome = Outcome(JobStatus.QUEUED, {}, attempt)
+        lifecycle.finish(session, runtime.settings, stale, outcome)
     with runtime.sessions() as session:
         assert session.get_one(Job, job_id).status == JobStatus.SUCCEEDED
         assert session.scalars(select(JobAttempt).where(JobAttempt.job_id == job_id)).all() == []
