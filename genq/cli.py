@@ -10,6 +10,7 @@ import typer
 
 from genq.cli_admin import admin
 from genq.cli_dlq import dlq
+from genq.cli_support import fail, open_store, require_migrated
 from genq.cli_webhooks import webhooks
 from schema.settings import Settings
 from schema.usage import GroupBy
@@ -28,18 +29,6 @@ def _logging(settings: Settings) -> None:
     from infra.logs import configure_logging
 
     configure_logging(settings.log_format, settings.log_level)
-
-
-def _migrated_engine(settings: Settings):  # type: ignore[no-untyped-def]
-    from infra.db import is_migrated, make_engine
-
-    engine = make_engine(settings.database_url_value)
-    if not is_migrated(engine):
-        typer.echo(
-            "genq: the database schema is not up to date; run `genq migrate` first", err=True
-        )
-        raise typer.Exit(2)
-    return engine
 
 
 @app.command()
@@ -67,13 +56,13 @@ def api(
     settings = Settings()
     _logging(settings)
     init_error_reports(settings, "api")
-    producer = Producer(settings, engine=_migrated_engine(settings))
-    uvicorn.run(
-        create_app(producer),
-        host=host or settings.api_host,
-        port=port or settings.api_port,
-        log_config=None,
-    )
+    with open_store(settings) as store:
+        uvicorn.run(
+            create_app(Producer(settings, engine=store.engine)),
+            host=host or settings.api_host,
+            port=port or settings.api_port,
+            log_config=None,
+        )
 
 
 @app.command()
@@ -85,7 +74,7 @@ def worker(
     from workers.metrics_dir import MetricsPortTakenError, worker_environment
 
     settings = Settings()
-    _migrated_engine(settings).dispose()
+    require_migrated(settings)
     args = [
         sys.executable,
         "-m",
@@ -114,7 +103,7 @@ def scheduler() -> None:
     settings = Settings()
     _logging(settings)
     init_error_reports(settings, "scheduler")
-    _migrated_engine(settings).dispose()
+    require_migrated(settings)
     serve_metrics(settings.scheduler_metrics_port)
     scheduler, leadership = build_scheduler(settings)
     try:
@@ -142,20 +131,16 @@ def sim(
 @tenants.command("create")
 def tenants_create(name: Annotated[str, typer.Argument(help="A unique tenant name.")]) -> None:
     """Create a tenant and print its API key and webhook secret (shown this once)."""
-    from sqlalchemy.orm import Session
-
     from store.tenants import TenantExistsError, create_tenant
 
     name = name.strip()
     if not name or len(name) > 200:
-        typer.echo("genq: tenant name must be 1-200 characters", err=True)
-        raise typer.Exit(2)
-    with Session(_migrated_engine(Settings())) as session, session.begin():
+        fail("tenant name must be 1-200 characters")
+    with open_store(Settings()) as store, store.sessions.begin() as session:
         try:
             tenant = create_tenant(session, name)
         except TenantExistsError as exc:
-            typer.echo(f"genq: {exc}", err=True)
-            raise typer.Exit(2) from None
+            fail(str(exc))
     typer.echo(f"tenant  {tenant.tenant_id}  {tenant.name}")
     typer.echo(f"api key {tenant.api_key}")
     typer.echo(f"webhook secret {tenant.webhook_secret}")
@@ -179,14 +164,13 @@ def tenants_budget(
     from store.budgets import PERIODS, set_budget
 
     if period not in PERIODS:
-        typer.echo(f"genq: --period must be one of {', '.join(PERIODS)}", err=True)
-        raise typer.Exit(2)
+        fail(f"--period must be one of {', '.join(PERIODS)}")
     limit = None if usd is None else round(usd * MICROS)
-    try:
-        found = set_budget(_migrated_engine(Settings()), tenant, limit, period)
-    except LookupError as exc:
-        typer.echo(f"genq: {exc.args[0]}", err=True)
-        raise typer.Exit(2) from None
+    with open_store(Settings()) as store:
+        try:
+            found = set_budget(store.engine, tenant, limit, period)
+        except LookupError as exc:
+            fail(exc.args[0])
     shown = "no limit" if usd is None else f"${usd:.2f} per {period}"
     typer.echo(f"tenant {found.id} ({found.name}): {shown}")
 
@@ -203,27 +187,23 @@ def usage(
     """Print usage and cost, by model or by day."""
     from rich.console import Console
     from rich.table import Table
-    from sqlalchemy import select
-    from sqlalchemy.orm import Session
 
-    from schema.tables import Tenant, utcnow
+    from schema.tables import utcnow
+    from store.tenants import find_tenant
     from store.usage import report
 
     now = utcnow()
     start_at = (start or now.replace(day=1, hour=0, minute=0, second=0)).replace(tzinfo=UTC)
     end_at = end.replace(tzinfo=UTC) if end else now
     if start_at >= end_at:
-        typer.echo("genq: --from must be before --to", err=True)
-        raise typer.Exit(2)
-    with Session(_migrated_engine(Settings())) as session:
+        fail("--from must be before --to")
+    with open_store(Settings()) as store, store.sessions() as session:
         tenant_id = None
         if tenant is not None:
-            tenant_id = session.scalar(
-                select(Tenant.id).where((Tenant.id == tenant) | (Tenant.name == tenant))
-            )
-            if tenant_id is None:
-                typer.echo(f"genq: no tenant {tenant!r}", err=True)
-                raise typer.Exit(2)
+            named = find_tenant(session, tenant)
+            if named is None:
+                fail(f"no tenant {tenant!r}")
+            tenant_id = named.id
         found = report(session, tenant_id, start_at, end_at, group_by)
     table = Table(title=f"usage {start_at:%Y-%m-%d %H:%M} to {end_at:%Y-%m-%d %H:%M} UTC")
     columns = ("key", "jobs", "attempts", "cache hits", "tokens in", "tokens out", "images")
@@ -247,15 +227,12 @@ def usage(
 @jobs.command("show")
 def jobs_show(job_id: Annotated[str, typer.Argument(help="A job id (job_…).")]) -> None:
     """Print a job and its attempts as JSON."""
-    from sqlalchemy.orm import Session
-
     from store.inspect import job_with_attempts
 
-    with Session(_migrated_engine(Settings())) as session:
+    with open_store(Settings()) as store, store.sessions() as session:
         found = job_with_attempts(session, job_id)
     if found is None:
-        typer.echo(f"genq: no job {job_id!r}", err=True)
-        raise typer.Exit(2)
+        fail(f"no job {job_id!r}")
     typer.echo(json.dumps(found, indent=2, default=str))
 
 

@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from genq.cli_support import fail
+from genq.cli_support import fail, open_store
 from schema.settings import Settings
 
 admin = typer.Typer(no_args_is_help=True, help="Operate genq: keys of the admin API.")
@@ -17,15 +17,12 @@ Name = Annotated[str, typer.Argument(help="Who holds the key, e.g. oncall or ali
 @keys.command("create")
 def create(name: Name) -> None:
     """Create an admin key and print it (shown this once)."""
-    from sqlalchemy.orm import Session
-
-    from genq.cli import _migrated_engine
     from store.admin_keys import AdminKeyExistsError, create_admin_key
 
     name = name.strip()
     if not name or len(name) > 200:
         fail("admin key name must be 1-200 characters")
-    with Session(_migrated_engine(Settings())) as session, session.begin():
+    with open_store(Settings()) as store, store.sessions.begin() as session:
         try:
             created = create_admin_key(session, name)
         except AdminKeyExistsError as exc:
@@ -38,12 +35,9 @@ def create(name: Name) -> None:
 @keys.command("revoke")
 def revoke(name: Name) -> None:
     """Revoke an admin key at once; its name stays in the audit log."""
-    from sqlalchemy.orm import Session
-
-    from genq.cli import _migrated_engine
     from store.admin_keys import revoke_admin_key
 
-    with Session(_migrated_engine(Settings())) as session, session.begin():
+    with open_store(Settings()) as store, store.sessions.begin() as session:
         try:
             revoke_admin_key(session, name)
         except LookupError as exc:
@@ -54,12 +48,9 @@ def revoke(name: Name) -> None:
 @keys.command("list")
 def list_keys() -> None:
     """List admin keys by name (never the keys themselves)."""
-    from sqlalchemy.orm import Session
-
-    from genq.cli import _migrated_engine
     from store.admin_keys import list_admin_keys
 
-    with Session(_migrated_engine(Settings())) as session:
+    with open_store(Settings()) as store, store.sessions() as session:
         found = list_admin_keys(session)
     for key in found:
         revoked = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "live"

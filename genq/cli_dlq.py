@@ -5,8 +5,6 @@ filter touches every open letter it matches, so it runs only with ``--yes``; ``-
 shows what it would do (and is audited too).
 """
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Literal
 
 import typer
@@ -15,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
-from genq.cli_support import Actor, default_actor, fail, when
+from genq.cli_support import Actor, default_actor, fail, open_broker, open_store, when
 from schema.settings import Settings
 from store import dlq as letters
 
@@ -33,18 +31,6 @@ Ids = Annotated[
 ]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Show what would change; change nothing.")]
 Yes = Annotated[bool, typer.Option("--yes", help="Act on every open letter the filter matches.")]
-
-
-@contextmanager
-def _store(settings: Settings) -> Iterator[sessionmaker[Session]]:
-    from genq.cli import _migrated_engine
-    from infra.db import make_sessions
-
-    engine = _migrated_engine(settings)
-    try:
-        yield make_sessions(engine)
-    finally:
-        engine.dispose()
 
 
 def _import_dramatiq_letters(settings: Settings, sessions: sessionmaker[Session]) -> None:
@@ -148,9 +134,9 @@ def list_letters(
 
     chosen = _filter(route, tenant, error_class, source, since, status)
     settings = Settings()
-    with _store(settings) as sessions:
-        _import_dramatiq_letters(settings, sessions)
-        with sessions() as session:
+    with open_store(settings) as store:
+        _import_dramatiq_letters(settings, store.sessions)
+        with store.sessions() as session:
             try:
                 page, next_cursor = letters.list_letters(session, chosen, limit, cursor)
             except (letters.SelectionError, InvalidCursorError) as exc:
@@ -182,7 +168,7 @@ def list_letters(
 @dlq.command("show")
 def show(letter_id: Annotated[str, typer.Argument(help="A dead letter id (dlq_…).")]) -> None:
     """Print a letter as JSON: every field, its attempt history and message."""
-    with _store(Settings()) as sessions, sessions() as session:
+    with open_store(Settings()) as store, store.sessions() as session:
         letter = letters.get_letter(session, letter_id)
     if letter is None:
         fail(f"no dead letter {letter_id!r}")
@@ -206,16 +192,14 @@ def requeue(
     A job starts from the model it asked for with a fresh attempt budget; its budget
     reservation is made again, past the tenant's limit if need be.
     """
-    from infra.brokers import make_broker
     from schema.routes import load_routes
 
     target = _target(ids, route, tenant, error_class, source, since, dry_run=dry_run, yes=yes)
     settings = Settings()
-    with _store(settings) as sessions:
-        broker = make_broker(settings, consumer=False)
+    with open_store(settings) as store, open_broker(settings) as broker:
         try:
             result = letters.requeue(
-                sessions,
+                store.sessions,
                 broker,
                 load_routes(settings.routes_file),
                 target,
@@ -224,8 +208,6 @@ def requeue(
             )
         except (letters.LetterNotFoundError, letters.SelectionError) as exc:
             fail(str(exc))
-        finally:
-            broker.close()
     _report(result)
 
 
@@ -243,7 +225,7 @@ def purge(
 ) -> None:
     """Mark letters purged: they leave the open list but stay on record; jobs are kept."""
     target = _target(ids, route, tenant, error_class, source, since, dry_run=dry_run, yes=yes)
-    with _store(Settings()) as sessions, sessions.begin() as session:
+    with open_store(Settings()) as store, store.sessions.begin() as session:
         try:
             result = letters.purge(session, target, actor or default_actor(), dry_run=dry_run)
         except (letters.LetterNotFoundError, letters.SelectionError) as exc:
@@ -262,9 +244,9 @@ def stats(
     except ValueError as exc:
         fail(f"--since: {exc}")
     settings = Settings()
-    with _store(settings) as sessions:
-        _import_dramatiq_letters(settings, sessions)
-        with sessions() as session:
+    with open_store(settings) as store:
+        _import_dramatiq_letters(settings, store.sessions)
+        with store.sessions() as session:
             found = letters.stats(session, start, bucket)
     console = Console()
     typer.echo(f"{found.total} dead letters since {when(start)} UTC, {found.open} still open")
@@ -292,7 +274,7 @@ def audit(
     """Show who requeued or purged what, newest first."""
     import json
 
-    with _store(Settings()) as sessions, sessions() as session:
+    with open_store(Settings()) as store, store.sessions() as session:
         entries = letters.recent_audit(session, limit)
     table = Table(title="audit log")
     for column in ("at (UTC)", "actor", "action", "dry run", "count", "filter"):

@@ -5,6 +5,7 @@ delivery as a customer would."""
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -12,10 +13,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from genq.cli_support import Actor, default_actor, fail, when
-from producers.producer import Producer
+from genq.cli_support import Actor, default_actor, fail, open_broker, open_store, when
 from schema.settings import Settings
 from schema.webhooks import DeliveryStatus, DeliveryView, EndpointUpdate
+from store.outbox import send_after_commit
+from store.webhooks import Webhooks
 
 webhooks = typer.Typer(no_args_is_help=True, help="Webhook endpoints and deliveries.")
 
@@ -24,15 +26,11 @@ DeliveryId = Annotated[str, typer.Argument(help="A webhook delivery id (whd_…)
 
 
 @contextmanager
-def _producer() -> Iterator[Producer]:
-    from genq.cli import _migrated_engine
-
+def _webhooks() -> Iterator[Webhooks]:
+    """The service behind the /v1 webhook API, used across every tenant (``tenant_id=None``)."""
     settings = Settings()
-    producer = Producer(settings, engine=_migrated_engine(settings))
-    try:
-        yield producer
-    finally:
-        producer.close()
+    with open_store(settings) as store, open_broker(settings) as broker:
+        yield Webhooks(store.sessions, settings, partial(send_after_commit, store.sessions, broker))
 
 
 @webhooks.command("endpoints")
@@ -40,8 +38,8 @@ def list_endpoints(
     tenant: Annotated[str | None, typer.Option(help="Only this tenant's (id).")] = None,
 ) -> None:
     """Every endpoint, with why it is disabled and since when it fails."""
-    with _producer() as producer:
-        found = producer.webhooks.endpoints(tenant)
+    with _webhooks() as service:
+        found = service.endpoints(tenant)
     table = Table("id", "url", "enabled", "failing since", "disabled because")
     for endpoint in found:
         table.add_row(
@@ -66,8 +64,8 @@ def list_deliveries(
     from store.webhook_deliveries import DeliveryFilter
 
     where = DeliveryFilter(tenant, endpoint, job, status)
-    with _producer() as producer:
-        found, _ = producer.webhooks.deliveries(where, limit=limit, cursor=None)
+    with _webhooks() as service:
+        found, _ = service.deliveries(where, limit=limit, cursor=None)
     table = Table("id", "event", "status", "attempts", "last", "created", "url")
     for delivery in found:
         table.add_row(
@@ -85,8 +83,8 @@ def list_deliveries(
 @webhooks.command("show")
 def show(delivery_id: DeliveryId) -> None:
     """A delivery and its attempt log."""
-    with _producer() as producer:
-        delivery = producer.webhooks.delivery(None, delivery_id)
+    with _webhooks() as service:
+        delivery = service.delivery(None, delivery_id)
     if delivery is None:
         fail(f"no webhook delivery {delivery_id!r}")
     _print_delivery(delivery)
@@ -95,8 +93,8 @@ def show(delivery_id: DeliveryId) -> None:
 @webhooks.command("resend")
 def resend(delivery_id: DeliveryId, actor: Actor = None) -> None:
     """Send a delivery again now (same webhook-id and body); audited."""
-    with _producer() as producer:
-        delivery = producer.webhooks.resend(None, delivery_id, actor=actor or default_actor())
+    with _webhooks() as service:
+        delivery = service.resend(None, delivery_id, actor=actor or default_actor())
     if delivery is None:
         fail(f"no webhook delivery {delivery_id!r}")
     typer.echo(f"resent {delivery.id} ({delivery.webhook_id}) to {delivery.url}")
@@ -119,10 +117,8 @@ def recover(
         fail(f"--since/--until: {exc}")
     if end is not None and end <= start:
         fail("--until must come after --since")
-    with _producer() as producer:
-        recovered = producer.webhooks.recover(
-            None, endpoint_id, start, end, actor=actor or default_actor()
-        )
+    with _webhooks() as service:
+        recovered = service.recover(None, endpoint_id, start, end, actor=actor or default_actor())
     if recovered is None:
         fail(f"no webhook endpoint {endpoint_id!r}")
     typer.echo(f"resent {recovered.resent} failed deliveries")
@@ -133,8 +129,8 @@ def recover(
 @webhooks.command("enable")
 def enable(endpoint_id: EndpointId, actor: Actor = None) -> None:
     """Re-enable a disabled endpoint (then recover what it missed); audited."""
-    with _producer() as producer:
-        endpoint = producer.webhooks.update_endpoint(
+    with _webhooks() as service:
+        endpoint = service.update_endpoint(
             None, endpoint_id, EndpointUpdate(enabled=True), actor=actor or default_actor()
         )
     if endpoint is None:

@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from producers.app_state import producer_of
 from producers.auth import bearer
 from producers.errors import ApiError
 from producers.producer import Producer
@@ -35,11 +36,6 @@ from store.dramatiq_dlq import import_dramatiq_dead_letters
 logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/admin", tags=["admin"])
-
-
-def _producer(request: Request) -> Producer:
-    producer: Producer = request.app.state.producer
-    return producer
 
 
 def _admin(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
@@ -138,7 +134,7 @@ def list_dead_letters(
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> LetterPage:
     """Dead letters, most recent failure first; ``status=all`` for every status."""
-    producer = _producer(request)
+    producer = producer_of(request)
     given = {
         "route": route,
         "tenant": tenant,
@@ -166,7 +162,7 @@ def dead_letter_stats(
 ) -> dlq.DLQStats:
     """Counts of letters that last failed since ``since``, by route, by error class and
     over time."""
-    producer = _producer(request)
+    producer = producer_of(request)
     try:
         start = dlq.parse_since(since)
     except ValueError as exc:
@@ -179,7 +175,7 @@ def dead_letter_stats(
 @router.get("/dead-letters/{letter_id}", response_model=dlq.LetterView)
 def get_dead_letter(request: Request, letter_id: str, actor: Actor) -> dlq.LetterView:
     """One letter with its attempt history and message, secrets scrubbed."""
-    with _producer(request).sessions() as session:
+    with producer_of(request).sessions() as session:
         letter = dlq.get_letter(session, letter_id)
     if letter is None:
         raise ApiError(404, "not_found", f"no dead letter {letter_id!r}")
@@ -191,7 +187,7 @@ def requeue_dead_letters(request: Request, action: Action, actor: Actor) -> dlq.
     """Requeue letters: a job starts over from the model it asked for (its budget
     reservation is made again, past the tenant's limit if need be); a raw Dramatiq
     message is sent again. Letters already requeued are reported in ``skipped``."""
-    producer = _producer(request)
+    producer = producer_of(request)
     with _as_api_errors(_filter_loc(action)):
         return dlq.requeue(
             producer.sessions,
@@ -206,7 +202,7 @@ def requeue_dead_letters(request: Request, action: Action, actor: Actor) -> dlq.
 @router.post("/dead-letters/purge", response_model=dlq.ActionResult)
 def purge_dead_letters(request: Request, action: Action, actor: Actor) -> dlq.ActionResult:
     """Mark letters purged: they leave the open list but stay on record."""
-    with _producer(request).sessions.begin() as session, _as_api_errors(_filter_loc(action)):
+    with producer_of(request).sessions.begin() as session, _as_api_errors(_filter_loc(action)):
         return dlq.purge(session, action.target, actor, dry_run=action.dry_run)
 
 
@@ -215,5 +211,5 @@ def audit_log(
     request: Request, actor: Actor, limit: Annotated[int, Query(ge=1, le=500)] = 50
 ) -> AuditPage:
     """Who did what to which dead letters, newest first."""
-    with _producer(request).sessions() as session:
+    with producer_of(request).sessions() as session:
         return AuditPage(data=dlq.recent_audit(session, limit))

@@ -6,8 +6,8 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from sqlalchemy.orm import Session
 
+from producers.app_state import producer_of
 from producers.errors import ApiError
-from producers.producer import Producer
 from store.tenants import authenticate
 
 
@@ -19,10 +19,9 @@ def bearer(
 ) -> str:
     """Who the ``Authorization: Bearer`` key belongs to, by ``check``; else a 401."""
     scheme, _, token = (authorization or "").partition(" ")
-    producer: Producer = request.app.state.producer
     who = None
     if scheme.lower() == "bearer" and token:
-        with producer.sessions() as session:
+        with producer_of(request).sessions() as session:
             who = check(session, token.strip())
     if who is None:
         raise ApiError(

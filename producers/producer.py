@@ -134,11 +134,7 @@ class Producer:
             return store(session, self.routes, tenant_id, submissions, self.settings.job_deadline_s)
 
     def _send(self, rows: list[OutboxMessage]) -> None:
-        """Send after commit; if that fails the relay sends later, so the job stands."""
-        try:
-            outbox.send(self.sessions, self.broker, rows)
-        except Exception:
-            logger.warning("outbox: left %d messages for the relay", len(rows), exc_info=True)
+        outbox.send_after_commit(self.sessions, self.broker, rows)
 
     def get(self, tenant_id: str, job_id: str) -> JobView | None:
         with self.sessions() as session:

@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
+from producers.app_state import producer_of
 from producers.auth import Tenant
 from producers.errors import ApiError
 from schema.errors import FieldError, InvalidInputError
@@ -30,8 +31,7 @@ Limit = Annotated[int, Query(ge=1, le=100)]
 
 
 def _webhooks(request: Request) -> Webhooks:
-    webhooks: Webhooks = request.app.state.producer.webhooks
-    return webhooks
+    return producer_of(request).webhooks
 
 
 def _no_endpoint(endpoint_id: str) -> ApiError:

@@ -10,13 +10,14 @@ to ``spent`` and release the reservation when the job ends.
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from schema.errors import LimitExceededError
 from schema.tables import BudgetPeriod, Tenant, utcnow
+from store.tenants import find_tenant
 
 PERIODS = ("day", "week", "month")
 
@@ -133,9 +134,7 @@ def set_budget(engine: Engine, tenant_ref: str, limit_micros: int | None, period
     if period not in PERIODS:
         raise ValueError(f"period must be one of {', '.join(PERIODS)}")
     with Session(engine, expire_on_commit=False) as session, session.begin():
-        tenant = session.scalar(
-            select(Tenant).where((Tenant.id == tenant_ref) | (Tenant.name == tenant_ref))
-        )
+        tenant = find_tenant(session, tenant_ref)
         if tenant is None:
             raise LookupError(f"no tenant {tenant_ref!r}")
         tenant.budget_micros = limit_micros

@@ -36,6 +36,7 @@ from schema.tables import (
 )
 from store import lifecycle, outbox
 from store.cursors import after, encode_cursor
+from store.tenants import find_tenant
 
 logger = logging.getLogger(__name__)
 
@@ -192,11 +193,11 @@ class AuditView(BaseModel):
     at: datetime
 
 
-def _tenant_ids(session: Session, ref: str) -> list[str]:
-    ids = list(session.scalars(select(Tenant.id).where((Tenant.id == ref) | (Tenant.name == ref))))
-    if not ids:
+def _tenant_id(session: Session, ref: str) -> str:
+    tenant = find_tenant(session, ref)
+    if tenant is None:
         raise SelectionError("tenant", f"no tenant {ref!r}")
-    return ids
+    return tenant.id
 
 
 def _conditions(session: Session, letters: DLQFilter) -> list[ColumnElement[bool]]:
@@ -206,7 +207,7 @@ def _conditions(session: Session, letters: DLQFilter) -> list[ColumnElement[bool
     if letters.route is not None:
         conditions.append(DeadLetter.route == letters.route)
     if letters.tenant is not None:
-        conditions.append(DeadLetter.tenant_id.in_(_tenant_ids(session, letters.tenant)))
+        conditions.append(DeadLetter.tenant_id == _tenant_id(session, letters.tenant))
     if letters.error_class is not None:
         conditions.append(DeadLetter.error_class == letters.error_class)
     if letters.source is not None:
@@ -415,10 +416,7 @@ def requeue(
                 rows.append(outcome)
         session.flush()
         _audit(session, actor, "requeue", target, done, dry_run=False)
-    try:
-        outbox.send(sessions, broker, rows)
-    except Exception:
-        logger.warning("dlq: left %d requeued messages for the relay", len(rows), exc_info=True)
+    outbox.send_after_commit(sessions, broker, rows)
     return ActionResult(action="requeue", dry_run=False, targets=done, skipped=skipped)
 
 

@@ -78,12 +78,7 @@ def publish(sessions: sessionmaker[Session], broker: dramatiq.Broker, moved: Mov
     cannot be sent now stays in the outbox for the relay, so the move stands."""
     for job in moved.ended:
         metrics.job_ended(job)
-    if not moved.messages:
-        return
-    try:
-        outbox.send(sessions, broker, moved.messages)
-    except Exception:
-        logger.warning("outbox: left %d messages for the relay", len(moved.messages), exc_info=True)
+    outbox.send_after_commit(sessions, broker, moved.messages)
 
 
 def insert(session: Session, **columns: Any) -> tuple[Job, OutboxMessage]:

@@ -91,6 +91,17 @@ def send(
         return _send_rows(session, broker, rows)
 
 
+def send_after_commit(
+    sessions: sessionmaker[Session], broker: dramatiq.Broker, rows: list[OutboxMessage]
+) -> None:
+    """Send rows this process just committed; if that fails the relay sends them later, so
+    the change that staged them stands."""
+    try:
+        send(sessions, broker, rows)
+    except Exception:
+        logger.warning("outbox: left %d messages for the relay", len(rows), exc_info=True)
+
+
 def relay_pending(
     sessions: sessionmaker[Session],
     broker: dramatiq.Broker,

@@ -46,6 +46,17 @@ def create_tenant(session: Session, name: str) -> NewTenant:
     return NewTenant(tenant.id, name, api_key, webhook_secret)
 
 
+def find_tenant(session: Session, ref: str) -> Tenant | None:
+    """The tenant whose id or name is ``ref``, as operators name tenants either way; an id
+    wins over another tenant's name."""
+    return session.scalars(
+        select(Tenant)
+        .where((Tenant.id == ref) | (Tenant.name == ref))
+        .order_by((Tenant.id == ref).desc())
+        .limit(1)
+    ).first()
+
+
 def issue_key(session: Session, tenant_id: str) -> str:
     api_key = KEY_PREFIX + secrets.token_urlsafe(32)
     session.add(

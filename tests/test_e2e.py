@@ -104,12 +104,12 @@ def test_database_down_is_503_with_retry_after_and_nothing_sent(settings, routes
 
 def test_commit_failure_leaves_no_half_done_job(settings, engine, routes, auth, monkeypatch):
     """A failure between the job insert and the commit rolls both rows back."""
-    from producers import submit
+    from store import outbox
 
     def broken_stage(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(submit.outbox, "stage", broken_stage)
+    monkeypatch.setattr(outbox, "stage", broken_stage)
     producer = Producer(settings, engine=engine, routes=routes, broker=_dead_broker(settings))
     with ThreadedServer(create_app(producer)) as server:
         response = httpx.post(f"{server.url}/v1/jobs", json=CHAT, headers=auth)

@@ -7,6 +7,7 @@ again would get the same answer.
 
 import email.utils
 import time
+from typing import Any
 
 import httpx
 
@@ -32,26 +33,13 @@ _CLASS_OF_STATUS = {
 
 
 class ProviderError(AttemptError):
-    """A provider call that did not produce a result. Its message is scrubbed of secrets."""
+    """A provider call that did not produce a result. Its message is scrubbed of secrets;
+    ``hints`` are the provider's status, request id and Retry-After."""
 
     def __init__(
-        self,
-        error_class: ErrorClass,
-        message: str,
-        *,
-        retryable: bool,
-        http_status: int | None = None,
-        retry_after_s: float | None = None,
-        request_id: str | None = None,
+        self, error_class: ErrorClass, message: str, *, retryable: bool, **hints: Any
     ) -> None:
-        super().__init__(
-            error_class,
-            scrub(message),
-            retryable=retryable,
-            http_status=http_status,
-            retry_after_s=retry_after_s,
-            request_id=request_id,
-        )
+        super().__init__(error_class, scrub(message), retryable=retryable, **hints)
 
 
 def is_retryable_status(status: int) -> bool:
