@@ -14,6 +14,7 @@ from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
 from genq.cli_support import Actor, default_actor, fail, open_broker, open_store, when
+from schema.deadletters import ActionResult, Bucket, DLQFilter, Status, Target, parse_since
 from schema.settings import Settings
 from store import dlq as letters
 
@@ -60,7 +61,7 @@ def _filter(
     source: str | None,
     since: str | None,
     status: str = "open",
-) -> letters.DLQFilter:
+) -> DLQFilter:
     given = {
         "route": route,
         "tenant": tenant,
@@ -70,7 +71,7 @@ def _filter(
         "status": status,
     }
     try:
-        return letters.DLQFilter.model_validate(given)
+        return DLQFilter.model_validate(given)
     except ValidationError as exc:
         problems = [f"--{str(e['loc'][0]).replace('_', '-')}: {e['msg']}" for e in exc.errors()]
         fail("; ".join(problems))
@@ -86,7 +87,7 @@ def _target(
     *,
     dry_run: bool,
     yes: bool,
-) -> letters.Target:
+) -> Target:
     """Ids, or a filter; a filter acts only with ``--yes`` or as a dry run."""
     filtering = any(option is not None for option in (route, tenant, error_class, source, since))
     if ids and filtering:
@@ -105,7 +106,7 @@ def _target(
     return _filter(route, tenant, error_class, source, since)
 
 
-def _report(result: letters.ActionResult) -> None:
+def _report(result: ActionResult) -> None:
     past = {"requeue": "requeued", "purge": "purged"}[result.action]
     noun = "letter" if result.count == 1 else "letters"
     if result.dry_run:
@@ -125,7 +126,7 @@ def list_letters(
     error_class: ErrorClass = None,
     source: Source = None,
     since: Since = None,
-    status: Annotated[letters.Status, typer.Option(help="Letters in this status.")] = "open",
+    status: Annotated[Status, typer.Option(help="Letters in this status.")] = "open",
     limit: Annotated[int, typer.Option(min=1, max=500, help="At most this many.")] = 50,
     cursor: Annotated[str | None, typer.Option(help="Next page, as printed by the last.")] = None,
 ) -> None:
@@ -236,11 +237,11 @@ def purge(
 @dlq.command("stats")
 def stats(
     since: Annotated[str, typer.Option(help="2026-01-01T00:00 (UTC), or 30m, 2h, 3d ago.")] = "24h",
-    bucket: Annotated[letters.Bucket, typer.Option(help="Count per hour or per day.")] = "hour",
+    bucket: Annotated[Bucket, typer.Option(help="Count per hour or per day.")] = "hour",
 ) -> None:
     """Count letters that failed since --since: by route, error class and over time."""
     try:
-        start = letters.parse_since(since)
+        start = parse_since(since)
     except ValueError as exc:
         fail(f"--since: {exc}")
     settings = Settings()

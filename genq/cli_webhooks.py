@@ -108,7 +108,7 @@ def recover(
     actor: Actor = None,
 ) -> None:
     """Send again every failed delivery to an endpoint of an event in [since, until)."""
-    from store.dlq import parse_since
+    from schema.deadletters import parse_since
 
     try:
         start = parse_since(since)

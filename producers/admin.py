@@ -28,6 +28,16 @@ from producers.app_state import producer_of
 from producers.auth import bearer
 from producers.errors import ApiError
 from producers.producer import Producer
+from schema.deadletters import (
+    ActionResult,
+    AuditView,
+    Bucket,
+    DLQFilter,
+    DLQStats,
+    LetterView,
+    Target,
+    parse_since,
+)
 from store import dlq
 from store.admin_keys import authenticate_admin
 from store.cursors import InvalidCursorError
@@ -46,12 +56,12 @@ Actor = Annotated[str, Depends(_admin)]
 
 
 class LetterPage(BaseModel):
-    data: list[dlq.LetterView]
+    data: list[LetterView]
     next_cursor: str | None
 
 
 class AuditPage(BaseModel):
-    data: list[dlq.AuditView]
+    data: list[AuditView]
 
 
 class Action(BaseModel):
@@ -62,7 +72,7 @@ class Action(BaseModel):
     ids: list[Annotated[str, Field(min_length=1, max_length=40)]] | None = Field(
         None, min_length=1, max_length=1000
     )
-    filter: dlq.DLQFilter | None = None
+    filter: DLQFilter | None = None
     dry_run: bool = False
     confirm: bool = Field(
         False, validate_default=True, description="Required to act on a filter, but a dry run."
@@ -86,7 +96,7 @@ class Action(BaseModel):
         return self
 
     @property
-    def target(self) -> dlq.Target:
+    def target(self) -> Target:
         return self.filter if self.filter is not None else self.ids or []
 
 
@@ -144,7 +154,7 @@ def list_dead_letters(
         "status": status,
     }
     try:
-        letters = dlq.DLQFilter.model_validate(given)
+        letters = DLQFilter.model_validate(given)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from exc
     _import_dramatiq_letters(producer)
@@ -153,18 +163,18 @@ def list_dead_letters(
     return LetterPage(data=data, next_cursor=next_cursor)
 
 
-@router.get("/dead-letters/stats", response_model=dlq.DLQStats)
+@router.get("/dead-letters/stats", response_model=DLQStats)
 def dead_letter_stats(
     request: Request,
     actor: Actor,
     since: Annotated[str, Query(description="ISO time, or a duration ago: 2h, 3d.")] = "24h",
-    bucket: dlq.Bucket = "hour",
-) -> dlq.DLQStats:
+    bucket: Bucket = "hour",
+) -> DLQStats:
     """Counts of letters that last failed since ``since``, by route, by error class and
     over time."""
     producer = producer_of(request)
     try:
-        start = dlq.parse_since(since)
+        start = parse_since(since)
     except ValueError as exc:
         raise _invalid(("since",), str(exc)) from exc
     _import_dramatiq_letters(producer)
@@ -172,8 +182,8 @@ def dead_letter_stats(
         return dlq.stats(session, start, bucket)
 
 
-@router.get("/dead-letters/{letter_id}", response_model=dlq.LetterView)
-def get_dead_letter(request: Request, letter_id: str, actor: Actor) -> dlq.LetterView:
+@router.get("/dead-letters/{letter_id}", response_model=LetterView)
+def get_dead_letter(request: Request, letter_id: str, actor: Actor) -> LetterView:
     """One letter with its attempt history and message, secrets scrubbed."""
     with producer_of(request).sessions() as session:
         letter = dlq.get_letter(session, letter_id)
@@ -182,8 +192,8 @@ def get_dead_letter(request: Request, letter_id: str, actor: Actor) -> dlq.Lette
     return letter
 
 
-@router.post("/dead-letters/requeue", response_model=dlq.ActionResult)
-def requeue_dead_letters(request: Request, action: Action, actor: Actor) -> dlq.ActionResult:
+@router.post("/dead-letters/requeue", response_model=ActionResult)
+def requeue_dead_letters(request: Request, action: Action, actor: Actor) -> ActionResult:
     """Requeue letters: a job starts over from the model it asked for (its budget
     reservation is made again, past the tenant's limit if need be); a raw Dramatiq
     message is sent again. Letters already requeued are reported in ``skipped``."""
@@ -199,8 +209,8 @@ def requeue_dead_letters(request: Request, action: Action, actor: Actor) -> dlq.
         )
 
 
-@router.post("/dead-letters/purge", response_model=dlq.ActionResult)
-def purge_dead_letters(request: Request, action: Action, actor: Actor) -> dlq.ActionResult:
+@router.post("/dead-letters/purge", response_model=ActionResult)
+def purge_dead_letters(request: Request, action: Action, actor: Actor) -> ActionResult:
     """Mark letters purged: they leave the open list but stay on record."""
     with producer_of(request).sessions.begin() as session, _as_api_errors(_filter_loc(action)):
         return dlq.purge(session, action.target, actor, dry_run=action.dry_run)

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
 from genq.cli import app
+from schema.deadletters import ActionResult, DLQFilter, parse_since
 from schema.jobs import JobCreate, JobStatus
 from schema.names import JOBS_QUEUE, RUN_JOB
 from schema.tables import AuditEntry, BudgetPeriod, DeadLetter, Job, JobAttempt, utcnow
@@ -165,7 +166,7 @@ def test_concurrent_requeues_of_one_letter_run_the_job_once(
 ) -> None:
     job_id, letter_id = dead_letter_through_the_worker(client, auth, routes, sim_control)
     start = threading.Barrier(2)
-    results: list[dlq.ActionResult] = []
+    results: list[ActionResult] = []
 
     def requeue(actor: str) -> None:
         start.wait()
@@ -291,7 +292,7 @@ def test_dramatiq_dead_letters_are_imported_listed_and_requeued(
     assert "dramatiq:no_such_actor" in listed.stdout and f"dramatiq:{RUN_JOB}" in listed.stdout
     assert "age limit of 60000 ms" in listed.stdout
     with producer.sessions() as session:
-        found, _ = dlq.list_letters(session, dlq.DLQFilter(source="dramatiq"))
+        found, _ = dlq.list_letters(session, DLQFilter(source="dramatiq"))
     by_actor = {letter.actor_name: letter for letter in found}
     assert (by_actor[RUN_JOB].job_id, by_actor[RUN_JOB].tenant_name) == (job_id, "acme")
     assert by_actor["no_such_actor"].message["kwargs"] == {"token": "[redacted]"}
@@ -354,9 +355,9 @@ def test_bad_input_exits_2_with_a_message(cli_env, args, says) -> None:
 def test_since_takes_a_duration_or_an_iso_time() -> None:
     now = datetime(2026, 3, 1, 12, tzinfo=UTC)
 
-    assert dlq.parse_since("2h", now) == now - timedelta(hours=2)
-    assert dlq.parse_since("3d", now) == now - timedelta(days=3)
-    assert dlq.parse_since("2026-01-01T00:00") == datetime(2026, 1, 1, tzinfo=UTC)
-    assert dlq.parse_since("2026-01-01T01:00+01:00") == datetime(2026, 1, 1, tzinfo=UTC)
+    assert parse_since("2h", now) == now - timedelta(hours=2)
+    assert parse_since("3d", now) == now - timedelta(days=3)
+    assert parse_since("2026-01-01T00:00") == datetime(2026, 1, 1, tzinfo=UTC)
+    assert parse_since("2026-01-01T01:00+01:00") == datetime(2026, 1, 1, tzinfo=UTC)
     with pytest.raises(ValueError, match="duration"):
-        dlq.parse_since("soon")
+        parse_since("soon")
