@@ -13,9 +13,9 @@ from schema.tables import Job, JobAttempt, OutboxMessage
 from store import lifecycle
 from store.lifecycle import TRANSITIONS, check_move
 from store.moves import AttemptRecord, Claim, Outcome
-from tests.test_api import CHAT
+from tests.producers.test_api import CHAT
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PRODUCT_ROOMS = ("schema", "infra", "store", "producers", "workers", "genq")
 ALL_PAIRS = [(source, target) for source in [None, *JobStatus] for target in JobStatus]
 

@@ -10,7 +10,7 @@ from genq.cli import app
 from infra.db import is_migrated, make_engine, make_sessions
 from store.tenants import authenticate
 from store.webhook_secrets import signing_secrets
-from tests.test_api import CHAT
+from tests.producers.test_api import CHAT
 
 runner = CliRunner()
 
@@ -56,7 +56,7 @@ def test_duplicate_tenant_exits_2(db_env) -> None:
 
 
 def test_jobs_show_prints_the_job_and_its_attempts(db_env, client, auth, worker) -> None:
-    from tests.test_worker import job_of
+    from tests.workers.test_worker import job_of
 
     job_id = client.post("/v1/jobs", json=CHAT, headers=auth).json()["id"]
     job_of(client, auth, job_id, {"succeeded"})

@@ -4,8 +4,8 @@ from schema.jobs import TERMINAL_STATUSES as TERMINAL
 from schema.names import BROKER_NAMESPACE
 from tests.conftest import new_tenant
 from tests.helpers import override
-from tests.test_api import CHAT
-from tests.test_worker import attempts_of, job_of
+from tests.producers.test_api import CHAT
+from tests.workers.test_worker import attempts_of, job_of
 
 
 def run(client, auth, body=CHAT) -> dict:  # type: ignore[no-untyped-def]

@@ -6,9 +6,9 @@ from producers import Producer
 from schema.errors import InvalidInputError
 from schema.jobs import BatchItem, JobCreate, JobStatus
 from store.submissions import IdempotencyConflictError
-from tests.test_api import CHAT, counts
-from tests.test_worker import attempts_of
+from tests.producers.test_api import CHAT, counts
 from tests.waiting import eventually
+from tests.workers.test_worker import attempts_of
 
 
 def test_submit_is_idempotent_and_runs_on_the_worker(producer: Producer, tenant, worker, runtime):

@@ -19,9 +19,9 @@ from schema.names import JOBS_QUEUE
 from schema.tables import Job, utcnow
 from tests.conftest import SIM_KEY, new_tenant
 from tests.helpers import override
-from tests.test_api import CHAT
-from tests.test_worker import attempts_of, job_of
+from tests.producers.test_api import CHAT
 from tests.waiting import eventually
+from tests.workers.test_worker import attempts_of, job_of
 from workers import execution
 from workers.sweeps import resend_stalled
 

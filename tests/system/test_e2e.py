@@ -15,7 +15,7 @@ from producers.api import create_app
 from schema.settings import Settings
 from schema.tables import OutboxMessage
 from simulator.server import ThreadedServer
-from tests.test_api import CHAT, counts
+from tests.producers.test_api import CHAT, counts
 from tests.waiting import eventually
 from workers.scheduler import build_scheduler
 

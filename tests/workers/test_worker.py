@@ -14,7 +14,7 @@ from schema.tables import Job, JobAttempt
 from store import lifecycle, outbox
 from store.moves import Claim
 from tests.helpers import override
-from tests.test_api import CHAT
+from tests.producers.test_api import CHAT
 from tests.waiting import eventually
 from workers import execution
 from workers.ratelimit import Slot

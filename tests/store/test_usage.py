@@ -7,8 +7,8 @@ from typer.testing import CliRunner
 
 from genq.cli import app
 from schema.jobs import TERMINAL_STATUSES as TERMINAL
-from tests.test_api import CHAT
-from tests.test_worker import job_of
+from tests.producers.test_api import CHAT
+from tests.workers.test_worker import job_of
 
 
 def finish(client, auth, body=CHAT) -> dict:  # type: ignore[no-untyped-def]
@@ -53,7 +53,7 @@ def test_usage_bad_parameters_are_422(client, auth) -> None:
 
 
 def test_genq_usage_prints_the_same_for_an_operator(client, auth, worker, tenant, monkeypatch):
-    from tests.test_cli import runner
+    from tests.genq.test_cli import runner
 
     monkeypatch.setenv(
         "GENQ_DATABASE_URL", client.app.state.producer.engine.url.render_as_string(False)
@@ -71,7 +71,7 @@ def test_genq_usage_prints_the_same_for_an_operator(client, auth, worker, tenant
 
 
 def test_genq_tenants_budget_sets_and_clears(client, tenant, monkeypatch) -> None:
-    from tests.test_cli import runner
+    from tests.genq.test_cli import runner
 
     monkeypatch.setenv(
         "GENQ_DATABASE_URL", client.app.state.producer.engine.url.render_as_string(False)

@@ -10,9 +10,9 @@ from sqlalchemy import update
 from schema.jobs import TERMINAL_STATUSES as TERMINAL
 from schema.tables import Job, utcnow
 from tests.helpers import override
-from tests.test_providers import VIDEO, run
-from tests.test_worker import attempts_of, job_of
 from tests.waiting import eventually
+from tests.workers.test_providers import VIDEO, run
+from tests.workers.test_worker import attempts_of, job_of
 from workers import execution
 from workers.leader import KEY, Leadership
 from workers.polling import PollState, next_poll_in_s

@@ -12,9 +12,9 @@ from schema.routes import Protocol
 from schema.tables import BudgetPeriod, Job
 from simulator.server import ThreadedServer
 from store import budgets
-from tests.test_api import CHAT, counts
-from tests.test_worker import job_of
+from tests.producers.test_api import CHAT, counts
 from tests.waiting import eventually
+from tests.workers.test_worker import job_of
 
 PARALLEL = 40
 FITS = 8

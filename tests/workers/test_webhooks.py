@@ -27,9 +27,9 @@ from store import webhook_events
 from store.tenants import NewTenant
 from tests.conftest import WEBHOOK_TEST_SCHEDULE_S, new_tenant
 from tests.helpers import override
-from tests.test_api import CHAT, counts
-from tests.test_providers import FAST_ASYNC, VIDEO
+from tests.producers.test_api import CHAT, counts
 from tests.waiting import eventually
+from tests.workers.test_providers import FAST_ASYNC, VIDEO
 from workers.runtime import Runtime
 from workers.sweeps import expire_overdue
 from workers.webhooks.dispatch import dispatch_due

@@ -12,7 +12,7 @@ from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 
 from infra.error_reports import init_error_reports
-from tests.test_api import CHAT
+from tests.producers.test_api import CHAT
 from tests.waiting import eventually
 from workers import execution
 

@@ -5,7 +5,7 @@ import pytest
 
 from schema.jobs import TERMINAL_STATUSES as TERMINAL
 from tests.helpers import override
-from tests.test_worker import attempts_of, job_of
+from tests.workers.test_worker import attempts_of, job_of
 
 FAST_ASYNC = {"time_scale": 0.002, "fixed_duration_s": 100}
 

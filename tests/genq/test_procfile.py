@@ -15,11 +15,11 @@ from genq.processes import free_port, wait_until
 from simulator import SimServer
 from store.tenants import NewTenant
 from tests.conftest import SIM_KEY
-from tests.test_api import CHAT
-from tests.test_scale import routes_file
+from tests.producers.test_api import CHAT
+from tests.system.test_scale import routes_file
 from tests.waiting import eventually
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def answers(url: str) -> bool:

@@ -11,8 +11,13 @@ from genq.cli import app
 from infra.db import make_sessions
 from schema.names import JOBS_QUEUE
 from store.admin_keys import create_admin_key, revoke_admin_key
-from tests.test_dlq import SECRET, audit_entries, dead_letter_through_the_worker, stored_letter
-from tests.test_worker import job_of
+from tests.store.test_dlq import (
+    SECRET,
+    audit_entries,
+    dead_letter_through_the_worker,
+    stored_letter,
+)
+from tests.workers.test_worker import job_of
 
 LETTERS = "/admin/dead-letters"
 

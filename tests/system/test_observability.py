@@ -14,8 +14,8 @@ from infra.redis_conn import ensure_embedded_redis, stop_embedded_redis
 from producers import Producer
 from producers.api import create_app
 from schema.settings import Settings
-from tests.test_api import CHAT
-from tests.test_webhooks import add_endpoint, finished_delivery, run_job
+from tests.producers.test_api import CHAT
+from tests.workers.test_webhooks import add_endpoint, finished_delivery, run_job
 from workers.scheduler import serve_metrics
 
 on_postgresql = pytest.mark.parametrize("engine", ["postgresql"], indirect=True)

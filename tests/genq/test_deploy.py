@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from genq.cli import app
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def procfile() -> dict[str, list[str]]:

@@ -33,9 +33,9 @@ from schema.tables import Job, OutboxMessage
 from store import outbox
 from store.outbox import relay_pending
 from store.tenants import NewTenant
-from tests.test_api import CHAT
-from tests.test_webhooks import add_endpoint
+from tests.producers.test_api import CHAT
 from tests.waiting import eventually
+from tests.workers.test_webhooks import add_endpoint
 from workers.actors import declare_actors
 from workers.runtime import Runtime, build_runtime
 

@@ -13,9 +13,9 @@ from infra.circuits import circuit_states
 from schema.routes import Route
 from schema.tables import Job, utcnow
 from tests.helpers import override
-from tests.test_api import CHAT
-from tests.test_providers import VIDEO
+from tests.producers.test_api import CHAT
 from tests.waiting import eventually
+from tests.workers.test_providers import VIDEO
 from workers import execution
 from workers.providers import ErrorClass, ProviderError
 from workers.providers.errors import from_transport

@@ -8,8 +8,8 @@ import pytest
 from standardwebhooks import Webhook
 
 from tests.conftest import Hooks
-from tests.test_dlq import audit_entries, genq
-from tests.test_webhooks import add_endpoint, finished_delivery
+from tests.store.test_dlq import audit_entries, genq
+from tests.workers.test_webhooks import add_endpoint, finished_delivery
 
 
 def captured_delivery(client, auth, hooks: Hooks, tmp_path: Path) -> tuple[str, Path]:

@@ -19,9 +19,9 @@ from schema.tables import AuditEntry, BudgetPeriod, DeadLetter, Job, JobAttempt,
 from store import budgets, deadletters, dlq
 from store.submissions import Submission, store
 from tests.helpers import override
-from tests.test_api import CHAT
-from tests.test_worker import attempts_of, job_of
+from tests.producers.test_api import CHAT
 from tests.waiting import eventually
+from tests.workers.test_worker import attempts_of, job_of
 
 runner = CliRunner()
 SECRET = "sk-proj-abcdefghijklmnop1234"
