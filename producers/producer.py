@@ -162,7 +162,7 @@ class Producer:
             if jobs.get(session, tenant_id, job_id) is None:
                 return None
             moved = lifecycle.cancel(session, self.settings, job_id)
-        lifecycle.publish(self.sessions, self.broker, moved)
+        moved.publish(self.sessions, self.broker)
         return jobs.view(moved.ended[0])
 
     def usage(

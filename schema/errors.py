@@ -35,6 +35,7 @@ class ErrorClass(StrEnum):
     INTERNAL = "internal_error"
     DEADLINE = "deadline_exceeded"
     JOB_TIMEOUT = "provider_job_timeout"
+    UNSTORABLE = "unstorable_outcome"
 
 
 class GenqError(Exception):

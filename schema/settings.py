@@ -66,6 +66,18 @@ class Settings(BaseSettings):
     job_lease_margin_s: float = Field(
         30.0, gt=0, description="Added to a route's timeout to form a running job's lease."
     )
+    job_max_lost_workers: int = Field(
+        5,
+        ge=1,
+        description="Workers a job may lose in a row (killed mid-attempt) before it is "
+        "dead-lettered; lost workers never use up a route's attempts.",
+    )
+    kept_result_ttl_s: int = Field(
+        3600,
+        gt=0,
+        description="How long a provider result that could not be committed is kept for the "
+        "retry, so the provider is not paid twice.",
+    )
     relay_interval_s: float = Field(1.0, gt=0, description="How often the outbox is swept.")
     scheduler_lease_s: float = Field(
         10.0, gt=0, description="Leader lease; a standby scheduler takes over after it."

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -139,6 +140,7 @@ class Job(Base):
     served_by: Mapped[str | None] = mapped_column(String(200))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     route_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lost_workers: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     cost_micros: Mapped[int] = mapped_column(BigInteger, default=0)
     reserved_micros: Mapped[int] = mapped_column(BigInteger, default=0)
     budget_period_start: Mapped[datetime | None]
@@ -155,7 +157,11 @@ class Job(Base):
 
 
 class JobAttempt(Base):
-    """One provider call for a job: what happened, how long it took, what it used."""
+    """One provider call for a job: what happened, how long it took, what it used.
+
+    The row is written when the job is claimed, before the call may start (``started``),
+    and closed when the attempt ends; a worker lost mid-attempt leaves it to be closed as
+    ``lost`` with an estimated cost (``cost_estimated``)."""
 
     __tablename__ = "job_attempts"
     __table_args__ = (UniqueConstraint("job_id", "number"), Index(None, "finished_at"))
@@ -179,9 +185,10 @@ class JobAttempt(Base):
     video_seconds: Mapped[float] = mapped_column(default=0.0)
     predict_seconds: Mapped[float] = mapped_column(default=0.0)
     cost_micros: Mapped[int] = mapped_column(BigInteger, default=0)
-    latency_ms: Mapped[int]
+    cost_estimated: Mapped[bool] = mapped_column(default=False, server_default=false())
+    latency_ms: Mapped[int | None]
     started_at: Mapped[datetime]
-    finished_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
 
 
 class OutboxMessage(Base):

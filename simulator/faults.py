@@ -1,19 +1,21 @@
 """Injected failures: what a flaky provider or network does to an answer.
 
 A rule picks requests by endpoint and either replaces the answer ("status",
-"reset") or distorts the real one ("timeout", "malformed_json", "slow_body").
+"reset") or distorts the real one ("timeout", "malformed_json", "slow_body", "nul_text":
+a NUL character in the answer's text, as models now and then emit).
 """
 
 import asyncio
+import json
 import random
 from collections.abc import Sequence
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-FaultKind = Literal["status", "timeout", "reset", "malformed_json", "slow_body"]
+FaultKind = Literal["status", "timeout", "reset", "malformed_json", "slow_body", "nul_text"]
 SLOW_BODY_CHUNKS = 8
 
 
@@ -67,7 +69,7 @@ def pick_fault(rules: Sequence[FaultRule], endpoint: str, rng: random.Random) ->
 
 
 async def distort(response: Response, rule: FaultRule) -> Response:
-    """The real answer as a "timeout", "malformed_json" or "slow_body" fault delivers it."""
+    """The real answer as a distorting fault delivers it."""
     if rule.kind == "timeout":
         await asyncio.sleep(rule.delay_s)
     elif rule.kind == "malformed_json":
@@ -80,7 +82,32 @@ async def distort(response: Response, rule: FaultRule) -> Response:
         return Response(body[: len(body) // 2], headers=headers, media_type="application/json")
     elif rule.kind == "slow_body":
         return SlowBody(response, rule.delay_s)
+    elif rule.kind == "nul_text":
+        answer = json.loads(bytes(response.body))
+        _add_nul(answer)
+        headers = {
+            name: value for name, value in response.headers.items() if name != "content-length"
+        }
+        return Response(json.dumps(answer), response.status_code, headers=headers)
     return response
+
+
+TEXT_KEYS = ("content", "text")
+
+
+def _add_nul(value: Any) -> bool:
+    """Append NUL to the first text string in ``value``; whether one was found."""
+    if isinstance(value, list):
+        return any(_add_nul(item) for item in value)
+    if not isinstance(value, dict):
+        return False
+    for key, item in value.items():
+        if key in TEXT_KEYS and isinstance(item, str):
+            value[key] = item + "\x00"
+            return True
+        if _add_nul(item):
+            return True
+    return False
 
 
 class Disconnect(Response):

@@ -28,18 +28,25 @@ def attempt_history(session: Session, job_id: str) -> list[dict[str, Any]]:
             "provider_request_id": a.provider_request_id,
             "latency_ms": a.latency_ms,
             "started_at": a.started_at.isoformat(),
-            "finished_at": a.finished_at.isoformat(),
+            "finished_at": a.finished_at.isoformat() if a.finished_at else None,
         }
         for a in attempts
     ]
 
 
-def record_job(session: Session, job_id: str, error_class: str, error_message: str) -> DeadLetter:
-    """Dead-letter ``job_id`` in the caller's transaction (after its last attempt row)."""
+def record_job(
+    session: Session, job_id: str, error_class: str, error_message: str, *, bare: bool = False
+) -> DeadLetter:
+    """Dead-letter ``job_id`` in the caller's transaction (after its last attempt row).
+    ``bare`` leaves out the job's metadata, for a job whose own fields cannot be stored."""
     session.flush()
     job = session.get_one(Job, job_id)
     history = attempt_history(session, job_id)
-    failed = [datetime.fromisoformat(a["finished_at"]) for a in history if a["status"] == "failed"]
+    failed = [
+        datetime.fromisoformat(a["finished_at"])
+        for a in history
+        if a["status"] == "failed" and a["finished_at"]
+    ]
     now = utcnow()
     letter = DeadLetter(
         id=new_id("dlq"),
@@ -54,7 +61,9 @@ def record_job(session: Session, job_id: str, error_class: str, error_message: s
         error_class=error_class,
         error_message=scrub(error_message),
         attempts=history,
-        message={"model": job.model, "metadata": scrub_value(job.meta)},
+        message={"model": job.model}
+        if bare
+        else {"model": job.model, "metadata": scrub_value(job.meta)},
         first_failed_at=min(failed, default=now),
         last_failed_at=max(failed, default=now),
     )

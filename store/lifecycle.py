@@ -4,7 +4,7 @@ Every move is one conditional UPDATE in the caller's transaction, so two actors 
 the same job (a worker finishing it, a tenant canceling it, the deadline sweep) each win or
 lose cleanly. A move that ends a job gives back its budget reservation and records its
 webhook event in the same transaction; what must happen after commit (send the staged
-messages, count the ended job) is returned as ``Moved`` and done by ``publish``.
+messages, count the ended job) is returned as ``Moved`` and done by ``Moved.publish``.
 
 move              from -> to                        caller               also writes
 ----------------  --------------------------------  -------------------  ----------------------
@@ -30,24 +30,22 @@ Any other move is refused with ``IllegalTransitionError``.
 """
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-import dramatiq
-from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy.orm import Session
 
-from infra import metrics
-from schema.errors import ConflictError, IllegalTransitionError
+from schema.errors import ConflictError, ErrorClass, IllegalTransitionError
 from schema.jobs import TERMINAL_STATUSES, JobStatus
 from schema.names import CANCEL_JOB, JOBS_QUEUE, RUN_JOB
 from schema.pricing import max_cost_micros
 from schema.routes import Routes, UnknownModelError
 from schema.settings import Settings
-from schema.tables import Job, JobAttempt, OutboxMessage, utcnow
-from store import budgets, deadletters, outbox, webhook_events
-from store.moves import AttemptRecord, Claim, Moved, Outcome
+from schema.tables import Job, OutboxMessage, utcnow
+from store import attempts, budgets, deadletters, outbox, webhook_events
+from store.moves import CLAIM_COLUMNS, AttemptRecord, Claim, Moved, Outcome
 
 logger = logging.getLogger(__name__)
 
@@ -73,14 +71,6 @@ def check_move(source: JobStatus | None, target: JobStatus) -> None:
         raise IllegalTransitionError(f"a job cannot go from {source or 'nothing'} to {target}")
 
 
-def publish(sessions: sessionmaker[Session], broker: dramatiq.Broker, moved: Moved) -> None:
-    """After commit: count the jobs that ended and send the staged messages. A message that
-    cannot be sent now stays in the outbox for the relay, so the move stands."""
-    for job in moved.ended:
-        metrics.job_ended(job)
-    outbox.send_after_commit(sessions, broker, moved.messages)
-
-
 def insert(session: Session, **columns: Any) -> tuple[Job, OutboxMessage]:
     """Add a queued job and stage its run_job message, in the caller's transaction."""
     check_move(None, QUEUED)
@@ -89,33 +79,31 @@ def insert(session: Session, **columns: Any) -> tuple[Job, OutboxMessage]:
     return job, outbox.stage(session, JOBS_QUEUE, RUN_JOB, {"job_id": job.id})
 
 
-_CLAIM_COLUMNS = (
-    Job.tenant_id,
-    Job.attempts,
-    Job.route_attempts,
-    Job.model,
-    Job.current_model,
-    Job.input,
-    Job.cache_enabled,
-    Job.budget_period_start,
-    Job.reserved_micros,
-    Job.deadline_at,
-    Job.provider_job_id,
-)
+def claim(session: Session, job_id: str, lease_s: float, lost_cost_micros: int = 0) -> Claim | None:
+    """Take a queued job (or one whose worker's lease lapsed) for a new attempt and write the
+    attempt's row before any call may start; None if another worker holds it.
 
-
-def claim(session: Session, job_id: str, lease_s: float) -> Claim | None:
-    """Take a queued job (or one whose worker's lease lapsed) for a new attempt; None if
-    another worker holds it or it is no longer runnable."""
+    Taking over from a lost worker counts a lost worker, not a route attempt, and closes
+    the lost attempt as ``lost`` with ``lost_cost_micros``, its cost estimated from the
+    request, on the job's cost and the tenant's budget.
+    """
     now = utcnow()
-    claimable = or_(Job.status == QUEUED, and_(Job.status == RUNNING, Job.lease_expires_at < now))
+    taken_over = Job.status == RUNNING
+    claimable = or_(Job.status == QUEUED, and_(taken_over, Job.lease_expires_at < now))
     values = {
         "status": RUNNING,
         "attempts": Job.attempts + 1,
-        "route_attempts": Job.route_attempts + 1,
+        "route_attempts": case((taken_over, Job.route_attempts), else_=Job.route_attempts + 1),
+        "lost_workers": case((taken_over, Job.lost_workers + 1), else_=Job.lost_workers),
         "started_at": func.coalesce(Job.started_at, now),
     }
-    return _take(session, job_id, claimable, values, RUNNING, lease_s)
+    held = _take(session, job_id, claimable, values, RUNNING, lease_s)
+    if held is None:
+        return None
+    if held.lost_workers:
+        attempts.close_lost(session, held, lost_cost_micros)
+    attempts.start(session, held, now)
+    return held
 
 
 def claim_poll(session: Session, job_id: str, lease_s: float) -> Claim | None:
@@ -139,7 +127,7 @@ def _take(
         update(Job)
         .where(Job.id == job_id, claimable)
         .values(lease_expires_at=now + timedelta(seconds=lease_s), updated_at=now, **values)
-        .returning(*_CLAIM_COLUMNS)
+        .returning(*CLAIM_COLUMNS)
     ).one_or_none()
     return Claim(job_id, held, *claimed) if claimed is not None else None
 
@@ -166,7 +154,9 @@ def move_to_fallback(
     return row
 
 
-def finish(session: Session, settings: Settings, held: Claim, outcome: Outcome) -> Moved:
+def finish(
+    session: Session, settings: Settings, held: Claim, outcome: Outcome, *, guarded: bool = False
+) -> Moved:
     """Record an attempt's outcome and move the job on, if the claim still holds.
 
     The one place that settles spend, releases a reservation, dead-letters, records the
@@ -175,11 +165,12 @@ def finish(session: Session, settings: Settings, held: Claim, outcome: Outcome) 
     """
     check_move(held.held, outcome.status)
     now = utcnow()
-    _record_attempt(session, held, outcome.attempt)
+    spent = outcome.spent_micros + attempts.close(session, held, outcome.attempt)
     ends = outcome.status in TERMINAL_STATUSES
     values: dict[str, Any] = {
         **outcome.values,
         "status": outcome.status,
+        "lost_workers": 0,
         "lease_expires_at": None,
         "updated_at": now,
     }
@@ -187,17 +178,15 @@ def finish(session: Session, settings: Settings, held: Claim, outcome: Outcome) 
         values |= {"reserved_micros": 0, "next_poll_at": None, "finished_at": now}
     still_ours = and_(Job.id == held.job_id, Job.status == held.held, Job.attempts == held.attempt)
     changed = bool(session.execute(update(Job).where(still_ours).values(**values)).rowcount)
-    if outcome.spent_micros:
+    if spent:
         session.execute(
-            update(Job)
-            .where(Job.id == held.job_id)
-            .values(cost_micros=Job.cost_micros + outcome.spent_micros)
+            update(Job).where(Job.id == held.job_id).values(cost_micros=Job.cost_micros + spent)
         )
     budgets.settle(
         session,
         held.tenant_id,
         held.budget_period_start,
-        spent_micros=outcome.spent_micros,
+        spent_micros=spent,
         released_micros=held.reserved_micros if changed and ends else 0,
     )
     if not changed:
@@ -207,7 +196,13 @@ def finish(session: Session, settings: Settings, held: Claim, outcome: Outcome) 
     moved = Moved()
     if outcome.status == DEAD_LETTERED:
         error = outcome.values["error"]
-        deadletters.record_job(session, held.job_id, error["type"], error["message"])
+        _guarded(
+            session,
+            guarded,
+            lambda bare: deadletters.record_job(
+                session, held.job_id, error["type"], error["message"], bare=bare
+            ),
+        )
     if outcome.next is not None:
         moved.messages.append(
             outbox.stage(
@@ -222,21 +217,37 @@ def finish(session: Session, settings: Settings, held: Claim, outcome: Outcome) 
     started = outcome.status == WAITING and held.held == RUNNING
     if ends or started:
         job = session.get_one(Job, held.job_id, populate_existing=True)
-        moved.add(_announce(session, settings, job))
+        announced = _guarded(
+            session,
+            guarded,
+            lambda bare: _announce(session, settings, job) if not bare else Moved(ended=[job]),
+        )
+        moved.add(announced)
     return moved
 
 
-def _record_attempt(session: Session, held: Claim, attempt: AttemptRecord | None) -> None:
-    if attempt is None:
-        return
-    if attempt.closes_submitted:
-        session.execute(
-            update(JobAttempt)
-            .where(JobAttempt.job_id == held.job_id, JobAttempt.number == held.attempt)
-            .values(**attempt.values)
-        )
-    else:
-        session.add(JobAttempt(**attempt.values))
+def stop(session: Session, settings: Settings, held: Claim, attempt: AttemptRecord) -> Moved:
+    """End a job whose outcome cannot be stored (an encoding error, a constraint): it is
+    dead-lettered with the reason, its attempt closed with what it cost, its reservation
+    released, and it is never called again. Its dead letter and event are written as they
+    can be: without its metadata, or not at all, when its own fields cannot be stored."""
+    reason = attempt.values["error_message"]
+    error = {"type": ErrorClass.UNSTORABLE.value, "message": reason}
+    outcome = Outcome(DEAD_LETTERED, {"error": error}, attempt, attempt.values["cost_micros"])
+    return finish(session, settings, held, outcome, guarded=True)
+
+
+def _guarded(session: Session, guarded: bool, write: Callable[[bool], Any]) -> Any:
+    """``write(False)``; when ``guarded``, inside a savepoint, falling back to
+    ``write(True)`` (the bare version) if the full one cannot be stored."""
+    if not guarded:
+        return write(False)
+    try:
+        with session.begin_nested():
+            return write(False)
+    except Exception:
+        logger.warning("could not store a job's full record; writing it bare", exc_info=True)
+        return write(True)
 
 
 def _announce(session: Session, settings: Settings, job: Job) -> Moved:
@@ -364,6 +375,7 @@ def restart(session: Session, routes: Routes, job_id: str | None) -> OutboxMessa
             lease_expires_at=None,
             finished_at=None,
             reserved_micros=reserved,
+            lost_workers=0,
             updated_at=utcnow(),
         )
     ).rowcount

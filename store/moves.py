@@ -5,8 +5,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import dramatiq
+from sqlalchemy.orm import Session, sessionmaker
+
+from infra import metrics
 from schema.jobs import JobStatus
 from schema.tables import Job, OutboxMessage
+from store import outbox
 
 
 @dataclass(frozen=True)
@@ -25,16 +30,33 @@ class Claim:
     budget_period_start: datetime | None
     reserved_micros: int
     deadline_at: datetime | None
-    provider_job_id: str | None = None
+    provider_job_id: str | None
+    lost_workers: int
+
+
+CLAIM_COLUMNS = (
+    Job.tenant_id,
+    Job.attempts,
+    Job.route_attempts,
+    Job.model,
+    Job.current_model,
+    Job.input,
+    Job.cache_enabled,
+    Job.budget_period_start,
+    Job.reserved_micros,
+    Job.deadline_at,
+    Job.provider_job_id,
+    Job.lost_workers,
+)
 
 
 @dataclass(frozen=True)
 class AttemptRecord:
-    """An attempt row's values. An async job's attempt row is written when it is submitted;
-    the poll that sees it end ``closes`` that row instead of adding one."""
+    """The values that close an attempt's row (written at the claim): how it ended, what it
+    used and cost. An async job's row is closed twice: ``submitted``, then by the poll that
+    sees the provider job end."""
 
     values: dict[str, Any]
-    closes_submitted: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,3 +90,10 @@ class Moved:
     def add(self, other: "Moved") -> None:
         self.messages.extend(other.messages)
         self.ended.extend(other.ended)
+
+    def publish(self, sessions: sessionmaker[Session], broker: dramatiq.Broker) -> None:
+        """After commit: count the jobs that ended and send the staged messages. A message
+        that cannot be sent now stays in the outbox for the relay, so the move stands."""
+        for job in self.ended:
+            metrics.job_ended(job)
+        outbox.send_after_commit(sessions, broker, self.messages)

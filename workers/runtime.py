@@ -1,6 +1,7 @@
-"""What a worker process holds: settings, broker, database sessions, routes, the job services
-(cache, rate limiter, circuit breaker, durations, provider clients) and the webhook sender's
-gate, client and DNS resolver (a test swaps ``resolve`` to play DNS).
+"""What a worker process holds: settings, broker, database sessions, routes, the job
+services (cache, rate limiter, circuit breaker, durations, kept answers, provider clients)
+and the webhook sender's gate, client and DNS resolver (a test swaps ``resolve`` to play
+DNS).
 
 ``build_runtime`` makes them from settings. A ``Runtime`` only holds them: like Dramatiq's
 ``Worker``, ``start`` starts its thread (the slot renewer) and ``close`` stops it and closes
@@ -24,6 +25,7 @@ from schema.settings import Settings
 from workers.breaker import CircuitBreaker
 from workers.cache import ResultCache
 from workers.durations import Durations
+from workers.kept import KeptAnswers
 from workers.providers import Adapter
 from workers.providers.clients import ProviderClients
 from workers.ratelimit import LEASE_TTL_MS, RateLimiter
@@ -47,6 +49,7 @@ class Runtime:
     limiter: RateLimiter
     breaker: CircuitBreaker
     durations: Durations
+    kept: KeptAnswers
     providers: ProviderClients
     webhook_gate: ReceiverGate
     webhook_client: httpx.Client
@@ -110,6 +113,7 @@ def build_runtime(
         limiter=RateLimiter(client, horizon_ms=int(settings.rate_horizon_s * 1000)),
         breaker=CircuitBreaker(client),
         durations=Durations(client),
+        kept=KeptAnswers(client, settings.kept_result_ttl_s),
         providers=ProviderClients(max_connections=settings.worker_threads),
         webhook_gate=ReceiverGate(client, settings.webhook_max_in_flight),
         webhook_client=webhooks_sender.make_client(settings.worker_threads),

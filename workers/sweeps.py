@@ -79,5 +79,5 @@ def expire_overdue(
             .limit(batch_size)
         ).all()  # fmt: skip
         moved = lifecycle.expire(session, settings, overdue)
-    lifecycle.publish(sessions, broker, moved)
+    moved.publish(sessions, broker)
     return len(moved.ended)

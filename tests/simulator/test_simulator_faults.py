@@ -134,6 +134,34 @@ def test_malformed_json_is_a_truncated_200(http: httpx.Client, faults: Any) -> N
         response.json()
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "text_of"),
+    [
+        (
+            "/v1/chat/completions",
+            {"model": "gpt-4o-mini", "messages": USER},
+            lambda answer: answer["choices"][0]["message"]["content"],
+        ),
+        (
+            "/v1/messages",
+            {"model": "claude-haiku-4-5", "max_tokens": 64, "messages": USER},
+            lambda answer: answer["content"][0]["text"],
+        ),
+    ],
+)
+def test_nul_text_puts_a_nul_in_the_answers_text(
+    http: httpx.Client, faults: Any, path: str, body: dict[str, Any], text_of: Any
+) -> None:
+    faults({"kind": "nul_text", "count": 1})
+    headers = {"x-api-key": "sk-test", "anthropic-version": "2023-06-01"}
+    spoiled = http.post(path, json=body, headers=headers)
+    clean = http.post(path, json=body, headers=headers)
+
+    assert spoiled.status_code == clean.status_code == 200
+    assert text_of(spoiled.json()).endswith("\x00")
+    assert "\x00" not in text_of(clean.json())
+
+
 def test_slow_body_trickles_the_real_answer(http: httpx.Client, faults: Any) -> None:
     faults({"kind": "slow_body", "delay_s": 0.4, "count": 1})
     with http.stream("GET", "/v1/models") as response:

@@ -55,6 +55,7 @@ TABLE: dict[ErrorClass, tuple[object, ...]] = {
     # Unplanned: a person should look.
     ErrorClass.WORKER_LOST: (DEAD, DEAD, DEAD, DEAD, DEAD, DEAD),
     ErrorClass.INTERNAL: (DEAD, DEAD, DEAD, DEAD, DEAD, DEAD),
+    ErrorClass.UNSTORABLE: (DEAD, DEAD, DEAD, DEAD, DEAD, DEAD),
 }
 
 RETRYABLE = {
@@ -72,6 +73,7 @@ JOB_STOPS = {
     ErrorClass.INTERNAL,
     ErrorClass.DEADLINE,
     ErrorClass.JOB_TIMEOUT,
+    ErrorClass.UNSTORABLE,
 }
 
 

@@ -169,11 +169,12 @@ def test_an_adapter_that_breaks_dead_letters_the_job_once(client, auth, runtime)
     assert [a.error_class for a in attempts_of(runtime, job_id)] == ["internal_error"]
 
 
-def test_a_job_whose_workers_keep_dying_stops_at_its_attempt_budget(
+def test_a_job_whose_workers_keep_dying_is_dead_lettered_after_the_documented_count(
     client, auth, runtime, sim_calls
 ) -> None:
     job_id = client.post("/v1/jobs", json=CHAT, headers=auth).json()["id"]
-    for _ in range(3):  # three workers each claim it and die mid-call, leases lapse
+    losses = runtime.settings.job_max_lost_workers
+    for _ in range(losses):  # each worker claims it and dies mid-call; its lease lapses
         assert claim(runtime, job_id, lease_s=-1) is not None
 
     execution.run_job(runtime, job_id)
@@ -181,7 +182,33 @@ def test_a_job_whose_workers_keep_dying_stops_at_its_attempt_budget(
     job = client.get(f"/v1/jobs/{job_id}", headers=auth).json()
     assert job["status"] == "dead_lettered"
     assert job["error"]["type"] == "worker_lost"
+    assert f"lost {losses} times in a row" in job["error"]["message"]
     assert sim_calls() == 0
+    assert [a.status for a in attempts_of(runtime, job_id)] == ["lost"] * losses + ["failed"]
+
+
+def test_lost_workers_use_no_route_attempts_and_their_cost_is_estimated(
+    client, auth, runtime, sim_calls
+) -> None:
+    job_id = client.post("/v1/jobs", json=CHAT, headers=auth).json()["id"]
+    with runtime.sessions() as session:
+        reserved = session.get_one(Job, job_id).reserved_micros
+    for _ in range(2):
+        assert claim(runtime, job_id, lease_s=-1) is not None
+
+    execution.run_job(runtime, job_id)
+
+    attempts = attempts_of(runtime, job_id)
+    assert [a.status for a in attempts] == ["lost", "lost", "succeeded"]
+    # The first loss is closed by the second claim, which knew no estimate; the run's
+    # takeover estimates the second from the request, as the job's maximum cost.
+    assert [a.cost_estimated for a in attempts] == [True, True, False]
+    assert attempts[1].cost_micros == reserved
+    with runtime.sessions() as session:
+        job = session.get_one(Job, job_id)
+        assert (job.route_attempts, job.lost_workers) == (1, 0)
+        assert job.cost_micros == sum(a.cost_micros for a in attempts)
+    assert sim_calls() == 1
 
 
 def test_a_lapsed_lease_is_taken_over_and_the_job_finishes(client, auth, runtime) -> None:

@@ -1,5 +1,6 @@
 """One attempt at a claimed job: serve it from the cache, call the provider, or submit an
-async provider job, and say what came of it. A failure raises ``AttemptError``."""
+async provider job, and say what came of it. A failure raises ``AttemptError``. A job
+taken over from a lost worker first looks for the answer that worker kept."""
 
 from dataclasses import dataclass, replace
 from typing import Any
@@ -9,8 +10,9 @@ from workers.admission import Admitted
 from workers.cache import cache_key
 from workers.execution.calls import Call
 from workers.execution.feedback import report_success
-from workers.execution.outcomes import Started, attempt_row, submitted, succeeded
+from workers.execution.outcomes import Started, attempt_record, submitted, succeeded
 from workers.execution.waiting import next_poll_s, polled, with_provider_job
+from workers.kept import Kept
 from workers.providers import AsyncState, PollResult, ProviderResult
 from workers.runtime import Runtime
 
@@ -26,8 +28,12 @@ class CacheWrite:
 
 @dataclass(frozen=True)
 class Attempted:
+    """An attempt's outcome, the result to cache once it is committed, and the provider's
+    answer to keep for the next attempt if the commit fails."""
+
     outcome: Outcome
     cache: CacheWrite | None = None
+    answer: Kept | None = None
 
 
 def attempt(
@@ -44,22 +50,29 @@ def attempt(
             result = ProviderResult(hit["output"], hit["usage"], hit["request_id"], 200)
             return Attempted(succeeded(claim, call, result, started, cached=True))
     adapter = runtime.adapter(call.route)
+    kept = runtime.kept.take(claim.job_id, claim.current_model) if claim.lost_workers else None
     if call.route.is_async:
-        poll = adapter.submit(call.model, call.input)  # type: ignore[union-attr]
+        if isinstance(kept, PollResult):
+            poll = kept
+        else:
+            poll = adapter.submit(call.model, call.input)  # type: ignore[union-attr]
+            if admitted is not None:
+                accepted = ProviderResult(
+                    {}, {}, poll.request_id, poll.http_status, poll.rate_limit_headers
+                )
+                report_success(runtime, call, claim.tenant_id, accepted, admitted)
+        return Attempted(_submitted(runtime, claim, call, poll, started), answer=poll)
+    if isinstance(kept, ProviderResult):
+        result = kept
+    else:
+        result = adapter.run(call.model, call.input)  # type: ignore[union-attr]
         if admitted is not None:
-            accepted = ProviderResult(
-                {}, {}, poll.request_id, poll.http_status, poll.rate_limit_headers
-            )
-            report_success(runtime, call, claim.tenant_id, accepted, admitted)
-        return Attempted(_submitted(runtime, claim, call, poll, started))
-    result = adapter.run(call.model, call.input)  # type: ignore[union-attr]
-    if admitted is not None:
-        report_success(runtime, call, claim.tenant_id, result, admitted)
+            report_success(runtime, call, claim.tenant_id, result, admitted)
     outcome = succeeded(claim, call, result, started)
     if key is None:
-        return Attempted(outcome)
+        return Attempted(outcome, answer=result)
     value = {"output": result.output, "usage": result.usage, "request_id": result.request_id}
-    return Attempted(outcome, CacheWrite(key, value, call.route.cache_ttl_s))
+    return Attempted(outcome, CacheWrite(key, value, call.route.cache_ttl_s), result)
 
 
 def _submitted(
@@ -68,12 +81,10 @@ def _submitted(
     """The provider accepted the job; one that is already done ends in this attempt."""
     if poll.state == AsyncState.RUNNING:
         delay_s = next_poll_s(runtime, claim, call, poll, started.at)
-        return submitted(claim, call, poll, started, delay_s)
+        return submitted(poll, started, delay_s)
     done = polled(runtime, with_provider_job(claim, poll.provider_job_id), call, poll, started.at)
     assert done.attempt is not None
-    whole = attempt_row(
-        claim,
-        call,
+    whole = attempt_record(
         done.attempt.values["status"],
         started,
         result=poll.result,

@@ -1,27 +1,79 @@
 """Writing an attempt's outcome through the job state machine, then what follows commit:
-the staged messages, the ended-job metric and the cache write."""
+the staged messages, the ended-job metric and the cache write.
+
+A commit can fail two ways. A transient failure (the database is down or busy) keeps the
+provider's answer for the next attempt and lets the message be retried; the job's lease
+lapses and whoever takes it over uses the kept answer instead of paying again. Any other
+failure (an encoding error, a constraint) would fail the same way forever, so the job is
+stopped: dead-lettered with the reason, its cost recorded, never called again.
+"""
+
+import logging
+
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from infra import metrics
+from infra.scrub import scrub
+from schema.errors import ErrorClass
+from schema.tables import utcnow
 from store import lifecycle
-from store.moves import Claim, Outcome
+from store.moves import AttemptRecord, Claim, Outcome
 from workers.context import bind_job
-from workers.execution.attempt import CacheWrite
+from workers.execution.attempt import Attempted
 from workers.runtime import Runtime
 
+logger = logging.getLogger(__name__)
 
-def commit(
-    runtime: Runtime, claim: Claim, outcome: Outcome, cache: CacheWrite | None = None
-) -> None:
+TRANSIENT = (OperationalError, InterfaceError, DisconnectionError, PoolTimeoutError)
+# Columns of a failed commit's attempt that are numbers, so storable whatever broke.
+COUNTS = ("input_tokens", "output_tokens", "images", "video_seconds", "predict_seconds")
+
+
+def commit(runtime: Runtime, claim: Claim, attempted: Attempted | Outcome) -> None:
     """Record the outcome in one transaction if the job is still ours; a result is cached
     only when it became the job's."""
+    if isinstance(attempted, Outcome):
+        attempted = Attempted(attempted)
+    outcome = attempted.outcome
     if outcome.attempt is not None:
         values = outcome.attempt.values
         route, _, model = claim.current_model.partition("/")
         metrics.attempt_made(route, model, values)
         if values.get("provider_request_id"):
             bind_job(provider_request_id=values["provider_request_id"])
-    with runtime.sessions.begin() as session:
-        moved = lifecycle.finish(session, runtime.settings, claim, outcome)
-    lifecycle.publish(runtime.sessions, runtime.broker, moved)
-    if moved.changed and cache is not None:
+    try:
+        with runtime.sessions.begin() as session:
+            moved = lifecycle.finish(session, runtime.settings, claim, outcome)
+    except TRANSIENT:
+        if attempted.answer is not None:
+            runtime.kept.keep(claim.job_id, claim.current_model, attempted.answer)
+        raise
+    except Exception as exc:
+        logger.exception("job %s: its outcome cannot be stored; stopping it", claim.job_id)
+        with runtime.sessions.begin() as session:
+            moved = lifecycle.stop(session, runtime.settings, claim, _unstorable(outcome, exc))
+    moved.publish(runtime.sessions, runtime.broker)
+    if moved.changed and attempted.cache is not None:
+        cache = attempted.cache
         runtime.cache.put(cache.key, cache.value, cache.ttl_s)
+
+
+def _unstorable(outcome: Outcome, exc: Exception) -> AttemptRecord:
+    """The attempt of an outcome that could not be stored: what it used and cost, and why
+    the job stops, in values that store whatever broke."""
+    values = outcome.attempt.values if outcome.attempt else {}
+    reason = scrub(
+        f"the outcome could not be stored ({type(exc).__name__}); "
+        "the job was stopped so that the provider is not called again"
+    )
+    return AttemptRecord(
+        {
+            **{key: values[key] for key in COUNTS if key in values},
+            "status": "failed",
+            "error_class": ErrorClass.UNSTORABLE,
+            "error_message": reason,
+            "cost_micros": outcome.spent_micros,
+            "finished_at": utcnow(),
+        }
+    )

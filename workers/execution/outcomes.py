@@ -40,11 +40,9 @@ def usage_columns(usage: dict[str, float]) -> dict[str, Any]:
     }
 
 
-def attempt_row(
-    claim: Claim,
-    call: Call | None,
+def attempt_record(
     status: str,
-    started: Started,
+    started: Started | None = None,
     *,
     result: ProviderResult | None = None,
     error: AttemptError | None = None,
@@ -52,55 +50,30 @@ def attempt_row(
     http_status: int | None = None,
     request_id: str | None = None,
 ) -> AttemptRecord:
-    """A whole attempt row, for an attempt that ends with this call."""
-    return AttemptRecord(
-        {
-            "job_id": claim.job_id,
-            "number": claim.attempt,
-            "route": call.route.name if call else claim.current_model.partition("/")[0],
-            "model": claim.current_model,
-            "status": status,
-            "error_class": error.error_class if error else None,
-            "error_message": error.message if error else None,
+    """The values that close an attempt's row; ``started`` times an attempt that ends with
+    this call (a poll that closes an async job's attempt has none)."""
+    values: dict[str, Any] = {
+        "status": status,
+        "error_class": error.error_class if error else None,
+        "error_message": error.message if error else None,
+        **usage_columns(result.usage if result else {}),
+        "cost_micros": cost,
+        "finished_at": utcnow(),
+    }
+    if started is not None:
+        values |= {
             "http_status": http_status or (error.http_status if error else None),
             "provider_request_id": request_id or (error.request_id if error else None),
-            **usage_columns(result.usage if result else {}),
-            "cost_micros": cost,
             "latency_ms": started.latency_ms(),
-            "started_at": started.at,
-            "finished_at": utcnow(),
         }
-    )
-
-
-def closing_attempt(
-    status: str,
-    *,
-    result: ProviderResult | None = None,
-    error: AttemptError | None = None,
-    cost: int = 0,
-) -> AttemptRecord:
-    """The columns that close the attempt row written when an async job was submitted."""
-    return AttemptRecord(
-        {
-            "status": status,
-            "error_class": error.error_class if error else None,
-            "error_message": error.message if error else None,
-            **usage_columns(result.usage if result else {}),
-            "cost_micros": cost,
-            "finished_at": utcnow(),
-        },
-        closes_submitted=True,
-    )
+    return AttemptRecord(values)
 
 
 def succeeded(
     claim: Claim, call: Call, result: ProviderResult, started: Started, *, cached: bool = False
 ) -> Outcome:
     cost = 0 if cached else cost_micros(call.spec, result.usage)
-    attempt = attempt_row(
-        claim,
-        call,
+    attempt = attempt_record(
         "cached" if cached else "succeeded",
         started,
         result=result,
@@ -129,13 +102,9 @@ def still_running(poll: PollResult, delay_s: float) -> Outcome:
     return Outcome(JobStatus.WAITING, values, next=NextMessage(POLL_JOB, delay_s))
 
 
-def submitted(
-    claim: Claim, call: Call, poll: PollResult, started: Started, delay_s: float
-) -> Outcome:
+def submitted(poll: PollResult, started: Started, delay_s: float) -> Outcome:
     """An async job its provider accepted: the job waits, polled in ``delay_s``."""
-    attempt = attempt_row(
-        claim,
-        call,
+    attempt = attempt_record(
         "submitted",
         started,
         http_status=poll.http_status,
@@ -154,13 +123,13 @@ def provider_job_ended(claim: Claim, call: Call, poll: PollResult) -> Outcome:
     """A provider job that is done: succeeded (with its cost), or failed or canceled there."""
     if poll.state == AsyncState.SUCCEEDED and poll.result is not None:
         cost = cost_micros(call.spec, poll.result.usage)
-        attempt = closing_attempt("succeeded", result=poll.result, cost=cost)
+        attempt = attempt_record("succeeded", result=poll.result, cost=cost)
         values = success_values(claim, poll.result, cached=False)
         return Outcome(JobStatus.SUCCEEDED, values, attempt, cost)
     error = poll.error or ProviderError(
         ErrorClass.PROVIDER_JOB_FAILED, f"provider job {poll.state}", retryable=False
     )
-    return after_failure(error, end(error), closing_attempt("failed", error=error))
+    return after_failure(error, end(error), attempt_record("failed", error=error))
 
 
 def after_failure(error: AttemptError, decision: Decision, attempt: AttemptRecord) -> Outcome:

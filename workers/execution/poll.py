@@ -15,7 +15,7 @@ from store.moves import Claim
 from workers.execution.calls import Call, prepare
 from workers.execution.claims import bind, lease_s, recheck_later
 from workers.execution.commit import commit
-from workers.execution.outcomes import after_failure, closing_attempt
+from workers.execution.outcomes import after_failure, attempt_record
 from workers.execution.policy import end
 from workers.execution.waiting import polled
 from workers.providers import AsyncState, PollResult
@@ -58,7 +58,7 @@ def poll_job(runtime: Runtime, job_id: str) -> None:
             _cancel_quietly(runtime, call, claim.provider_job_id)
             error = late
         if not error.retryable or call is None:
-            attempt = closing_attempt("failed", error=error)
+            attempt = attempt_record("failed", error=error)
             commit(runtime, claim, after_failure(error, end(error), attempt))
             return
         poll = PollResult(claim.provider_job_id, AsyncState.RUNNING, error.request_id, 0)

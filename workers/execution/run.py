@@ -7,6 +7,7 @@ from infra.scrub import scrub
 from schema.errors import AttemptError, ErrorClass, JobStop
 from schema.jobs import JobStatus
 from schema.names import RUN_JOB
+from schema.pricing import max_cost_micros
 from schema.tables import Job, utcnow
 from store import lifecycle, outbox
 from store.moves import Claim, Outcome
@@ -16,7 +17,7 @@ from workers.execution.calls import Call, chain, next_in_chain, prepare
 from workers.execution.claims import bind, lease_s, recheck_later
 from workers.execution.commit import commit
 from workers.execution.feedback import report_failure
-from workers.execution.outcomes import Started, after_failure, attempt_row
+from workers.execution.outcomes import Started, after_failure, attempt_record
 from workers.execution.policy import Situation, decide
 from workers.runtime import Runtime
 
@@ -35,6 +36,7 @@ def run_job(runtime: Runtime, job_id: str, booked: bool = False) -> None:
         logger.warning("run_job: no job %s", job_id)
         return
     admitted = None
+    lost_cost = 0
     lapsed = job.lease_expires_at is not None and job.lease_expires_at < utcnow()
     if job.status == JobStatus.QUEUED or (job.status == JobStatus.RUNNING and lapsed):
         try:
@@ -42,6 +44,8 @@ def run_job(runtime: Runtime, job_id: str, booked: bool = False) -> None:
         except JobStop:
             call = None
         if call is not None:
+            if job.status == JobStatus.RUNNING:
+                lost_cost = _lost_cost(runtime, job.id, call)
             verdict = admit(runtime, job, call.route, call.model, call.input, booked)
             if isinstance(verdict, CircuitOpen):
                 if not _fall_back_now(runtime, job):
@@ -53,7 +57,7 @@ def run_job(runtime: Runtime, job_id: str, booked: bool = False) -> None:
                 return
             admitted = verdict
     try:
-        ran = _run_claimed(runtime, job, admitted)
+        ran = _run_claimed(runtime, job, admitted, lost_cost)
     finally:
         if admitted is not None:
             runtime.limiter.release_slot(admitted.slot)
@@ -61,10 +65,19 @@ def run_job(runtime: Runtime, job_id: str, booked: bool = False) -> None:
         runtime.breaker.release_probe(admitted.slot.route)
 
 
-def _run_claimed(runtime: Runtime, job: Job, admitted: Admitted | None) -> bool:
+def _lost_cost(runtime: Runtime, job_id: str, call: Call) -> int:
+    """What the attempt of a lost worker is taken to have cost: the request's maximum, unless
+    the worker kept its answer, whose real cost the next attempt records."""
+    if runtime.kept.holds(job_id):
+        return 0
+    return max_cost_micros(call.route.protocol, call.spec, call.input)
+
+
+def _run_claimed(runtime: Runtime, job: Job, admitted: Admitted | None, lost_cost: int) -> bool:
     """Claim the job and run one attempt; False if it was not ours to run."""
     with runtime.sessions.begin() as session:
-        claim = lifecycle.claim(session, job.id, lease_s(runtime, job.current_model))
+        lease = lease_s(runtime, job.current_model)
+        claim = lifecycle.claim(session, job.id, lease, lost_cost_micros=lost_cost)
         recheck = None if claim else recheck_later(session, job.id, RUN_JOB, JobStatus.RUNNING)
     if recheck is not None:
         outbox.send(runtime.sessions, runtime.broker, [recheck])
@@ -75,8 +88,11 @@ def _run_claimed(runtime: Runtime, job: Job, admitted: Admitted | None) -> bool:
     call = None
     try:
         call = prepare(runtime.routes, claim.model, claim.current_model, claim.input)
-        if claim.route_attempt > call.route.max_attempts:
-            lost = f"attempts exhausted: the worker holding attempt {claim.attempt - 1} was lost"
+        if claim.lost_workers >= runtime.settings.job_max_lost_workers:
+            lost = (
+                f"the job's worker was lost {claim.lost_workers} times in a row; "
+                "the job itself may be what kills them"
+            )
             raise JobStop(ErrorClass.WORKER_LOST, lost)
         if claim.deadline_at is not None and utcnow() >= claim.deadline_at:
             raise JobStop(ErrorClass.DEADLINE, "the job's deadline passed")
@@ -89,7 +105,7 @@ def _run_claimed(runtime: Runtime, job: Job, admitted: Admitted | None) -> bool:
         logger.exception("run_job: %s broke in the adapter", job.id)
         broke = JobStop(ErrorClass.INTERNAL, scrub(f"{type(exc).__name__}: {exc}"))
         attempted = Attempted(_failed(runtime, claim, None, broke, started))
-    commit(runtime, claim, attempted.outcome, attempted.cache)
+    commit(runtime, claim, attempted)
     return True
 
 
@@ -107,7 +123,7 @@ def _failed(
         now=utcnow(),
         may_continue=call is not None,
     )
-    attempt = attempt_row(claim, call, "failed", started, error=error)
+    attempt = attempt_record("failed", started, error=error)
     return after_failure(error, decide(error, situation), attempt)
 
 
