@@ -22,6 +22,9 @@ class UsageRow(BaseModel):
     images: int
     video_seconds: float
     cost_usd: float
+    estimated_cost_usd: float = Field(
+        0.0, description="Part of cost_usd estimated from requests: attempts of lost workers."
+    )
 
 
 class BudgetView(BaseModel):

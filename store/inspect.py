@@ -5,6 +5,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from schema.pricing import usd
 from schema.tables import Job, JobAttempt
 from store.jobs import view
 
@@ -30,6 +31,8 @@ def job_with_attempts(session: Session, job_id: str) -> dict[str, Any] | None:
                 "http_status": a.http_status,
                 "provider_request_id": a.provider_request_id,
                 "usage": a.usage,
+                "cost_usd": usd(a.cost_micros),
+                "cost_estimated": a.cost_estimated,
                 "latency_ms": a.latency_ms,
                 "started_at": a.started_at.isoformat(),
             }

@@ -27,6 +27,9 @@ def report(
             func.sum(cast(JobAttempt.images, Integer)).label("images"),
             func.sum(JobAttempt.video_seconds).label("video_seconds"),
             func.sum(JobAttempt.cost_micros).label("cost_micros"),
+            func.sum(case((JobAttempt.cost_estimated, JobAttempt.cost_micros), else_=0)).label(
+                "estimated_micros"
+            ),
         )
         .join(Job, Job.id == JobAttempt.job_id)
         .where(JobAttempt.finished_at >= start, JobAttempt.finished_at < end)
@@ -55,6 +58,7 @@ def _row(values) -> UsageRow:  # type: ignore[no-untyped-def]
         images=values["images"] or 0,
         video_seconds=float(values["video_seconds"] or 0),
         cost_usd=usd(values["cost_micros"] or 0),
+        estimated_cost_usd=usd(values["estimated_micros"] or 0),
     )
 
 
@@ -69,6 +73,7 @@ def _sum(rows: list[UsageRow]) -> UsageRow:
         images=sum(r.images for r in rows),
         video_seconds=sum(r.video_seconds for r in rows),
         cost_usd=round(sum(r.cost_usd for r in rows), 6),
+        estimated_cost_usd=round(sum(r.estimated_cost_usd for r in rows), 6),
     )
 
 

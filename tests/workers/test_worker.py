@@ -209,6 +209,9 @@ def test_lost_workers_use_no_route_attempts_and_their_cost_is_estimated(
         assert (job.route_attempts, job.lost_workers) == (1, 0)
         assert job.cost_micros == sum(a.cost_micros for a in attempts)
     assert sim_calls() == 1
+    total = client.get("/v1/usage", headers=auth).json()["total"]
+    assert total["attempts"] == 3
+    assert total["estimated_cost_usd"] == sum(a.cost_micros for a in attempts[:2]) / 1_000_000
 
 
 def test_a_lapsed_lease_is_taken_over_and_the_job_finishes(client, auth, runtime) -> None:
