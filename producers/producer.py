@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from infra.brokers import make_broker
 from infra.db import make_engine, make_sessions
+from infra.known_secrets import register_configured
 from infra.redis_conn import connect, redis_url
 from producers.enqueue_rate import EnqueueRate
 from producers.submit import check
@@ -49,6 +50,7 @@ class Producer:
         self.sessions = make_sessions(self.engine)
         self.broker = broker or make_broker(self.settings, consumer=False)
         self.routes = routes or load_routes(self.settings.routes_file)
+        register_configured(self.settings, self.routes)
         url = redis_url(self.settings)
         # Redis for tenant activity, enqueue rate and circuits, whichever the broker is.
         self.redis = connect(url)
