@@ -1,7 +1,8 @@
 """One JSON error shape for every failure: ``{"error": {"type", "message", "errors"?}}``.
 
-No handler ever returns a stack trace; a database that cannot be reached is a 503 with
-Retry-After, so a producer knows to try again and that nothing was stored.
+No handler ever returns a stack trace, nor a secret (messages are scrubbed); a database
+that cannot be reached is a 503 with Retry-After, so a producer knows to try again and
+that nothing was stored.
 """
 
 import logging
@@ -12,6 +13,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 
+from infra.scrub import scrub_value
 from producers.enqueue_rate import EnqueueRateExceededError
 from schema.errors import FieldError, GenqError, InvalidInputError
 from schema.pricing import usd
@@ -45,7 +47,7 @@ def error_response(
     body: dict[str, object] = {"type": type, "message": message}
     if errors is not None:
         body["errors"] = errors
-    return JSONResponse({"error": body}, status_code=status, headers=headers)
+    return JSONResponse({"error": scrub_value(body)}, status_code=status, headers=headers)
 
 
 def _field(loc: tuple[str | int, ...]) -> str:
