@@ -220,10 +220,7 @@ def check_api_key(request: Request, expected: str | None) -> str:
         raise OpenAIError(401, NO_KEY_MESSAGE)
     if expected is not None and token != expected:
         shown = token if request.app.state.config.echo_keys else mask_key(token)
-        message = (
-            f"Incorrect API key provided: {shown}. "
-            f"You can find your API key at {KEYS_URL}."
-        )
+        message = f"Incorrect API key provided: {shown}. You can find your API key at {KEYS_URL}."
         raise OpenAIError(401, message, code="invalid_api_key")
     return token
 
