@@ -19,6 +19,7 @@ from infra.known_secrets import register_configured
 from infra.redis_conn import connect, redis_url
 from producers.enqueue_rate import EnqueueRate
 from producers.submit import check
+from producers.webhook_test_rate import WebhookTestRate
 from schema.errors import FieldError, InvalidInputError, Loc
 from schema.jobs import BatchItem, JobCreate, JobStatus, JobView
 from schema.names import active_tenants_key
@@ -55,6 +56,7 @@ class Producer:
         # Redis for tenant activity, enqueue rate and circuits, whichever the broker is.
         self.redis = connect(url)
         self.enqueue_rate = EnqueueRate(url)
+        self.webhook_test_rate = WebhookTestRate(url, self.settings.webhook_test_sends_per_minute)
         self.webhooks = Webhooks(self.sessions, self.settings, self._send)
 
     def submit(
