@@ -31,6 +31,14 @@ def _logging(settings: Settings) -> None:
     configure_logging(settings.log_format, settings.log_level)
 
 
+def _register_secrets(settings: Settings) -> None:
+    """Register the configured provider keys and secret settings for redaction."""
+    from infra.known_secrets import register_configured
+    from schema.routes import load_routes
+
+    register_configured(settings, load_routes(settings.routes_file))
+
+
 @app.command()
 def migrate() -> None:
     """Create or upgrade the database schema."""
@@ -102,6 +110,7 @@ def scheduler() -> None:
 
     settings = Settings()
     _logging(settings)
+    _register_secrets(settings)
     init_error_reports(settings, "scheduler")
     require_migrated(settings)
     serve_metrics(settings.scheduler_metrics_port)
@@ -226,14 +235,17 @@ def usage(
 
 @jobs.command("show")
 def jobs_show(job_id: Annotated[str, typer.Argument(help="A job id (job_…).")]) -> None:
-    """Print a job and its attempts as JSON."""
+    """Print a job and its attempts as JSON, every configured secret redacted."""
+    from infra.scrub import scrub_known, scrub_value
     from store.inspect import job_with_attempts
 
-    with open_store(Settings()) as store, store.sessions() as session:
+    settings = Settings()
+    _register_secrets(settings)
+    with open_store(settings) as store, store.sessions() as session:
         found = job_with_attempts(session, job_id)
     if found is None:
         fail(f"no job {job_id!r}")
-    typer.echo(json.dumps(found, indent=2, default=str))
+    typer.echo(json.dumps(scrub_value(found, scrub_known), indent=2, default=str))
 
 
 @app.command()

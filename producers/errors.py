@@ -1,7 +1,8 @@
 """One JSON error shape for every failure: ``{"error": {"type", "message", "errors"?}}``.
 
-No handler ever returns a stack trace; a database that cannot be reached is a 503 with
-Retry-After, so a producer knows to try again and that nothing was stored.
+No handler ever returns a stack trace, nor a secret (messages are scrubbed); a database
+that cannot be reached is a 503 with Retry-After, so a producer knows to try again and
+that nothing was stored.
 """
 
 import logging
@@ -12,10 +13,13 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 
+from infra.scrub import scrub_value
 from producers.enqueue_rate import EnqueueRateExceededError
+from producers.webhook_test_rate import WebhookTestRateExceededError
 from schema.errors import FieldError, GenqError, InvalidInputError
 from schema.pricing import usd
 from store.budgets import BudgetExceededError
+from store.webhook_endpoints import EndpointLimitError
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +49,7 @@ def error_response(
     body: dict[str, object] = {"type": type, "message": message}
     if errors is not None:
         body["errors"] = errors
-    return JSONResponse({"error": body}, status_code=status, headers=headers)
+    return JSONResponse({"error": scrub_value(body)}, status_code=status, headers=headers)
 
 
 def _field(loc: tuple[str | int, ...]) -> str:
@@ -117,6 +121,18 @@ def _enqueue_rate(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _webhook_test_rate(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, WebhookTestRateExceededError)
+    headers = {"Retry-After": str(exc.retry_after_s)}
+    return error_response(429, "rate_limited", str(exc), headers=headers)
+
+
+def _endpoint_limit(_: Request, exc: Exception) -> JSONResponse:
+    """A 409, not a 429: waiting does not help, deleting an endpoint does."""
+    assert isinstance(exc, EndpointLimitError)
+    return error_response(409, "limit_exceeded", str(exc))
+
+
 def _database_down(_: Request, exc: Exception) -> JSONResponse:
     logger.error("database unavailable: %s", type(exc).__name__)
     return error_response(
@@ -145,6 +161,8 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(BudgetExceededError, _over_budget)
     app.add_exception_handler(EnqueueRateExceededError, _enqueue_rate)
+    app.add_exception_handler(WebhookTestRateExceededError, _webhook_test_rate)
+    app.add_exception_handler(EndpointLimitError, _endpoint_limit)
     app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(OperationalError, _database_down)
     app.add_exception_handler(DBAPIError, _database_error)

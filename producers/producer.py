@@ -15,9 +15,11 @@ from sqlalchemy.exc import IntegrityError
 
 from infra.brokers import make_broker
 from infra.db import make_engine, make_sessions
+from infra.known_secrets import register_configured
 from infra.redis_conn import connect, redis_url
 from producers.enqueue_rate import EnqueueRate
 from producers.submit import check
+from producers.webhook_test_rate import WebhookTestRate
 from schema.errors import FieldError, InvalidInputError, Loc
 from schema.jobs import BatchItem, JobCreate, JobStatus, JobView
 from schema.names import active_tenants_key
@@ -49,10 +51,12 @@ class Producer:
         self.sessions = make_sessions(self.engine)
         self.broker = broker or make_broker(self.settings, consumer=False)
         self.routes = routes or load_routes(self.settings.routes_file)
+        register_configured(self.settings, self.routes)
         url = redis_url(self.settings)
         # Redis for tenant activity, enqueue rate and circuits, whichever the broker is.
         self.redis = connect(url)
         self.enqueue_rate = EnqueueRate(url)
+        self.webhook_test_rate = WebhookTestRate(url, self.settings.webhook_test_sends_per_minute)
         self.webhooks = Webhooks(self.sessions, self.settings, self._send)
 
     def submit(

@@ -1,7 +1,9 @@
 """The /v1 webhook API: a tenant's endpoints, signing secrets and delivery log."""
 
+import logging
 from typing import Annotated
 
+import redis
 from fastapi import APIRouter, Query, Request, Response
 
 from producers.app_state import producer_of
@@ -25,6 +27,8 @@ from store.cursors import InvalidCursorError
 from store.webhook_deliveries import DeliveryFilter
 from store.webhooks import Webhooks
 
+logger = logging.getLogger(__name__)
+
 router = APIRouter(prefix="/v1", tags=["webhooks"])
 
 Limit = Annotated[int, Query(ge=1, le=100)]
@@ -42,10 +46,15 @@ def _no_delivery(delivery_id: str) -> ApiError:
     return ApiError(404, "not_found", f"no webhook delivery {delivery_id!r}")
 
 
-@router.post("/webhook-endpoints", status_code=201)
+@router.post(
+    "/webhook-endpoints",
+    status_code=201,
+    responses={409: {"description": "The tenant has GENQ_WEBHOOK_MAX_ENDPOINTS endpoints."}},
+)
 def create_endpoint(body: EndpointCreate, tenant_id: Tenant, request: Request) -> EndpointView:
     """Add an endpoint. The response holds its signing secret: store it, it is not shown
-    again (rotate to get a new one)."""
+    again (rotate to get a new one). A tenant has at most GENQ_WEBHOOK_MAX_ENDPOINTS
+    endpoints (409 past it: delete one first)."""
     return _webhooks(request).create_endpoint(tenant_id, body)
 
 
@@ -99,13 +108,31 @@ def rotate_default_secret(
     return _webhooks(request).rotate_default_secret(tenant_id, body and body.grace_s)
 
 
-@router.post("/webhook-endpoints/{endpoint_id}/test", status_code=202)
+@router.post(
+    "/webhook-endpoints/{endpoint_id}/test",
+    status_code=202,
+    responses={429: {"description": "Past GENQ_WEBHOOK_TEST_SENDS_PER_MINUTE; see Retry-After."}},
+)
 def test_endpoint(endpoint_id: str, tenant_id: Tenant, request: Request) -> DeliveryView:
-    """Send a ``webhook.test`` event to the endpoint; follow it in the delivery log."""
-    delivery = _webhooks(request).send_test(tenant_id, endpoint_id)
+    """Send a ``webhook.test`` event to the endpoint; follow it in the delivery log. At
+    most GENQ_WEBHOOK_TEST_SENDS_PER_MINUTE per endpoint (429 with Retry-After past it)."""
+    webhooks = _webhooks(request)
+    if webhooks.endpoint(tenant_id, endpoint_id) is None:
+        raise _no_endpoint(endpoint_id)
+    _count_test_send(request, endpoint_id)
+    delivery = webhooks.send_test(tenant_id, endpoint_id)
     if delivery is None:
         raise _no_endpoint(endpoint_id)
     return delivery
+
+
+def _count_test_send(request: Request, endpoint_id: str) -> None:
+    """Apply the endpoint's test-send rate; if Redis cannot say, let the send go (it waits
+    in the outbox for the broker, on the same Redis, anyway)."""
+    try:
+        producer_of(request).webhook_test_rate.hit(endpoint_id)
+    except redis.RedisError:
+        logger.warning("webhook test rate unavailable; not limiting", exc_info=True)
 
 
 @router.post("/webhook-endpoints/{endpoint_id}/recover", status_code=202)

@@ -110,6 +110,12 @@ class Settings(BaseSettings):
         16_384, ge=2048, description="Largest event body; a larger output is sent as a URL."
     )
     webhook_https_only: bool = Field(False, description="Refuse plain-http receivers.")
+    webhook_max_endpoints: int = Field(
+        16, gt=0, description="Webhook endpoints a tenant may have (Stripe's limit too)."
+    )
+    webhook_test_sends_per_minute: int = Field(
+        5, gt=0, description="Test sends (POST …/test) allowed per endpoint per minute."
+    )
     webhook_allow_networks: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="CIDRs opened to webhooks despite the SSRF guard, comma-separated "

@@ -22,6 +22,8 @@ class SimConfig(BaseModel):
     """Added to every request before answering."""
     api_key: str | None = None
     """The only API key accepted; when None any non-empty key is."""
+    echo_keys: bool = False
+    """Quote a rejected key in full in the 401, as some OpenAI-compatible servers do."""
     rpm_limit: int = Field(default=10_000, ge=1)
     """Requests per minute, enforced per API key and protocol family."""
     tpm_limit: int = Field(default=2_000_000, ge=1)

@@ -219,10 +219,8 @@ def check_api_key(request: Request, expected: str | None) -> str:
     if scheme.lower() != "bearer" or not token:
         raise OpenAIError(401, NO_KEY_MESSAGE)
     if expected is not None and token != expected:
-        message = (
-            f"Incorrect API key provided: {mask_key(token)}. "
-            f"You can find your API key at {KEYS_URL}."
-        )
+        shown = token if request.app.state.config.echo_keys else mask_key(token)
+        message = f"Incorrect API key provided: {shown}. You can find your API key at {KEYS_URL}."
         raise OpenAIError(401, message, code="invalid_api_key")
     return token
 

@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from infra.scrub import register_secret
 from schema.errors import ConflictError, NotFoundError
 from schema.tables import AdminKey, utcnow
 from store.ids import new_id
@@ -39,6 +40,7 @@ def create_admin_key(session: Session, name: str) -> NewAdminKey:
     if session.scalar(select(AdminKey.id).where(AdminKey.name == name)) is not None:
         raise AdminKeyExistsError(f"an admin key named {name!r} already exists")
     key = KEY_PREFIX + secrets.token_urlsafe(32)
+    register_secret(key)
     session.add(AdminKey(id=new_id("adm"), name=name, key_hash=hash_key(key)))
     return NewAdminKey(name, key)
 
@@ -60,11 +62,15 @@ def list_admin_keys(session: Session) -> list[AdminKeyInfo]:
 
 
 def authenticate_admin(session: Session, key: str) -> str | None:
-    """The name of the live admin key ``key``, or None (tenant keys included)."""
+    """The name of the live admin key ``key``, or None (tenant keys included); a live key
+    is registered for redaction."""
     if not key.startswith(KEY_PREFIX):
         return None
-    return session.scalar(
+    name = session.scalar(
         select(AdminKey.name).where(
             AdminKey.key_hash == hash_key(key), AdminKey.revoked_at.is_(None)
         )
     )
+    if name is not None:
+        register_secret(key)
+    return name

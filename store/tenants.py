@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from infra.scrub import register_secret
 from schema.errors import ConflictError
 from schema.tables import ApiKey, Tenant
 from store.ids import new_id
@@ -59,6 +60,7 @@ def find_tenant(session: Session, ref: str) -> Tenant | None:
 
 def issue_key(session: Session, tenant_id: str) -> str:
     api_key = KEY_PREFIX + secrets.token_urlsafe(32)
+    register_secret(api_key)
     session.add(
         ApiKey(
             id=new_id("key"), tenant_id=tenant_id, prefix=api_key[:10], key_hash=hash_key(api_key)
@@ -68,11 +70,15 @@ def issue_key(session: Session, tenant_id: str) -> str:
 
 
 def authenticate(session: Session, api_key: str) -> str | None:
-    """The tenant id owning ``api_key``, or None for an unknown or revoked key."""
+    """The tenant id owning ``api_key``, or None for an unknown or revoked key; a live key
+    is registered for redaction."""
     if not api_key.startswith(KEY_PREFIX):
         return None
-    return session.scalar(
+    tenant_id = session.scalar(
         select(ApiKey.tenant_id).where(
             ApiKey.key_hash == hash_key(api_key), ApiKey.revoked_at.is_(None)
         )
     )
+    if tenant_id is not None:
+        register_secret(api_key)
+    return tenant_id

@@ -1,18 +1,30 @@
 """A tenant's webhook endpoints: create, read, update, delete, disable.
 
 Every URL passes the SSRF guard when it is stored, and again, resolved afresh, each
-time a worker sends to it.
+time a worker sends to it. A tenant has at most ``webhook_max_endpoints`` of them,
+enabled or not, so the events genq sends for it stay bounded.
 """
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from infra.destinations import Destination, Resolver, check_url, resolve_host
+from schema.errors import LimitExceededError
 from schema.settings import Settings
-from schema.tables import OutboxMessage, WebhookEndpoint, utcnow
+from schema.tables import OutboxMessage, Tenant, WebhookEndpoint, utcnow
 from schema.webhooks import EndpointCreate, EndpointUpdate, EndpointView
 from store import webhook_events, webhook_secrets
 from store.ids import new_id
+
+
+class EndpointLimitError(LimitExceededError):
+    """The tenant already has as many endpoints as it may."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"a tenant may have at most {limit} webhook endpoints; delete one to add another"
+        )
+        self.limit = limit
 
 
 def guard(settings: Settings, url: str, resolve: Resolver = resolve_host) -> Destination:
@@ -33,9 +45,11 @@ def create(
     request: EndpointCreate,
     resolve: Resolver = resolve_host,
 ) -> tuple[WebhookEndpoint, str]:
-    """Store a vetted endpoint with a new secret; return both (the secret only here)."""
+    """Store a vetted endpoint with a new secret; return both (the secret only here).
+    ``EndpointLimitError`` if the tenant has ``webhook_max_endpoints`` already."""
     url = str(request.url)
     guard(settings, url, resolve)
+    _lock_tenant(session, tenant_id)
     endpoint = WebhookEndpoint(
         id=new_id("whe"),
         tenant_id=tenant_id,
@@ -46,6 +60,7 @@ def create(
     )
     session.add(endpoint)
     session.flush()
+    _check_count(session, tenant_id, settings.webhook_max_endpoints)
     secret, _ = webhook_secrets.rotate(session, tenant_id, endpoint.id, grace_s=0)
     return endpoint, secret
 
@@ -122,6 +137,24 @@ def view(endpoint: WebhookEndpoint, secret: str | None = None) -> EndpointView:
         updated_at=endpoint.updated_at,
         secret=secret,
     )
+
+
+def _lock_tenant(session: Session, tenant_id: str) -> None:
+    """Serialize a tenant's endpoint creates, so concurrent ones cannot all pass the count:
+    FOR NO KEY UPDATE on PostgreSQL (new jobs' foreign keys do not wait for it). SQLite
+    has no row locks; there the insert before the count holds its one writer lock."""
+    session.execute(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update(key_share=True))
+
+
+def _check_count(session: Session, tenant_id: str, limit: int) -> None:
+    """Raise if the tenant now has more than ``limit`` endpoints (the caller rolls back)."""
+    count = session.scalar(
+        select(func.count())
+        .select_from(WebhookEndpoint)
+        .where(WebhookEndpoint.tenant_id == tenant_id)
+    )
+    if (count or 0) > limit:
+        raise EndpointLimitError(limit)
 
 
 def _types(event_types: list[str] | None) -> list[str] | None:

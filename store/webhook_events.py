@@ -2,7 +2,8 @@
 receiving URL, each with its outbox message, all in the caller's transaction.
 
 The body is serialized here, once, so every attempt and every resend sends the same
-bytes under the same ``webhook-id``.
+bytes under the same ``webhook-id``; every secret value the process knows is redacted
+from it first (by value only: a shape would mangle a model's output).
 """
 
 import json
@@ -13,6 +14,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from infra.scrub import scrub_known, scrub_value
 from schema.jobs import JobStatus, WebhookEventType
 from schema.names import DELIVER_WEBHOOK, WEBHOOKS_QUEUE
 from schema.settings import Settings
@@ -160,7 +162,11 @@ def _record(
 
 
 def encode_body(event_type: str, at: datetime, data: dict[str, Any]) -> str:
-    payload = {"type": event_type, "timestamp": _timestamp(at), "data": data}
+    payload = {
+        "type": event_type,
+        "timestamp": _timestamp(at),
+        "data": scrub_value(data, scrub_known),
+    }
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
 
 

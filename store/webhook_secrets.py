@@ -1,6 +1,7 @@
 """Webhook signing secrets: ``whsec_`` plus 32 random bytes in base64, as Standard Webhooks
 writes them. Rotation keeps the old secret signing for a grace period, so a receiver can
-switch to the new one without missing a delivery."""
+switch to the new one without missing a delivery. A secret made or loaded for signing is
+registered for redaction, with and without its prefix."""
 
 import base64
 import secrets
@@ -9,6 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, delete, or_, select, update
 from sqlalchemy.orm import Session
 
+from infra.scrub import register_secret
 from schema.tables import WebhookSecret, utcnow
 from schema.webhooks import SECRET_PREFIX
 
@@ -16,14 +18,16 @@ SECRET_BYTES = 32
 
 
 def new_secret() -> str:
-    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
+    secret = SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
+    _register(secret)
+    return secret
 
 
 def signing_secrets(session: Session, tenant_id: str, endpoint_id: str | None) -> list[str]:
     """The secrets that sign a delivery now, newest first: the endpoint's, or the tenant's
     default for a job's own ``webhook_url``."""
     now = utcnow()
-    return list(
+    found = list(
         session.scalars(
             select(WebhookSecret.secret)
             .where(
@@ -34,6 +38,8 @@ def signing_secrets(session: Session, tenant_id: str, endpoint_id: str | None) -
             .order_by(WebhookSecret.id.desc())
         )
     )
+    _register(*found)
+    return found
 
 
 def has_default_secret(session: Session, tenant_id: str) -> bool:
@@ -68,6 +74,10 @@ def rotate(
     session.add(WebhookSecret(tenant_id=tenant_id, endpoint_id=endpoint_id, secret=secret))
     session.flush()
     return secret, expires_at if retired else None
+
+
+def _register(*found: str) -> None:
+    register_secret(*found, *(secret.removeprefix(SECRET_PREFIX) for secret in found))
 
 
 def _owner(endpoint_id: str | None) -> ColumnElement[bool]:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from infra.db import make_engine, make_sessions
 from infra.destinations import Resolver, resolve_host
+from infra.known_secrets import register_configured
 from infra.redis_conn import connect, redis_url
 from schema.routes import Route, Routes, load_routes
 from schema.settings import Settings
@@ -101,13 +102,15 @@ def build_runtime(
     """A runtime whose services are made from ``settings``; a test passes its own engine and
     routes to share them."""
     engine = engine or make_engine(settings.database_url_value)
+    routes = routes or load_routes(settings.routes_file)
+    register_configured(settings, routes)
     client = connect(redis_url(settings))
     return Runtime(
         settings=settings,
         broker=broker,
         engine=engine,
         sessions=make_sessions(engine),
-        routes=routes or load_routes(settings.routes_file),
+        routes=routes,
         redis_client=client,
         cache=ResultCache(client),
         limiter=RateLimiter(client, horizon_ms=int(settings.rate_horizon_s * 1000)),

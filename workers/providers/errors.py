@@ -93,7 +93,8 @@ def from_response(response: httpx.Response, request_id: str | None) -> ProviderE
         error_class = ErrorClass.CONTENT_POLICY
     return ProviderError(
         error_class,
-        f"HTTP {status}: {message or response.reason_phrase or 'no message'}"[:1000],
+        # Scrubbed before it is cut, so no part of a secret is left at the cut.
+        f"HTTP {status}: {scrub(message or response.reason_phrase or 'no message')}"[:1000],
         retryable=is_retryable_status(status),
         http_status=status,
         retry_after_s=retry_after_s(response.headers),
