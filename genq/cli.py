@@ -56,13 +56,13 @@ def api(
     settings = Settings()
     _logging(settings)
     init_error_reports(settings, "api")
-    with open_store(settings) as store:
-        uvicorn.run(
-            create_app(Producer(settings, engine=store.engine)),
-            host=host or settings.api_host,
-            port=port or settings.api_port,
-            log_config=None,
-        )
+    require_migrated(settings)
+    uvicorn.run(
+        create_app(Producer(settings)),
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        log_config=None,
+    )
 
 
 @app.command()

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 
 from producers.enqueue_rate import EnqueueRateExceededError
@@ -146,6 +147,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(BudgetExceededError, _over_budget)
     app.add_exception_handler(EnqueueRateExceededError, _enqueue_rate)
     app.add_exception_handler(HTTPException, _http)
-    app.add_exception_handler(OperationalError, _database_down)
+    app.add_exception_handler(OperationalError, _database_down)  # also statement timeouts
+    app.add_exception_handler(PoolTimeoutError, _database_down)  # every connection is stuck
     app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(Exception, _unexpected)
