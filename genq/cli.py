@@ -64,13 +64,13 @@ def api(
     settings = Settings()
     _logging(settings)
     init_error_reports(settings, "api")
-    with open_store(settings) as store:
-        uvicorn.run(
-            create_app(Producer(settings, engine=store.engine)),
-            host=host or settings.api_host,
-            port=port or settings.api_port,
-            log_config=None,
-        )
+    require_migrated(settings)
+    uvicorn.run(
+        create_app(Producer(settings)),
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        log_config=None,
+    )
 
 
 @app.command()
@@ -83,6 +83,7 @@ def worker(
 
     settings = Settings()
     require_migrated(settings)
+    threads = threads or settings.worker_threads
     args = [
         sys.executable,
         "-m",
@@ -91,14 +92,20 @@ def worker(
         "--processes",
         str(processes or settings.worker_processes),
         "--threads",
-        str(threads or settings.worker_threads),
+        str(threads),
     ]
     try:
         env = worker_environment(settings, dict(os.environ))
     except MetricsPortTakenError as exc:
         typer.echo(f"genq: {exc}", err=True)
         raise typer.Exit(2) from None
-    # A fresh interpreter, so the metrics directory is set before any import reads it.
+    # Bounded prefetch: a killed worker strands only what it held (back on the queue after
+    # the broker's heartbeat timeout); Dramatiq's default is 2 per thread, and 1000 per
+    # thread of delayed messages.
+    env["dramatiq_queue_prefetch"] = str(settings.worker_prefetch or threads)
+    env["dramatiq_delay_queue_prefetch"] = str(settings.worker_delay_prefetch)
+    # A fresh interpreter, so the metrics directory and prefetch are set before any import
+    # reads them.
     os.execve(sys.executable, args, env)
 
 

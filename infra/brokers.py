@@ -34,8 +34,13 @@ def make_broker(settings: Settings, *, consumer: bool) -> dramatiq.Broker:
             confirm_delivery=True,
             middleware=middleware,
         )
+    # Every process passes the same heartbeat timeout: Dramatiq's random maintenance, run
+    # by any of them, decides with it which workers are dead (see infra/broker_upkeep.py).
     return RedisBroker(
-        client=connect(redis_url(settings)), namespace=BROKER_NAMESPACE, middleware=middleware
+        client=connect(redis_url(settings)),
+        namespace=BROKER_NAMESPACE,
+        middleware=middleware,
+        heartbeat_timeout=int(settings.broker_heartbeat_timeout_s * 1000),
     )
 
 

@@ -1,5 +1,7 @@
 """The database: engine and sessions for SQLite or PostgreSQL (psycopg 3), and migrations."""
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
@@ -11,6 +13,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session, sessionmaker
 
 import schema
+from schema.settings import Settings
 
 MIGRATIONS_DIR = Path(schema.__file__).with_name("migrations")
 
@@ -23,34 +26,74 @@ def normalize_url(url: str) -> URL:
     return parsed
 
 
-def _tune_sqlite(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
+@dataclass(frozen=True)
+class Timeouts:
+    """How long a caller waits on the database before it gives up with an error.
+
+    ``connect_s`` bounds connecting (libpq's ``connect_timeout``, also the TCP user timeout,
+    so a connection to a host that vanished fails instead of waiting minutes for TCP);
+    ``statement_s`` is PostgreSQL's ``statement_timeout`` and SQLite's busy timeout (a
+    locked or stuck store); ``pool_s`` is the wait for a free pooled connection.
+    """
+
+    connect_s: int = 5
+    statement_s: float | None = None
+    pool_s: float = 30.0
+
+    @classmethod
+    def for_api(cls, settings: Settings) -> "Timeouts":
+        """The producer's: short, so a store outage is a quick 503, not a hung request."""
+        return cls(
+            settings.api_db_connect_timeout_s,
+            settings.api_db_statement_timeout_s,
+            settings.api_db_pool_timeout_s,
+        )
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL and a busy timeout so processes can share it."""
+def _tune_sqlite(busy_ms: int) -> Callable[..., None]:
+    def tune(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+        cursor.close()
+
+    return tune
+
+
+def make_engine(url: str, timeouts: Timeouts = Timeouts()) -> Engine:
+    """An engine for ``url``; SQLite gets WAL and a busy timeout so processes can share it.
+    Without a statement timeout, SQLite waits 30 s for a lock and PostgreSQL has no limit."""
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, connect_args={"timeout": 30})
-        event.listen(engine, "connect", _tune_sqlite)
+        busy_s = timeouts.statement_s or 30.0
+        engine = create_engine(
+            parsed, connect_args={"timeout": busy_s}, pool_timeout=timeouts.pool_s
+        )
+        event.listen(engine, "connect", _tune_sqlite(int(busy_s * 1000)))
         return engine
+    options = "-c timezone=UTC"
+    if timeouts.statement_s is not None:
+        options += f" -c statement_timeout={int(timeouts.statement_s * 1000)}"
     return create_engine(
         parsed,
         pool_pre_ping=True,
         pool_size=10,
         max_overflow=20,
-        connect_args={"connect_timeout": 5, "options": "-c timezone=UTC"},
+        pool_timeout=timeouts.pool_s,
+        connect_args={
+            "connect_timeout": timeouts.connect_s,
+            "tcp_user_timeout": timeouts.connect_s * 1000,
+            "options": options,
+        },
     )
 
 
 def make_sessions(engine: Engine) -> sessionmaker[Session]:
+    """Sessions on ``engine`` whose objects stay readable after commit."""
     return sessionmaker(engine, expire_on_commit=False)
 
 

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 
 from infra.scrub import scrub_value
@@ -164,6 +165,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(WebhookTestRateExceededError, _webhook_test_rate)
     app.add_exception_handler(EndpointLimitError, _endpoint_limit)
     app.add_exception_handler(HTTPException, _http)
-    app.add_exception_handler(OperationalError, _database_down)
+    app.add_exception_handler(OperationalError, _database_down)  # also statement timeouts
+    app.add_exception_handler(PoolTimeoutError, _database_down)  # every connection is stuck
     app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 
 from infra.brokers import make_broker
-from infra.db import make_engine, make_sessions
+from infra.db import Timeouts, make_engine, make_sessions
 from infra.known_secrets import register_configured
 from infra.redis_conn import connect, redis_url
 from producers.enqueue_rate import EnqueueRate
@@ -47,7 +47,9 @@ class Producer:
         routes: Routes | None = None,
     ) -> None:
         self.settings = settings or Settings()
-        self.engine = engine or make_engine(self.settings.database_url_value)
+        self.engine = engine or make_engine(
+            self.settings.database_url_value, Timeouts.for_api(self.settings)
+        )
         self.sessions = make_sessions(self.engine)
         self.broker = broker or make_broker(self.settings, consumer=False)
         self.routes = routes or load_routes(self.settings.routes_file)

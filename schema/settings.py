@@ -51,6 +51,18 @@ class Settings(BaseSettings):
     batch_max_jobs: int = Field(100, gt=0, description="Most jobs in one batch request.")
     page_max: int = Field(100, gt=0, description="Largest page of GET /v1/jobs.")
 
+    # Fail fast when the store is down: a producer gets its 503 + Retry-After within about
+    # 3 s instead of hanging on a dead server (the API and the Python producer use these).
+    api_db_connect_timeout_s: int = Field(
+        2, ge=2, description="PostgreSQL connect timeout (libpq's minimum is 2 s)."
+    )
+    api_db_statement_timeout_s: float = Field(
+        3.0, gt=0, description="Longest statement (PostgreSQL) or lock wait (SQLite busy timeout)."
+    )
+    api_db_pool_timeout_s: float = Field(
+        2.0, gt=0, description="Longest wait for a free connection in the pool."
+    )
+
     tenant_rate_per_minute: int | None = Field(
         6000, gt=0, description="Jobs a tenant may enqueue per minute, unless its own is set."
     )
@@ -77,6 +89,29 @@ class Settings(BaseSettings):
         gt=0,
         description="How long a provider result that could not be committed is kept for the "
         "retry, so the provider is not paid twice.",
+    )
+    worker_prefetch: int = Field(
+        0, ge=0, description="Messages a worker process holds per queue; 0 = one per thread."
+    )
+    worker_delay_prefetch: int = Field(
+        1000, gt=0, description="Delayed messages a worker process holds until they are due."
+    )
+    broker_heartbeat_timeout_s: float = Field(
+        15.0,
+        gt=0,
+        description="A Redis-broker worker silent this long is dead: its messages "
+        "go back on the queue.",
+    )
+    broker_upkeep_interval_s: float = Field(
+        5.0,
+        gt=0,
+        description="How often the scheduler requeues dead workers' messages and "
+        "checks that the broker kept its data.",
+    )
+    resend_spread_s: float = Field(
+        5.0,
+        ge=0,
+        description="Re-sent messages are spread at random over this many seconds.",
     )
     relay_interval_s: float = Field(1.0, gt=0, description="How often the outbox is swept.")
     scheduler_lease_s: float = Field(

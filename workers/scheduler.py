@@ -1,22 +1,28 @@
 """The scheduler process: periodic work on APScheduler, done by one leader among its
 replicas (``workers/leader.py``): relay the outbox, re-send jobs whose worker died or
-whose poll message was lost, end queued jobs past their deadline, and send webhook
-deliveries whose next attempt is due."""
+whose poll message was lost, end queued jobs past their deadline, send webhook
+deliveries whose next attempt is due, and keep the broker honest: requeue dead workers'
+messages and re-send every open job when the broker lost its data
+(``infra/broker_upkeep.py`` says why)."""
 
 import logging
 from collections.abc import Callable
 
+import dramatiq
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import Counter, start_http_server
+from sqlalchemy.orm import Session, sessionmaker
 
+from infra.broker_upkeep import epoch_missing, maintainer, mark_epoch, requeue_orphans
 from infra.brokers import make_broker
 from infra.db import make_engine, make_sessions
 from infra.redis_conn import connect, redis_url
+from schema.names import JOBS_QUEUE, WEBHOOKS_QUEUE
 from schema.settings import Settings
 from store.outbox import relay_pending
 from workers.leader import Leadership
-from workers.sweeps import expire_overdue, resend_stalled
+from workers.sweeps import expire_overdue, resend_open, resend_stalled
 from workers.webhooks.dispatch import dispatch_due
 
 logger = logging.getLogger(__name__)
@@ -33,6 +39,26 @@ def serve_metrics(port: int) -> None:
         start_http_server(port)
     except OSError as exc:
         logger.warning("scheduler metrics: port %d: %s; not serving /metrics", port, exc)
+
+
+def broker_upkeep(
+    sessions: sessionmaker[Session], broker: dramatiq.Broker, settings: Settings
+) -> Callable[[], int]:
+    """The leader's broker upkeep: dead workers' messages back on their queues; every open
+    job re-sent once the broker is found to have lost its data. Returns how many it sent."""
+    twin = maintainer(broker)
+
+    def upkeep() -> int:
+        if twin is not None:
+            requeue_orphans(twin, [JOBS_QUEUE, WEBHOOKS_QUEUE])
+        if not epoch_missing(broker):
+            return 0
+        logger.warning("broker: no epoch marker (lost its data?); re-sending every open job")
+        sent = resend_open(sessions, broker, spread_s=settings.resend_spread_s)
+        mark_epoch(broker)  # only now: a re-send cut short is tried again next time
+        return sent
+
+    return upkeep
 
 
 def build_scheduler(settings: Settings) -> tuple[BlockingScheduler, Leadership]:
@@ -54,7 +80,14 @@ def build_scheduler(settings: Settings) -> tuple[BlockingScheduler, Leadership]:
             settings.relay_interval_s,
             lambda: relay_pending(sessions, broker, grace_s=settings.relay_grace_s),
         ),
-        "resend_stalled": (settings.sweep_interval_s, lambda: resend_stalled(sessions, broker)),
+        "resend_stalled": (
+            settings.sweep_interval_s,
+            lambda: resend_stalled(sessions, broker, spread_s=settings.resend_spread_s),
+        ),
+        "broker_upkeep": (
+            settings.broker_upkeep_interval_s,
+            broker_upkeep(sessions, broker, settings),
+        ),
         "dispatch_webhooks": (
             settings.relay_interval_s,
             lambda: dispatch_due(sessions, broker),

@@ -21,6 +21,7 @@ from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
 from genq.cli import app
+from infra.broker_upkeep import EPOCH_QUEUE, epoch_missing, mark_epoch
 from infra.brokers import make_broker
 from infra.db import make_sessions
 from producers import Producer
@@ -259,3 +260,21 @@ def test_readyz_pings_rabbitmq(rabbit_producer: Producer, rabbit_settings: Setti
     assert (up.status_code, up.json()["checks"]["broker"]) == (200, "ok")
     assert gone.status_code == 503
     assert gone.json()["checks"]["broker"].startswith("error")
+
+
+def test_the_epoch_marker_notices_a_rabbitmq_that_lost_its_queues(
+    rabbit_settings: Settings, rabbitmq_url: str
+) -> None:
+    broker = make_broker(rabbit_settings, consumer=False)
+    try:
+        mark_epoch(broker)
+        assert not epoch_missing(broker)
+        connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
+        connection.channel().queue_delete(EPOCH_QUEUE)  # as a node restarted empty would be
+        connection.close()
+
+        assert epoch_missing(broker)
+        mark_epoch(broker)
+        assert not epoch_missing(broker)
+    finally:
+        broker.close()

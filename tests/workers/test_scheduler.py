@@ -38,7 +38,7 @@ def test_one_leader_and_a_standby_takes_over_when_it_dies(runtime) -> None:
 
 def test_only_the_leading_scheduler_dispatches(settings, runtime, monkeypatch) -> None:
     calls: list[str] = []
-    monkeypatch.setattr("workers.scheduler.resend_stalled", lambda *a: calls.append("x") or 0)
+    monkeypatch.setattr("workers.scheduler.resend_stalled", lambda *a, **k: calls.append("x") or 0)
     quick = settings.model_copy(update={"sweep_interval_s": 0.05, "scheduler_lease_s": 3})
     (lead, lead_ship), (standby, standby_ship) = build_scheduler(quick), build_scheduler(quick)
     threads = [threading.Thread(target=s.start, daemon=True) for s in (lead, standby)]
