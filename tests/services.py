@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 from infra.db import normalize_url
 from infra.redis_conn import ensure_embedded_redis, stop_embedded_redis
@@ -37,7 +38,10 @@ def postgres_server(root: Path) -> Iterator[str]:
 def scratch_database(admin_url: str) -> Iterator[str]:
     """A new, empty database on the server of ``admin_url``, dropped afterwards."""
     name = f"genq_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(normalize_url(admin_url), isolation_level="AUTOCOMMIT")
+    # A connection per use: the session-long gap between CREATE and DROP outlives idle ones.
+    admin = create_engine(
+        normalize_url(admin_url), isolation_level="AUTOCOMMIT", poolclass=NullPool
+    )
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     try:
