@@ -4,9 +4,9 @@ Inputs are validated for what genq relies on and otherwise passed through as giv
 so a provider's newer parameters need no change here.
 """
 
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from schema.routes import Protocol
 
@@ -95,12 +95,47 @@ class VideoInput(BaseModel):
         return str(value) if isinstance(value, int) else value
 
 
+class VeoInstance(BaseModel):
+    """One Veo instance: a prompt, an image to animate, or both."""
+
+    model_config = ConfigDict(extra="allow")
+
+    prompt: str | None = Field(None, min_length=1, max_length=32000)
+    image: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _prompt_or_image(self) -> Self:
+        if self.prompt is None and self.image is None:
+            raise ValueError("give a 'prompt', an 'image', or both")
+        return self
+
+
+class VeoParameters(BaseModel):
+    """The parameters genq reads, in Google's camelCase; the others pass through."""
+
+    model_config = ConfigDict(extra="allow")
+
+    durationSeconds: int | None = Field(None, ge=4, le=8)
+    sampleCount: int | None = Field(None, ge=1, le=4)
+    storageUri: str | None = Field(None, pattern=r"^gs://")
+
+
+class VeoInput(BaseModel):
+    """Google Veo's ``predictLongRunning`` body: one instance and its parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    instances: list[VeoInstance] = Field(min_length=1, max_length=1)
+    parameters: VeoParameters | None = None
+
+
 INPUT_MODELS: dict[Protocol, type[BaseModel]] = {
     Protocol.OPENAI_CHAT: ChatInput,
     Protocol.ANTHROPIC_MESSAGES: AnthropicInput,
     Protocol.OPENAI_IMAGES: ImageInput,
     Protocol.REPLICATE_PREDICTIONS: PredictionInput,
     Protocol.OPENAI_VIDEOS: VideoInput,
+    Protocol.GOOGLE_VEO: VeoInput,
 }
 
 

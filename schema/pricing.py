@@ -16,6 +16,7 @@ CHARS_PER_TOKEN = 3
 TOKENS_PER_MESSAGE = 4
 TOKENS_PER_REQUEST = 3
 MICROS = 1_000_000
+VEO_DEFAULT_SECONDS = 8
 
 
 def estimate_tokens(text: str) -> int:
@@ -74,7 +75,15 @@ def max_cost_micros(protocol: Protocol, spec: ModelSpec, input: dict[str, Any]) 
         usage["predict_seconds"] = spec.max_duration_s or spec.expected_duration_s or 0
     elif protocol == Protocol.OPENAI_VIDEOS:
         usage["video_seconds"] = int(input.get("seconds") or 4)
+    elif protocol == Protocol.GOOGLE_VEO:
+        samples = int((input.get("parameters") or {}).get("sampleCount") or 1)
+        usage["video_seconds"] = veo_seconds(input) * samples
     return cost_micros(spec, usage)
+
+
+def veo_seconds(input: dict[str, Any]) -> int:
+    """Seconds of each video a Veo request makes (Veo's default when it names none)."""
+    return int((input.get("parameters") or {}).get("durationSeconds") or VEO_DEFAULT_SECONDS)
 
 
 def usd(micros: int) -> float:

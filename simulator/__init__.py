@@ -4,7 +4,7 @@ It answers like the provider would (same bodies, errors and headers) but
 deterministically and for free. Product code never imports it; it is only
 ever reached over HTTP.
 
-Served under /v1: OpenAI chat completions, images, videos and models;
+Served under /v1: OpenAI chat completions, images, videos and models; Google Veo;
 Anthropic messages; Replicate predictions. Each enforces per-key rate limits
 and can be made to fail on purpose (see `simulator.faults`). Under /_sim the
 simulator answers about itself (see `simulator.control`).

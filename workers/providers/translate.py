@@ -1,7 +1,8 @@
 """Carrying a job's input to a fallback route that speaks another protocol of the same kind.
 
 Chat moves between OpenAI and Anthropic shapes (system messages, a required
-``max_tokens``); images between OpenAI images and Replicate (a prompt and a count).
+``max_tokens``); images between OpenAI images and Replicate (a prompt and a count);
+videos between OpenAI videos and Google Veo (a prompt, a length, an orientation).
 """
 
 from typing import Any
@@ -72,9 +73,35 @@ def _prediction_to_images(input: dict[str, Any], spec: ModelSpec) -> dict[str, A
     return {"prompt": input.get("prompt", ""), "n": int(input.get("num_outputs") or 1)}
 
 
+VEO_MAX_SECONDS = 8
+PORTRAIT_SIZES = frozenset({"720x1280", "1024x1792"})
+
+
+def _video_to_veo(input: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
+    portrait = input.get("size") in PORTRAIT_SIZES
+    seconds = min(int(input.get("seconds") or 4), VEO_MAX_SECONDS)
+    return {
+        "instances": [{"prompt": input["prompt"]}],
+        "parameters": {"durationSeconds": seconds, "aspectRatio": "9:16" if portrait else "16:9"},
+    }
+
+
+def _veo_to_video(input: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
+    parameters = input.get("parameters") or {}
+    seconds = int(parameters.get("durationSeconds") or VEO_MAX_SECONDS)
+    portrait = parameters.get("aspectRatio") == "9:16"
+    return {
+        "prompt": input["instances"][0].get("prompt") or "",
+        "seconds": "4" if seconds <= 4 else "8",
+        "size": "720x1280" if portrait else "1280x720",
+    }
+
+
 _CONVERSIONS = {
     (Protocol.OPENAI_CHAT, Protocol.ANTHROPIC_MESSAGES): _openai_to_anthropic,
     (Protocol.ANTHROPIC_MESSAGES, Protocol.OPENAI_CHAT): _anthropic_to_openai,
     (Protocol.OPENAI_IMAGES, Protocol.REPLICATE_PREDICTIONS): _images_to_prediction,
     (Protocol.REPLICATE_PREDICTIONS, Protocol.OPENAI_IMAGES): _prediction_to_images,
+    (Protocol.OPENAI_VIDEOS, Protocol.GOOGLE_VEO): _video_to_veo,
+    (Protocol.GOOGLE_VEO, Protocol.OPENAI_VIDEOS): _veo_to_video,
 }
