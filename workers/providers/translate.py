@@ -1,7 +1,8 @@
 """Carrying a job's input to a fallback route that speaks another protocol of the same kind.
 
 Chat moves between OpenAI and Anthropic shapes (system messages, a required
-``max_tokens``); images between OpenAI images and Replicate (a prompt and a count).
+``max_tokens``); images between OpenAI images and Replicate (a prompt and a count); videos
+between OpenAI videos and fal (a prompt and a duration: ``"8"`` there, ``"8s"`` here).
 """
 
 from typing import Any
@@ -72,9 +73,25 @@ def _prediction_to_images(input: dict[str, Any], spec: ModelSpec) -> dict[str, A
     return {"prompt": input.get("prompt", ""), "n": int(input.get("num_outputs") or 1)}
 
 
+def _video_to_fal(input: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
+    converted = {"prompt": input["prompt"]}
+    if "seconds" in input:
+        converted["duration"] = f"{input['seconds']}s"
+    return converted
+
+
+def _fal_to_video(input: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
+    converted = {"prompt": input["prompt"]}
+    if input.get("duration"):
+        converted["seconds"] = str(input["duration"]).removesuffix("s")
+    return converted
+
+
 _CONVERSIONS = {
     (Protocol.OPENAI_CHAT, Protocol.ANTHROPIC_MESSAGES): _openai_to_anthropic,
     (Protocol.ANTHROPIC_MESSAGES, Protocol.OPENAI_CHAT): _anthropic_to_openai,
     (Protocol.OPENAI_IMAGES, Protocol.REPLICATE_PREDICTIONS): _images_to_prediction,
     (Protocol.REPLICATE_PREDICTIONS, Protocol.OPENAI_IMAGES): _prediction_to_images,
+    (Protocol.OPENAI_VIDEOS, Protocol.FAL_QUEUE): _video_to_fal,
+    (Protocol.FAL_QUEUE, Protocol.OPENAI_VIDEOS): _fal_to_video,
 }
