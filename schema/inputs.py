@@ -129,6 +129,20 @@ class VeoInput(BaseModel):
     parameters: VeoParameters | None = None
 
 
+class FalVideoInput(BaseModel):
+    """A fal video app's own input; genq needs its prompt, and reads its duration."""
+
+    model_config = ConfigDict(extra="allow")
+
+    prompt: str = Field(min_length=1, max_length=32000)
+    duration: str | None = Field(None, pattern=r"^\d{1,2}s?$")
+
+    @field_validator("duration", mode="before")
+    @classmethod
+    def _duration_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) else value
+
+
 INPUT_MODELS: dict[Protocol, type[BaseModel]] = {
     Protocol.OPENAI_CHAT: ChatInput,
     Protocol.ANTHROPIC_MESSAGES: AnthropicInput,
@@ -136,6 +150,7 @@ INPUT_MODELS: dict[Protocol, type[BaseModel]] = {
     Protocol.REPLICATE_PREDICTIONS: PredictionInput,
     Protocol.OPENAI_VIDEOS: VideoInput,
     Protocol.GOOGLE_VEO: VeoInput,
+    Protocol.FAL_QUEUE: FalVideoInput,
 }
 
 

@@ -27,6 +27,7 @@ class Protocol(StrEnum):
     REPLICATE_PREDICTIONS = "replicate-predictions"
     OPENAI_VIDEOS = "openai-videos"
     GOOGLE_VEO = "google-veo"
+    FAL_QUEUE = "fal-queue"
 
 
 class JobKind(StrEnum):
@@ -42,9 +43,15 @@ KIND_OF_PROTOCOL = {
     Protocol.REPLICATE_PREDICTIONS: JobKind.IMAGE,
     Protocol.OPENAI_VIDEOS: JobKind.VIDEO,
     Protocol.GOOGLE_VEO: JobKind.VIDEO,
+    Protocol.FAL_QUEUE: JobKind.VIDEO,
 }
 ASYNC_PROTOCOLS = frozenset(
-    {Protocol.REPLICATE_PREDICTIONS, Protocol.OPENAI_VIDEOS, Protocol.GOOGLE_VEO}
+    {
+        Protocol.REPLICATE_PREDICTIONS,
+        Protocol.OPENAI_VIDEOS,
+        Protocol.GOOGLE_VEO,
+        Protocol.FAL_QUEUE,
+    }
 )
 
 

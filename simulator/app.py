@@ -9,6 +9,7 @@ from starlette.exceptions import HTTPException
 from simulator import (
     anthropic_messages,
     control,
+    fal_queue,
     files,
     google_veo,
     openai_chat,
@@ -44,6 +45,7 @@ def create_app(
             *files.routes,
             *control.routes,
             *receiver.routes,
+            *fal_queue.routes,
         ],
         exception_handlers={HTTPException: invalid_url},
     )

@@ -155,6 +155,11 @@ def sim_routes(sim_url: str) -> Routes:
             "base_url": f"{sim_url}/v1",
             "models": {"veo-3.0-generate-001": {"per_video_second": 0.4, "expected_duration_s": 1}},
         },
+        "fal": {
+            "protocol": "fal-queue",
+            "base_url": f"{sim_url}/fal",
+            "models": {"fal-ai/veo3/fast": {"per_request": 3.2, "expected_duration_s": 1}},
+        },
     }
     return Routes({name: Route(name=name, **common, **t) for name, t in tables.items()})
 

@@ -85,3 +85,85 @@ def test_a_key_the_provider_refuses_is_a_permanent_auth_error(routes, http, sim_
 
     assert (refused.value.error_class, refused.value.retryable) == (ErrorClass.AUTH, False)
     assert "sk-genq-test" not in refused.value.message
+
+
+def test_fal_submit_reports_the_queue_position_then_the_result(routes, http, sim_control) -> None:
+    sim_control.config(time_scale=0.002, fixed_duration_s=100)
+    adapter = adapter_for(routes.by_name["fal"], http)
+
+    submitted = adapter.submit("fal-ai/veo3/fast", {"prompt": "waves", "duration": "8s"})
+    done = eventually(
+        lambda: adapter.poll(submitted.provider_job_id),
+        lambda p: p.state == AsyncState.SUCCEEDED,
+    )
+
+    assert submitted.provider_job_id == f"fal-ai/veo3/requests/{submitted.request_id}"
+    assert (submitted.state, submitted.queue_position, submitted.progress) == (
+        AsyncState.RUNNING,
+        0,
+        None,
+    )
+    assert (done.progress, done.queue_position) == (100, None)
+    assert done.result.output["urls"][0].endswith(f"/_sim/files/{submitted.request_id}.mp4")
+    assert sim_control.calls("fal.result") == 1
+
+
+def test_fal_polls_while_queued_carry_the_position_and_no_progress(
+    routes, http, sim_control
+) -> None:
+    sim_control.config(fixed_duration_s=1000)
+    adapter = adapter_for(routes.by_name["fal"], http)
+    adapter.submit("fal-ai/veo3/fast", {"prompt": "first"})
+    second = adapter.submit("fal-ai/veo3/fast", {"prompt": "second"})
+
+    polled = adapter.poll(second.provider_job_id)
+
+    assert (polled.state, polled.queue_position, polled.progress) == (AsyncState.RUNNING, 1, None)
+
+
+def test_fal_cancel_is_quiet_once_the_request_completed(routes, http, sim_control) -> None:
+    sim_control.config(time_scale=0.002, fixed_duration_s=100)
+    adapter = adapter_for(routes.by_name["fal"], http)
+    running = adapter.submit("fal-ai/veo3/fast", {"prompt": "stop me"})
+    adapter.cancel(running.provider_job_id)
+    stopped = adapter.poll(running.provider_job_id)
+    done = adapter.submit("fal-ai/veo3/fast", {"prompt": "finish"})
+    eventually(lambda: adapter.poll(done.provider_job_id), lambda p: p.state != AsyncState.RUNNING)
+
+    adapter.cancel(done.provider_job_id)
+
+    assert (stopped.state, stopped.error.error_class) == (
+        AsyncState.FAILED,
+        ErrorClass.PROVIDER_JOB_FAILED,
+    )
+    assert "cancelled" in stopped.error.message
+    assert sim_control.calls("fal.cancel") == 2
+
+
+@pytest.mark.parametrize(
+    ("fault", "error_class", "retryable"),
+    [
+        ({"kind": "status", "code": 429, "retry_after": 3}, ErrorClass.RATE_LIMITED, True),
+        ({"kind": "status", "code": 503}, ErrorClass.SERVER, True),
+        ({"kind": "status", "code": 401}, ErrorClass.AUTH, False),
+    ],
+)
+def test_fal_error_answers_map_to_the_taxonomy(
+    routes, http, sim_control, fault, error_class, retryable
+) -> None:
+    sim_control.faults({**fault, "endpoint": "fal.submit", "count": 1})
+
+    with pytest.raises(ProviderError) as refused:
+        adapter_for(routes.by_name["fal"], http).submit("fal-ai/veo3/fast", {"prompt": "x"})
+
+    assert (refused.value.error_class, refused.value.retryable) == (error_class, retryable)
+    if fault["code"] == 429:
+        assert refused.value.retry_after_s == 3
+
+
+def test_fal_validation_errors_name_the_field(routes, http, sim_control) -> None:
+    with pytest.raises(ProviderError) as invalid:
+        adapter_for(routes.by_name["fal"], http).submit("fal-ai/veo3/fast", {"duration": "8s"})
+
+    assert (invalid.value.error_class, invalid.value.http_status) == (ErrorClass.BAD_REQUEST, 422)
+    assert invalid.value.message == "HTTP 422: body.prompt: Field required"

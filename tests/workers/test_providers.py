@@ -5,6 +5,7 @@ import pytest
 
 from schema.jobs import TERMINAL_STATUSES as TERMINAL
 from tests.helpers import override
+from tests.waiting import eventually
 from tests.workers.test_worker import attempts_of, job_of
 
 FAST_ASYNC = {"time_scale": 0.002, "fixed_duration_s": 100}
@@ -27,6 +28,7 @@ PREDICTION = {
     "input": {"prompt": "a lighthouse", "num_outputs": 2},
 }
 VIDEO = {"model": "openai-video/sora-2", "input": {"prompt": "waves", "seconds": "8"}}
+FAL_VIDEO = {"model": "fal/fal-ai/veo3/fast", "input": {"prompt": "waves", "duration": "8s"}}
 
 pytestmark = pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
 
@@ -89,6 +91,43 @@ def test_openai_videos_are_submitted_and_polled(client, auth, worker, runtime, s
     assert job["cost_usd"] == pytest.approx(0.8)
     (attempt,) = attempts_of(runtime, job["id"])
     assert (attempt.status, attempt.video_seconds) == ("succeeded", 8)
+
+
+def test_fal_videos_are_submitted_and_polled(client, auth, worker, runtime, sim_control):
+    sim_control.config(**FAST_ASYNC)
+
+    job = run(client, auth, FAL_VIDEO)
+
+    assert job["status"] == "succeeded"
+    assert job["progress"] == 100
+    assert job["output"]["urls"][0].endswith(f"/_sim/files/{job['output']['request_id']}.mp4")
+    assert job["cost_usd"] == pytest.approx(3.2)
+    (attempt,) = attempts_of(runtime, job["id"])
+    assert attempt.status == "succeeded"
+    assert sim_control.calls("fal.submit") == 1 and sim_control.calls("fal.result") == 1
+
+
+def test_a_failed_fal_request_fails_the_job_with_fals_error(client, auth, worker, sim_control):
+    sim_control.config(**FAST_ASYNC)
+
+    job = run(client, auth, {**FAL_VIDEO, "input": {"prompt": "please fail"}})
+
+    assert (job["status"], job["error"]["type"]) == ("failed", "provider_job_failed")
+    assert "runner_server_error" in job["error"]["message"]
+    assert job["cost_usd"] == 0
+
+
+def test_canceling_a_waiting_fal_job_cancels_the_request_at_fal(client, auth, worker, sim_control):
+    sim_control.config(time_scale=0.01, fixed_duration_s=300)
+    job_id = client.post("/v1/jobs", json=FAL_VIDEO, headers=auth).json()["id"]
+    job_of(client, auth, job_id, {"waiting"})
+
+    canceled = client.post(f"/v1/jobs/{job_id}/cancel", headers=auth)
+
+    assert canceled.json()["status"] == "canceled"
+    eventually(lambda: sim_control.calls("fal.cancel"), lambda n: n == 1)
+    (fal_job,) = sim_control.http.get("/_sim/jobs").json()["data"]
+    assert fal_job["status"] == "canceled"
 
 
 def test_a_failed_async_job_fails_with_the_providers_reason(client, auth, worker, sim_control):

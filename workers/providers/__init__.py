@@ -12,6 +12,7 @@ from schema.routes import Protocol as WireProtocol
 from schema.routes import Route
 from workers.providers.anthropic_messages import AnthropicMessages
 from workers.providers.errors import ErrorClass, ProviderError
+from workers.providers.fal_queue import FalQueue
 from workers.providers.google_veo import GoogleVeo
 from workers.providers.openai_chat import OpenAIChat
 from workers.providers.openai_images import OpenAIImages
@@ -39,6 +40,7 @@ ADAPTERS: dict[WireProtocol, Any] = {
     WireProtocol.REPLICATE_PREDICTIONS: ReplicatePredictions,
     WireProtocol.OPENAI_VIDEOS: OpenAIVideos,
     WireProtocol.GOOGLE_VEO: GoogleVeo,
+    WireProtocol.FAL_QUEUE: FalQueue,
 }
 
 

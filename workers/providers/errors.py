@@ -70,7 +70,8 @@ def retry_after_s(headers: httpx.Headers) -> float | None:
 
 
 def _detail(response: httpx.Response) -> tuple[str | None, str | None]:
-    """The provider's own message and error code, from OpenAI, Anthropic or Replicate bodies."""
+    """The provider's own message and error code, from OpenAI, Anthropic, Replicate or fal
+    bodies."""
     try:
         body = response.json()
     except ValueError:
@@ -81,7 +82,19 @@ def _detail(response: httpx.Response) -> tuple[str | None, str | None]:
     if isinstance(error, dict):
         return error.get("message"), error.get("code") or error.get("type")
     detail = body.get("detail")
-    return (str(detail) if detail else None), None
+    if isinstance(detail, list):
+        return _fal_validation(detail)
+    return (str(detail) if detail else None), body.get("error_type")
+
+
+def _fal_validation(detail: list[Any]) -> tuple[str, str | None]:
+    """fal's 422 list of ``{"loc", "msg", "type"}``: each field and why, and the first type."""
+    items = [item for item in detail if isinstance(item, dict)]
+    message = "; ".join(
+        f"{'.'.join(str(part) for part in item.get('loc') or [])}: {item.get('msg')}"
+        for item in items
+    )
+    return message or str(detail), (items[0].get("type") if items else None)
 
 
 def from_response(response: httpx.Response, request_id: str | None) -> ProviderError:

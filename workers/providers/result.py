@@ -38,6 +38,8 @@ class PollResult:
     request_id: str | None
     http_status: int
     progress: float | None = None
+    queue_position: int | None = None
+    """Requests ahead of this one at a provider that queues (fal); None once it started."""
     poll_after_s: float | None = None
     result: ProviderResult | None = None
     error: ProviderError | None = None

@@ -2,7 +2,8 @@
 
 Chat moves between OpenAI and Anthropic shapes (system messages, a required
 ``max_tokens``); images between OpenAI images and Replicate (a prompt and a count);
-videos between OpenAI videos and Google Veo (a prompt, a length, an orientation).
+videos between OpenAI videos and Google Veo (a prompt, a length, an orientation) and
+between OpenAI videos and fal (a prompt and a duration: ``"8"`` there, ``"8s"`` here).
 """
 
 from typing import Any
@@ -97,6 +98,20 @@ def _veo_to_video(input: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
     }
 
 
+def _video_to_fal(input: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
+    converted = {"prompt": input["prompt"]}
+    if "seconds" in input:
+        converted["duration"] = f"{input['seconds']}s"
+    return converted
+
+
+def _fal_to_video(input: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
+    converted = {"prompt": input["prompt"]}
+    if input.get("duration"):
+        converted["seconds"] = str(input["duration"]).removesuffix("s")
+    return converted
+
+
 _CONVERSIONS = {
     (Protocol.OPENAI_CHAT, Protocol.ANTHROPIC_MESSAGES): _openai_to_anthropic,
     (Protocol.ANTHROPIC_MESSAGES, Protocol.OPENAI_CHAT): _anthropic_to_openai,
@@ -104,4 +119,6 @@ _CONVERSIONS = {
     (Protocol.REPLICATE_PREDICTIONS, Protocol.OPENAI_IMAGES): _prediction_to_images,
     (Protocol.OPENAI_VIDEOS, Protocol.GOOGLE_VEO): _video_to_veo,
     (Protocol.GOOGLE_VEO, Protocol.OPENAI_VIDEOS): _veo_to_video,
+    (Protocol.OPENAI_VIDEOS, Protocol.FAL_QUEUE): _video_to_fal,
+    (Protocol.FAL_QUEUE, Protocol.OPENAI_VIDEOS): _fal_to_video,
 }
