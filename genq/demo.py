@@ -1,7 +1,8 @@
 """``make demo``: genq end to end on embedded defaults (or the configured services).
 
 It starts the simulator, the API, a worker and the scheduler as real processes,
-enqueues a mix of chat (OpenAI and Anthropic protocols), image and two short video jobs
+enqueues a mix of chat (OpenAI and Anthropic protocols), image and two short video jobs (Google
+Veo and fal's queue)
 over HTTP, waits for them, sends one request again to show the result cache, prints
 what happened and what it cost, and stops everything it started.
 
@@ -42,6 +43,8 @@ DEMO_KEYS = {
     "OPENAI_API_KEY": "sk-genq-demo",
     "ANTHROPIC_API_KEY": "sk-ant-genq-demo",
     "REPLICATE_API_TOKEN": "r8_genq_demo",
+    "GOOGLE_API_KEY": "AIza-genq-demo-key",
+    "FAL_KEY": "fal-genq-demo-key",
 }
 
 
@@ -83,8 +86,17 @@ def _job_requests(count: int) -> list[dict[str, object]]:
     ]
     requests = [makers[i % len(makers)](PROMPTS[i % len(PROMPTS)]) for i in range(count - 4)]
     requests += [
-        {"model": "openai-video/sora-2", "input": {"prompt": p, "seconds": "4"}}
-        for p in ("A lighthouse at dawn, waves below", "A queue of paper boats on a river")
+        {
+            "model": "veo/veo-3.0-fast-generate-001",
+            "input": {
+                "instances": [{"prompt": "A lighthouse at dawn, waves below"}],
+                "parameters": {"durationSeconds": 4},
+            },
+        },
+        {
+            "model": "fal/fal-ai/veo3/fast",
+            "input": {"prompt": "A queue of paper boats on a river", "duration": "4s"},
+        },
     ]
     too_long = _chat("openai/gpt-4o-mini", "Too long")
     too_long["input"]["max_tokens"] = 10**6  # type: ignore[index]
