@@ -26,6 +26,7 @@ from pydantic_core import PydanticCustomError
 
 from producers.app_state import producer_of
 from producers.auth import bearer
+from producers.door import CheckedRoute
 from producers.errors import ApiError
 from producers.producer import Producer
 from schema.deadletters import (
@@ -45,7 +46,7 @@ from store.dramatiq_dlq import import_dramatiq_dead_letters
 
 logger = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+router = APIRouter(prefix="/admin", tags=["admin"], route_class=CheckedRoute)
 
 
 def _admin(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:

@@ -25,13 +25,20 @@ ADJECTIVES = {"day": "daily", "week": "weekly", "month": "monthly"}
 
 class ApiError(GenqError):
     def __init__(
-        self, status: int, type: str, message: str, headers: dict[str, str] | None = None
+        self,
+        status: int,
+        type: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        *,
+        errors: list[FieldError] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.type = type
         self.message = message
         self.headers = headers
+        self.errors = errors
 
 
 def error_response(
@@ -52,8 +59,12 @@ def _field(loc: tuple[str | int, ...]) -> str:
     return ".".join(str(part) for part in loc) or "body"
 
 
+def _listed(errors: list[FieldError]) -> list[dict[str, str]]:
+    return [{"field": _field(e.loc), "message": e.message} for e in errors]
+
+
 def field_errors_response(errors: list[FieldError]) -> JSONResponse:
-    listed = [{"field": _field(e.loc), "message": e.message} for e in errors]
+    listed = _listed(errors)
     summary = "; ".join(f"{e['field']}: {e['message']}" for e in listed)
     return error_response(422, "invalid_request", summary, errors=listed)
 
@@ -77,7 +88,8 @@ def _invalid_job(_: Request, exc: Exception) -> JSONResponse:
 
 def _api_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.type, exc.message, headers=exc.headers)
+    listed = _listed(exc.errors) if exc.errors else None
+    return error_response(exc.status, exc.type, exc.message, errors=listed, headers=exc.headers)
 
 
 def _http(_: Request, exc: Exception) -> JSONResponse:

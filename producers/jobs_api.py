@@ -7,7 +7,9 @@ from fastapi import APIRouter, Header, Query, Request, Response
 
 from producers.app_state import producer_of
 from producers.auth import Tenant
+from producers.door import CheckedRoute
 from producers.errors import ApiError
+from schema.clean import Moment
 from schema.errors import FieldError, InvalidInputError
 from schema.jobs import BatchCreate, BatchView, JobCreate, JobPage, JobStatus, JobView
 from schema.settings import Settings
@@ -22,7 +24,7 @@ IdempotencyKey = Annotated[str | None, Header(min_length=1, max_length=255)]
 
 def router(settings: Settings) -> APIRouter:
     """The routes, built per app because the largest page of jobs is a setting."""
-    api = APIRouter(prefix="/v1")
+    api = APIRouter(prefix="/v1", route_class=CheckedRoute)
 
     @api.post("/jobs", status_code=202, response_model=JobView, tags=["jobs"])
     def create_job(
@@ -89,8 +91,8 @@ def router(settings: Settings) -> APIRouter:
     def get_usage(
         tenant_id: Tenant,
         request: Request,
-        start: Annotated[datetime | None, Query(alias="from")] = None,
-        end: Annotated[datetime | None, Query(alias="to")] = None,
+        start: Annotated[Moment | None, Query(alias="from")] = None,
+        end: Annotated[Moment | None, Query(alias="to")] = None,
         group_by: GroupBy = GroupBy.MODEL,
     ) -> UsageReport:
         """Usage and cost between ``from`` (default: start of this month) and ``to``

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from producers.app_state import producer_of
 from producers.auth import Tenant
+from producers.door import CheckedRoute
 from producers.errors import ApiError
 from schema.errors import FieldError, InvalidInputError
 from schema.webhooks import (
@@ -25,7 +26,7 @@ from store.cursors import InvalidCursorError
 from store.webhook_deliveries import DeliveryFilter
 from store.webhooks import Webhooks
 
-router = APIRouter(prefix="/v1", tags=["webhooks"])
+router = APIRouter(prefix="/v1", tags=["webhooks"], route_class=CheckedRoute)
 
 Limit = Annotated[int, Query(ge=1, le=100)]
 
