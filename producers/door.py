@@ -17,7 +17,7 @@ from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
-from producers.errors import ApiError
+from producers.errors import ApiError, documented
 from schema.clean import json_problems, text_problem
 from schema.errors import FieldError
 
@@ -26,7 +26,16 @@ Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
 class CheckedRoute(APIRoute):
-    """An ``APIRoute`` whose requests pass ``check_request`` before the route runs."""
+    """An ``APIRoute`` whose requests pass ``check_request`` before the route runs, and
+    whose OpenAPI lists the errors every such route can give (401, 422, 503; 404 with a
+    path id, 413 with a body) beside those it declares itself."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        statuses = [401, 422, 503]
+        statuses += [404] if self.dependant.path_params else []
+        statuses += [413] if self.body_field is not None else []
+        self.responses = documented(*statuses) | self.responses
 
     def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()

@@ -5,10 +5,12 @@ Retry-After, so a producer knows to try again and that nothing was stored.
 """
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 
@@ -21,6 +23,42 @@ logger = logging.getLogger(__name__)
 
 RETRY_AFTER_UNAVAILABLE_S = 5
 ADJECTIVES = {"day": "daily", "week": "weekly", "month": "monthly"}
+
+
+class FieldErrorView(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorDetail(BaseModel):
+    type: str
+    message: str
+    errors: list[FieldErrorView] | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every error the API answers, whatever its status."""
+
+    error: ErrorDetail
+
+
+STATUS_MEANINGS = {
+    401: "A missing or unknown key.",
+    402: "The job's maximum cost does not fit in what is left of the tenant's budget.",
+    404: "No such id for this caller (an id that could not be stored is never found).",
+    409: "Clashes with what exists: a reused Idempotency-Key, a finished job.",
+    413: "The body is over GENQ_MAX_BODY_BYTES.",
+    422: "A field is invalid; each one is named in errors.",
+    429: "Over the tenant's enqueue rate; see Retry-After.",
+    503: "The job store is unavailable; nothing was stored, see Retry-After.",
+}
+
+
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these error statuses, each with the one error body."""
+    return {
+        status: {"model": ErrorBody, "description": STATUS_MEANINGS[status]} for status in statuses
+    }
 
 
 class ApiError(GenqError):
