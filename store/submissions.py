@@ -1,6 +1,6 @@
 """Storing submitted jobs: idempotency, the budget reservation and each job with its outbox
 message, in the caller's transaction. A batch is one transaction: every job is stored, or
-none is, and only once each new job's view is known to encode."""
+none is."""
 
 import hashlib
 import json
@@ -11,14 +11,13 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from schema.errors import ConflictError, FieldError, InvalidInputError
+from schema.errors import ConflictError
 from schema.jobs import JobCreate
 from schema.pricing import max_cost_micros
 from schema.routes import Routes
 from schema.tables import Job, OutboxMessage, utcnow
 from store import budgets, lifecycle
 from store.ids import new_id
-from store.jobs import view
 
 
 class IdempotencyConflictError(ConflictError):
@@ -77,21 +76,7 @@ def store(
         results.append(submitted)
     _reserve(session, tenant_id, [r.job for r in results if not r.replayed])
     session.flush()
-    for result in results:
-        if not result.replayed:
-            _ensure_sendable(result.job)
     return results
-
-
-def _ensure_sendable(job: Job) -> None:
-    """Refuse, before commit, a job whose view (and so every webhook body about it) could
-    not be encoded as strict JSON in UTF-8: it could be stored but never shown or sent."""
-    try:
-        body = view(job).model_dump(mode="json")
-        json.dumps(body, allow_nan=False, ensure_ascii=False).encode()
-    except (ValueError, TypeError) as exc:
-        message = f"the job cannot be encoded as JSON ({type(exc).__name__})"
-        raise InvalidInputError([FieldError(("body",), message)]) from exc
 
 
 def _reserve(session: Session, tenant_id: str, jobs: list[Job]) -> None:
