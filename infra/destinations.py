@@ -185,11 +185,12 @@ def check_url(
                 "unresolvable", f"webhook URL host {host} could not be resolved"
             )
         for address in resolved:
-            problem = _problem(ipaddress.ip_address(address), allowed)
+            problem = _problem(ipaddress.ip_address(address), allowed, named=False)
             if problem is not None:
                 reason, description = problem
+                # Never name the address: that would map internal DNS for the caller.
                 raise UnsafeDestinationError(
-                    reason, f"webhook URL host {host} resolves to {address}, {description}"
+                    reason, f"webhook URL host {host} resolves to {description}"
                 )
         addresses = tuple(dict.fromkeys(resolved))
 
@@ -239,16 +240,19 @@ def _literal(host: str, *, bracketed: bool) -> Address | None:
     return None
 
 
-def _problem(address: Address, allowed: Sequence[Network]) -> tuple[str, str] | None:
-    """(reason, description) if genq must not call ``address``, else None."""
+def _problem(
+    address: Address, allowed: Sequence[Network], *, named: bool = True
+) -> tuple[str, str] | None:
+    """(reason, description) if genq must not call ``address``, else None; ``named=False``
+    keeps any address out of the description."""
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped  # the very same endpoint
     if any(address in network for network in allowed):
         return None
-    return _classify(address)
+    return _classify(address, named)
 
 
-def _classify(address: Address) -> tuple[str, str] | None:
+def _classify(address: Address, named: bool = True) -> tuple[str, str] | None:
     """(reason, description) for an address that is not a public one, else None."""
     if address in METADATA_ADDRESSES:
         return "metadata", "a cloud metadata address"
@@ -256,9 +260,11 @@ def _classify(address: Address) -> tuple[str, str] | None:
         if any(address in network for network in networks):
             return reason, description
     for kind, embedded in _embedded_ipv4(address):
-        problem = _classify(embedded)
+        problem = _classify(embedded, named)
         if problem is not None:
             reason, description = problem
+            if not named:
+                return reason, f"a {kind} address embedding {description}"
             return reason, f"a {kind} address for {embedded}, {description}"
     if not address.is_global:
         return "reserved", "a reserved, non-public address"

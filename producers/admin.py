@@ -26,7 +26,8 @@ from pydantic_core import PydanticCustomError
 
 from producers.app_state import producer_of
 from producers.auth import bearer
-from producers.errors import ApiError
+from producers.door import CheckedRoute
+from producers.errors import ApiError, documented
 from producers.producer import Producer
 from schema.deadletters import (
     ActionResult,
@@ -45,7 +46,7 @@ from store.dramatiq_dlq import import_dramatiq_dead_letters
 
 logger = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+router = APIRouter(prefix="/admin", tags=["admin"], route_class=CheckedRoute)
 
 
 def _admin(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
@@ -192,7 +193,7 @@ def get_dead_letter(request: Request, letter_id: str, actor: Actor) -> LetterVie
     return letter
 
 
-@router.post("/dead-letters/requeue", response_model=ActionResult)
+@router.post("/dead-letters/requeue", response_model=ActionResult, responses=documented(404))
 def requeue_dead_letters(request: Request, action: Action, actor: Actor) -> ActionResult:
     """Requeue letters: a job starts over from the model it asked for (its budget
     reservation is made again, past the tenant's limit if need be); a raw Dramatiq
@@ -209,7 +210,7 @@ def requeue_dead_letters(request: Request, action: Action, actor: Actor) -> Acti
         )
 
 
-@router.post("/dead-letters/purge", response_model=ActionResult)
+@router.post("/dead-letters/purge", response_model=ActionResult, responses=documented(404))
 def purge_dead_letters(request: Request, action: Action, actor: Actor) -> ActionResult:
     """Mark letters purged: they leave the open list but stay on record."""
     with producer_of(request).sessions.begin() as session, _as_api_errors(_filter_loc(action)):

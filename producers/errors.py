@@ -6,10 +6,12 @@ that nothing was stored.
 """
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
@@ -28,15 +30,58 @@ RETRY_AFTER_UNAVAILABLE_S = 5
 ADJECTIVES = {"day": "daily", "week": "weekly", "month": "monthly"}
 
 
+class FieldErrorView(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorDetail(BaseModel):
+    type: str
+    message: str
+    errors: list[FieldErrorView] | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every error the API answers, whatever its status."""
+
+    error: ErrorDetail
+
+
+STATUS_MEANINGS = {
+    401: "A missing or unknown key.",
+    402: "The job's maximum cost does not fit in what is left of the tenant's budget.",
+    404: "No such id for this caller (an id that could not be stored is never found).",
+    409: "Clashes with what exists: a reused Idempotency-Key, a finished job.",
+    413: "The body is over GENQ_MAX_BODY_BYTES.",
+    422: "A field is invalid; each one is named in errors.",
+    429: "Over the tenant's enqueue rate; see Retry-After.",
+    503: "The job store is unavailable; nothing was stored, see Retry-After.",
+}
+
+
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these error statuses, each with the one error body."""
+    return {
+        status: {"model": ErrorBody, "description": STATUS_MEANINGS[status]} for status in statuses
+    }
+
+
 class ApiError(GenqError):
     def __init__(
-        self, status: int, type: str, message: str, headers: dict[str, str] | None = None
+        self,
+        status: int,
+        type: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        *,
+        errors: list[FieldError] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.type = type
         self.message = message
         self.headers = headers
+        self.errors = errors
 
 
 def error_response(
@@ -57,8 +102,12 @@ def _field(loc: tuple[str | int, ...]) -> str:
     return ".".join(str(part) for part in loc) or "body"
 
 
+def _listed(errors: list[FieldError]) -> list[dict[str, str]]:
+    return [{"field": _field(e.loc), "message": e.message} for e in errors]
+
+
 def field_errors_response(errors: list[FieldError]) -> JSONResponse:
-    listed = [{"field": _field(e.loc), "message": e.message} for e in errors]
+    listed = _listed(errors)
     summary = "; ".join(f"{e['field']}: {e['message']}" for e in listed)
     return error_response(422, "invalid_request", summary, errors=listed)
 
@@ -82,7 +131,8 @@ def _invalid_job(_: Request, exc: Exception) -> JSONResponse:
 
 def _api_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.type, exc.message, headers=exc.headers)
+    listed = _listed(exc.errors) if exc.errors else None
+    return error_response(exc.status, exc.type, exc.message, errors=listed, headers=exc.headers)
 
 
 def _http(_: Request, exc: Exception) -> JSONResponse:

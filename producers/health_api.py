@@ -19,7 +19,7 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses={503: {"description": "Something genq needs is down."}})
 def readyz(request: Request) -> JSONResponse:
     """The database, the broker and Redis (limits, circuits, leases) answer; open
     circuits are reported, not fatal."""

@@ -7,7 +7,9 @@ from fastapi import APIRouter, Header, Query, Request, Response
 
 from producers.app_state import producer_of
 from producers.auth import Tenant
-from producers.errors import ApiError
+from producers.door import CheckedRoute
+from producers.errors import ApiError, documented
+from schema.clean import Moment
 from schema.errors import FieldError, InvalidInputError
 from schema.jobs import BatchCreate, BatchView, JobCreate, JobPage, JobStatus, JobView
 from schema.settings import Settings
@@ -22,9 +24,15 @@ IdempotencyKey = Annotated[str | None, Header(min_length=1, max_length=255)]
 
 def router(settings: Settings) -> APIRouter:
     """The routes, built per app because the largest page of jobs is a setting."""
-    api = APIRouter(prefix="/v1")
+    api = APIRouter(prefix="/v1", route_class=CheckedRoute)
 
-    @api.post("/jobs", status_code=202, response_model=JobView, tags=["jobs"])
+    @api.post(
+        "/jobs",
+        status_code=202,
+        response_model=JobView,
+        tags=["jobs"],
+        responses=documented(402, 409, 429),
+    )
     def create_job(
         body: JobCreate,
         tenant_id: Tenant,
@@ -42,7 +50,13 @@ def router(settings: Settings) -> APIRouter:
             response.headers["Idempotent-Replayed"] = "true"
         return job
 
-    @api.post("/jobs/batch", status_code=202, response_model=BatchView, tags=["jobs"])
+    @api.post(
+        "/jobs/batch",
+        status_code=202,
+        response_model=BatchView,
+        tags=["jobs"],
+        responses=documented(402, 409, 429),
+    )
     def create_batch(body: BatchCreate, tenant_id: Tenant, request: Request) -> BatchView:
         """Queue several jobs in one transaction: all of them, or none."""
         try:
@@ -74,7 +88,9 @@ def router(settings: Settings) -> APIRouter:
             raise _not_found(job_id)
         return job
 
-    @api.post("/jobs/{job_id}/cancel", response_model=JobView, tags=["jobs"])
+    @api.post(
+        "/jobs/{job_id}/cancel", response_model=JobView, tags=["jobs"], responses=documented(409)
+    )
     def cancel_job(job_id: str, tenant_id: Tenant, request: Request) -> JobView:
         """Cancel a job that has not finished; 409 if it already has."""
         try:
@@ -89,8 +105,8 @@ def router(settings: Settings) -> APIRouter:
     def get_usage(
         tenant_id: Tenant,
         request: Request,
-        start: Annotated[datetime | None, Query(alias="from")] = None,
-        end: Annotated[datetime | None, Query(alias="to")] = None,
+        start: Annotated[Moment | None, Query(alias="from")] = None,
+        end: Annotated[Moment | None, Query(alias="to")] = None,
         group_by: GroupBy = GroupBy.MODEL,
     ) -> UsageReport:
         """Usage and cost between ``from`` (default: start of this month) and ``to``

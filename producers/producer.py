@@ -20,6 +20,7 @@ from infra.redis_conn import connect, redis_url
 from producers.enqueue_rate import EnqueueRate
 from producers.submit import check
 from producers.webhook_test_rate import WebhookTestRate
+from schema.clean import bounded_time, text_problem
 from schema.errors import FieldError, InvalidInputError, Loc
 from schema.jobs import BatchItem, JobCreate, JobStatus, JobView
 from schema.names import active_tenants_key
@@ -65,6 +66,8 @@ class Producer:
         self, tenant_id: str, request: JobCreate, idempotency_key: str | None = None
     ) -> tuple[JobView, bool]:
         """Submit one job; return it and whether it is a replay of an earlier request."""
+        if idempotency_key is not None:
+            _require_clean(("idempotency_key",), idempotency_key)
         (result,) = self._submit(tenant_id, [Submission(request, idempotency_key)], loc=())
         return jobs.view(result.job), result.replayed
 
@@ -143,6 +146,8 @@ class Producer:
         outbox.send_after_commit(self.sessions, self.broker, rows)
 
     def get(self, tenant_id: str, job_id: str) -> JobView | None:
+        if text_problem(job_id):
+            return None
         with self.sessions() as session:
             job = jobs.get(session, tenant_id, job_id)
             return jobs.view(job) if job else None
@@ -164,6 +169,8 @@ class Producer:
     def cancel(self, tenant_id: str, job_id: str) -> JobView | None:
         """Cancel the tenant's job (``JobNotCancelableError`` if it already ended); None if
         the tenant has no such job."""
+        if text_problem(job_id):
+            return None
         with self.sessions.begin() as session:
             if jobs.get(session, tenant_id, job_id) is None:
                 return None
@@ -174,6 +181,12 @@ class Producer:
     def usage(
         self, tenant_id: str, start: datetime, end: datetime, group_by: GroupBy
     ) -> UsageReport:
+        """Usage in [start, end); ``InvalidInputError`` for times outside genq's bounds."""
+        for name, moment in (("from", start), ("to", end)):
+            try:
+                bounded_time(moment)
+            except ValueError as exc:
+                raise InvalidInputError([FieldError((name,), str(exc))]) from None
         with self.sessions() as session:
             return usage.report(session, tenant_id, start, end, group_by)
 
@@ -181,3 +194,9 @@ class Producer:
         self.engine.dispose()
         self.broker.close()
         self.redis.close()
+
+
+def _require_clean(loc: Loc, text: str) -> None:
+    problem = text_problem(text)
+    if problem is not None:
+        raise InvalidInputError([FieldError(loc, problem)])

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from producers.app_state import producer_of
 from producers.auth import Tenant
+from producers.door import CheckedRoute
 from producers.errors import ApiError
 from schema.errors import FieldError, InvalidInputError
 from schema.webhooks import (
@@ -29,7 +30,7 @@ from store.webhooks import Webhooks
 
 logger = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/v1", tags=["webhooks"])
+router = APIRouter(prefix="/v1", tags=["webhooks"], route_class=CheckedRoute)
 
 Limit = Annotated[int, Query(ge=1, le=100)]
 

@@ -4,12 +4,13 @@ show."""
 
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 from pydantic_core import PydanticCustomError
 
+from schema.clean import CleanStr, bounded_time
 from schema.tables import utcnow
 
 Status = Literal["open", "requeued", "purged", "all"]
@@ -20,19 +21,26 @@ _UNIT_S = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
-    """``15m``, ``2h``, ``3d`` or ``1w`` ago, or an ISO time (UTC when it names no zone)."""
+    """``15m``, ``2h``, ``3d`` or ``1w`` ago, or an ISO time (UTC when it names no zone),
+    within ``schema.clean``'s time bounds."""
     text = text.strip()
     match = _DURATION.fullmatch(text)
-    if match:
-        return (now or utcnow()) - timedelta(seconds=int(match[1]) * _UNIT_S[match[2]])
     try:
-        moment = datetime.fromisoformat(text)
+        if match:
+            moment = (now or utcnow()) - timedelta(seconds=int(match[1]) * _UNIT_S[match[2]])
+        else:
+            moment = datetime.fromisoformat(text)
+    except OverflowError:
+        raise ValueError(f"since {text!r} is out of range: it reaches before year 1") from None
     except ValueError:
         raise ValueError(
             "since must be a duration such as 2h or 3d, or an ISO time such as "
             f"2026-01-01T00:00; got {text!r}"
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    try:
+        return bounded_time(moment)
+    except ValueError as exc:
+        raise ValueError(f"since {exc}") from None
 
 
 class DLQFilter(BaseModel):
@@ -40,9 +48,9 @@ class DLQFilter(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    route: str | None = Field(None, min_length=1, max_length=100)
-    tenant: str | None = Field(None, min_length=1, max_length=200, description="Id or name.")
-    error_class: str | None = Field(None, min_length=1, max_length=50)
+    route: CleanStr | None = Field(None, min_length=1, max_length=100)
+    tenant: CleanStr | None = Field(None, min_length=1, max_length=200, description="Id or name.")
+    error_class: CleanStr | None = Field(None, min_length=1, max_length=50)
     source: Literal["job", "dramatiq"] | None = None
     since: datetime | None = Field(
         None, description="Last failed at or after: an ISO time, or a duration ago (2h, 3d)."
@@ -62,7 +70,12 @@ class DLQFilter(BaseModel):
     @field_validator("since")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
-        return value.replace(tzinfo=UTC) if value and not value.tzinfo else value
+        if value is None:
+            return None
+        try:
+            return bounded_time(value)
+        except ValueError as exc:
+            raise PydanticCustomError("since", f"since {exc}") from None
 
     def describe(self) -> dict[str, Any]:
         """The fields given, as JSON, for the audit log."""

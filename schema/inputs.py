@@ -8,6 +8,7 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from schema.clean import MAX_TOKENS
 from schema.routes import Protocol
 
 
@@ -30,8 +31,8 @@ class ChatInput(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     messages: list[ChatMessage] = Field(min_length=1)
-    max_tokens: int | None = Field(None, ge=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
+    max_completion_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, ge=0, le=1)
     n: int | None = Field(None, ge=1, le=8)
@@ -53,10 +54,13 @@ class AnthropicInput(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     messages: list[AnthropicMessage] = Field(min_length=1)
-    max_tokens: int = Field(ge=1)
+    max_tokens: int = Field(ge=1, le=MAX_TOKENS)
     system: str | list[dict[str, Any]] | None = None
     temperature: float | None = Field(None, ge=0, le=1)
     stream: bool | None = None
+    # Not Anthropic's, but the budget reservation reads them when given: keep them bounded.
+    max_completion_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
+    n: int | None = Field(None, ge=1, le=8)
 
     no_streaming = field_validator("stream")(_no_streaming)
 

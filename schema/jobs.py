@@ -2,9 +2,11 @@
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+
+from schema.clean import CleanJson, CleanStr
 
 
 class JobStatus(StrEnum):
@@ -40,17 +42,18 @@ class JobCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(
+    model: CleanStr = Field(
         min_length=3,
         max_length=200,
         description="'<route>/<model>', e.g. 'openai/gpt-4o-mini'.",
         examples=["openai/gpt-4o-mini"],
     )
-    input: dict[str, Any] = Field(
-        description="Provider-shaped input, e.g. messages and max_tokens for chat.",
+    input: Annotated[dict[str, Any], CleanJson] = Field(
+        description="Provider-shaped input, e.g. messages and max_tokens for chat; plain JSON "
+        "(no NaN or Infinity, integers within 64 bits, at most 32 levels deep).",
         examples=[{"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 64}],
     )
-    metadata: dict[str, MetadataValue] = Field(
+    metadata: Annotated[dict[str, MetadataValue], CleanJson] = Field(
         default_factory=dict, max_length=50, description="Your own keys, returned as given."
     )
     webhook_url: HttpUrl | None = Field(None, description="Where to POST the result.")
@@ -66,7 +69,7 @@ class JobCreate(BaseModel):
 
 
 class BatchItem(JobCreate):
-    idempotency_key: str | None = Field(None, min_length=1, max_length=255)
+    idempotency_key: CleanStr | None = Field(None, min_length=1, max_length=255)
 
 
 class BatchCreate(BaseModel):

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
+from schema.clean import CleanStr, Moment
 from schema.jobs import WebhookEventType
 
 
@@ -44,7 +45,7 @@ class EndpointCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: HttpUrl = Field(description="Where to POST events; must be a public http(s) URL.")
-    description: str = Field("", max_length=500)
+    description: CleanStr = Field("", max_length=500)
     event_types: list[EndpointEventType] | None = Field(
         None,
         min_length=1,
@@ -57,7 +58,7 @@ class EndpointUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: HttpUrl | None = None
-    description: str | None = Field(None, max_length=500)
+    description: CleanStr | None = Field(None, max_length=500)
     event_types: list[EndpointEventType] | None = Field(None, min_length=1)
     enabled: bool | None = Field(None, description="Set true to re-enable a disabled endpoint.")
 
@@ -144,8 +145,8 @@ class DeliveryPage(BaseModel):
 class RecoverRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    since: datetime
-    until: datetime | None = None
+    since: Moment
+    until: Moment | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> "RecoverRequest":

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, or_
 
+from schema.clean import bounded_time, text_problem
 from schema.errors import RequestError
 
 
@@ -21,11 +22,17 @@ def encode_cursor(moment: datetime, row_id: str) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The time and id a cursor holds; ``InvalidCursorError`` for anything genq did not
+    issue, including a time out of range or an id that could not be stored."""
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        raw = base64.urlsafe_b64decode(cursor.encode("ascii") + b"=" * (-len(cursor) % 4))
         moment, row_id = json.loads(raw)
-        return datetime.fromisoformat(moment), str(row_id)
-    except (binascii.Error, ValueError, TypeError) as exc:
+        if not isinstance(moment, str) or not isinstance(row_id, str) or text_problem(row_id):
+            raise TypeError("not a cursor")
+        parsed = datetime.fromisoformat(moment)
+        bounded_time(parsed)
+        return parsed, row_id
+    except (binascii.Error, ValueError, TypeError, RecursionError) as exc:
         raise InvalidCursorError("cursor is not one this API returned") from exc
 
 

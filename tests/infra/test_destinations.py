@@ -150,14 +150,21 @@ def test_hostname_resolving_to_refused_address(address: str, reason: str) -> Non
     resolve = fake_resolver({"hooks.example.com": [address]})
     error = refusal("https://hooks.example.com/hook", resolve=resolve)
     assert error.reason == reason
-    assert str(error).startswith(f"webhook URL host hooks.example.com resolves to {address}, ")
+    assert str(error).startswith("webhook URL host hooks.example.com resolves to ")
+    assert address not in str(error)
 
 
-def test_hostname_message_names_host_and_address() -> None:
+def test_hostname_message_names_the_host_but_not_the_address() -> None:
     resolve = fake_resolver({"metadata.internal": ["169.254.169.254"]})
     error = refusal("http://metadata.internal/", resolve=resolve)
+    assert str(error) == "webhook URL host metadata.internal resolves to a cloud metadata address"
+
+
+def test_hostname_message_names_no_embedded_address() -> None:
+    resolve = fake_resolver({"nat.example.com": ["64:ff9b::7f00:1"]})
+    error = refusal("http://nat.example.com/", resolve=resolve)
     assert str(error) == (
-        "webhook URL host metadata.internal resolves to 169.254.169.254, a cloud metadata address"
+        "webhook URL host nat.example.com resolves to a NAT64 address embedding a loopback address"
     )
 
 
@@ -193,7 +200,8 @@ def test_one_bad_address_among_good_ones_refuses(addresses: list[str], bad: str)
     resolve = fake_resolver({"mixed.example.com": addresses})
     error = refusal("https://mixed.example.com/", resolve=resolve)
     assert error.reason == "private"
-    assert f"host mixed.example.com resolves to {bad}," in str(error)
+    assert "host mixed.example.com resolves to a private address" in str(error)
+    assert bad not in str(error)
 
 
 @pytest.mark.parametrize("address", PUBLIC_ADDRESSES)
@@ -275,7 +283,7 @@ def test_allowlist_applies_to_every_resolved_address() -> None:
     resolve = fake_resolver({"dev.test": ["127.0.0.1", "192.168.1.9"]})
     error = refusal("http://dev.test/", allow_networks=["127.0.0.0/8"], resolve=resolve)
     assert error.reason == "private"
-    assert "host dev.test resolves to 192.168.1.9," in str(error)
+    assert "host dev.test resolves to a private address" in str(error)
 
 
 def test_https_only_refuses_http() -> None:

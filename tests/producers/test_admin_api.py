@@ -4,13 +4,12 @@ every action in the audit log, and bad input as JSON 4xx."""
 import pytest
 from dramatiq import Message
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from genq.cli import app
 from infra.db import make_sessions
 from schema.names import JOBS_QUEUE
-from store.admin_keys import create_admin_key, revoke_admin_key
+from store.admin_keys import revoke_admin_key
 from tests.store.test_dlq import (
     SECRET,
     audit_entries,
@@ -20,13 +19,6 @@ from tests.store.test_dlq import (
 from tests.workers.test_worker import job_of
 
 LETTERS = "/admin/dead-letters"
-
-
-@pytest.fixture
-def admin(engine: Engine) -> dict[str, str]:
-    with make_sessions(engine).begin() as session:
-        created = create_admin_key(session, "oncall")
-    return {"Authorization": f"Bearer {created.key}"}
 
 
 def error_of(response) -> dict:  # type: ignore[no-untyped-def,type-arg]
