@@ -57,6 +57,22 @@ def test_replicate_prediction_submit_poll_cancel(routes, http, sim_control) -> N
     assert sim_control.calls("predictions.cancel") == 1
 
 
+def test_a_starting_prediction_is_queued_and_a_processing_one_shows_its_logged_progress(
+    routes, http, sim_control
+) -> None:
+    sim_control.config(time_scale=0.02, fixed_duration_s=100)
+    adapter = adapter_for(routes.by_name["replicate"], http)
+
+    submitted = adapter.submit("black-forest-labs/flux-schnell", {"prompt": "a cat"})
+    running = eventually(
+        lambda: adapter.poll(submitted.provider_job_id),
+        lambda p: p.progress is not None and p.progress >= 10,
+    )
+
+    assert (submitted.queued, submitted.progress) == (True, None)
+    assert (running.state, running.queued) == (AsyncState.RUNNING, False)
+
+
 def test_video_submit_poll_content_and_cancel(routes, http, sim_control) -> None:
     sim_control.config(time_scale=0.002, fixed_duration_s=100)
     adapter = adapter_for(routes.by_name["openai-video"], http)
@@ -103,7 +119,7 @@ def test_fal_submit_reports_the_queue_position_then_the_result(routes, http, sim
         0,
         None,
     )
-    assert (done.progress, done.queue_position) == (100, None)
+    assert (done.progress, done.queue_position, done.queued) == (100, None, False)
     assert done.result.output["urls"][0].endswith(f"/_sim/files/{submitted.request_id}.mp4")
     assert sim_control.calls("fal.result") == 1
 
@@ -119,6 +135,7 @@ def test_fal_polls_while_queued_carry_the_position_and_no_progress(
     polled = adapter.poll(second.provider_job_id)
 
     assert (polled.state, polled.queue_position, polled.progress) == (AsyncState.RUNNING, 1, None)
+    assert second.queued and polled.queued
 
 
 def test_fal_cancel_is_quiet_once_the_request_completed(routes, http, sim_control) -> None:

@@ -59,6 +59,7 @@ class FalQueue(RouteAdapter):
             request_id=request_id,
             http_status=response.status_code,
             queue_position=int(position) if isinstance(position, int) else None,
+            queued=True,
             rate_limit_headers=rate_limit_headers(response),
         )
 
@@ -95,6 +96,7 @@ class FalQueue(RouteAdapter):
             http_status=response.status_code,
             progress=100.0 if result is not None else None,
             queue_position=int(position) if position is not None else None,
+            queued=status == "IN_QUEUE",
             result=result,
             error=error,
             rate_limit_headers=rate_limit_headers(response),

@@ -2,8 +2,13 @@
 
 Official models are run by name (``POST /models/{owner}/{name}/predictions``); a model
 given as ``owner/name:version`` is run by version (``POST /predictions``).
+
+A ``starting`` prediction has not started (it waits for a model instance). Replicate gives no
+progress field, but many models log a progress bar (``45%|####      | 45/100``): the last
+percentage in the logs is the prediction's progress.
 """
 
+import re
 from typing import Any
 
 import httpx
@@ -29,6 +34,15 @@ STATES = {
     "canceled": AsyncState.CANCELED,
     "aborted": AsyncState.CANCELED,
 }
+PERCENT = re.compile(r"(?<![\d.])(\d{1,3}(?:\.\d+)?)\s?%")
+
+
+def logged_progress(logs: Any) -> float | None:
+    """The last percentage in a prediction's logs, if any line shows one."""
+    if not isinstance(logs, str):
+        return None
+    found = [float(m) for m in PERCENT.findall(logs) if float(m) <= 100]
+    return found[-1] if found else None
 
 
 class ReplicatePredictions(RouteAdapter):
@@ -64,7 +78,8 @@ class ReplicatePredictions(RouteAdapter):
         request_id = request_id_of(response)
         try:
             prediction_id = str(data["id"])
-            state = STATES[data["status"]]
+            status = data["status"]
+            state = STATES[status]
             output = data.get("output")
             predict_time = float((data.get("metrics") or {}).get("predict_time") or 0)
         except SHAPE_ERRORS as exc:
@@ -90,6 +105,8 @@ class ReplicatePredictions(RouteAdapter):
             state=state,
             request_id=request_id,
             http_status=response.status_code,
+            progress=logged_progress(data.get("logs")) if status == "processing" else None,
+            queued=status == "starting",
             result=result,
             error=error,
             rate_limit_headers=rate_limit_headers(response),

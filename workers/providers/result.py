@@ -40,6 +40,8 @@ class PollResult:
     progress: float | None = None
     queue_position: int | None = None
     """Requests ahead of this one at a provider that queues (fal); None once it started."""
+    queued: bool = False
+    """The provider says the job has not started yet (fal IN_QUEUE, Replicate starting)."""
     poll_after_s: float | None = None
     result: ProviderResult | None = None
     error: ProviderError | None = None
