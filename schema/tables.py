@@ -148,6 +148,8 @@ class Job(Base):
     next_poll_at: Mapped[datetime | None]
     polls: Mapped[int] = mapped_column(Integer, default=0)
     progress: Mapped[float | None]
+    provider_started_at: Mapped[datetime | None]
+    """When a poll first saw the provider job out of the provider's queue."""
     deadline_at: Mapped[datetime | None]
     lease_expires_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

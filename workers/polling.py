@@ -2,20 +2,30 @@
 
 Polling every second wastes the provider's quota on a video that takes minutes;
 polling every minute makes the customer wait for a video that is long done. The policy
-spends polls where the end is likely:
+spends polls where the job's next change is likely, using what each provider tells:
 
-- With a progress figure (OpenAI videos report ``progress``), the finish is
-  extrapolated from the rate so far, and the next poll goes at half the estimated time
-  left: the interval halves as the end nears, so the number of polls grows with the
-  logarithm of the duration, and the job is seen done within about ``MIN_FRACTION`` of
-  its expected length.
-- Without progress, the same halving aims at the model's expected duration (learned as
-  the running median of its finished jobs, else from the routes config).
-- Past the expected end the guess was wrong, so the interval grows with the overrun:
-  ``MIN_FRACTION`` of the expectation plus ``BACKOFF - 1`` times the time past it, so
-  successive polls are spaced by a factor of ``BACKOFF``, up to ``MAX_FRACTION`` of
+- A job that has not started (fal's ``IN_QUEUE`` with its ``queue_position``, Runway's
+  ``PENDING``/``THROTTLED``, Replicate's ``starting``) is polled for its start, not its
+  end: the expected start is ``START_FRACTION`` of the expected duration per request
+  ahead, plus one for its own, and the polls halve towards it as they do towards an end.
+  Its queued time does not count against the expected duration: the caller counts
+  ``elapsed_s`` from the poll that first saw it started (from submission where a provider
+  shows no queue: OpenAI videos, Veo). Seeing the start one poll late shifts the end
+  estimate by as much; the learned duration, measured the same way, absorbs that bias.
+- With a progress figure (OpenAI videos' ``progress``, Runway's ``progress`` x 100,
+  Replicate's percentage in its logs), the finish is extrapolated from the rate so far,
+  and the next poll goes at half the estimated time left: the interval halves as the end
+  nears, so the number of polls grows with the logarithm of the duration, and the job is
+  seen done within about ``MIN_FRACTION`` of its expected length.
+- Without progress (Veo says nothing until done, fal's status has none), the same halving
+  aims at the model's expected duration (learned as the running median of its finished
+  jobs, else from the routes config).
+- Past the expected end (or start) the guess was wrong, so the interval grows with the
+  overrun: ``MIN_FRACTION`` of the expectation plus ``BACKOFF - 1`` times the time past
+  it, so successive polls are spaced by a factor of ``BACKOFF``, up to ``MAX_FRACTION`` of
   the expectation and never beyond ``MAX_INTERVAL_S``.
-- The provider's own hint (``openai-poll-after-ms``) is a floor: it knows its queue.
+- The provider's own hint (``openai-poll-after-ms``, Runway's pace for a throttled task)
+  is a floor: it knows its queue.
 - ±``JITTER`` spreads polls of jobs that started together.
 """
 
@@ -29,31 +39,47 @@ MAX_INTERVAL_S = 60.0
 MIN_INTERVAL_S = 0.01
 JITTER = 0.1
 DEFAULT_EXPECTED_S = 60.0
+START_FRACTION = 0.1
+"""Expected wait for a queued job's start, per request ahead and its own, as a fraction of
+the expected duration."""
 
 
 @dataclass(frozen=True)
 class PollState:
-    """What is known about a provider job when deciding the next poll."""
+    """What is known about a provider job when deciding the next poll.
+
+    ``elapsed_s`` counts from when the job was first seen started (while ``queued``, the
+    time it has waited so far)."""
 
     elapsed_s: float
     expected_s: float | None
     progress: float | None = None
     hint_s: float | None = None
+    queued: bool = False
+    queue_position: int | None = None
 
 
 def next_poll_in_s(state: PollState, rng: random.Random | None = None) -> float:
     """Seconds until the next poll of a job in ``state``."""
     expected = state.expected_s or DEFAULT_EXPECTED_S
     floor = MIN_FRACTION * expected
-    if state.progress is not None and 0 < state.progress < 100:
+    if state.queued:
+        start = START_FRACTION * expected * (1 + (state.queue_position or 0))
+        interval = _towards(state.elapsed_s, start, floor)
+    elif state.progress is not None and 0 < state.progress < 100:
         remaining = state.elapsed_s * (100 - state.progress) / state.progress
         interval = max(floor, remaining / 2)
-    elif state.elapsed_s < expected:
-        interval = max(floor, (expected - state.elapsed_s) / 2)
     else:
-        interval = floor + (state.elapsed_s - expected) * (BACKOFF - 1)
+        interval = _towards(state.elapsed_s, expected, floor)
     interval = min(interval, MAX_FRACTION * expected, MAX_INTERVAL_S)
     if state.hint_s is not None:
         interval = max(interval, state.hint_s)
     jitter = (rng or random).uniform(1 - JITTER, 1 + JITTER)
     return max(MIN_INTERVAL_S, interval * jitter)
+
+
+def _towards(elapsed_s: float, target_s: float, floor_s: float) -> float:
+    """Half the way to target_s, at least floor_s; past it, back off with the overrun."""
+    if elapsed_s < target_s:
+        return max(floor_s, (target_s - elapsed_s) / 2)
+    return floor_s + (elapsed_s - target_s) * (BACKOFF - 1)

@@ -11,7 +11,7 @@ from workers.cache import cache_key
 from workers.execution.calls import Call
 from workers.execution.feedback import report_success
 from workers.execution.outcomes import Started, attempt_record, submitted, succeeded
-from workers.execution.waiting import next_poll_s, polled, with_provider_job
+from workers.execution.waiting import next_poll_s, polled, seen_started, with_provider_job
 from workers.kept import Kept
 from workers.providers import AsyncState, PollResult, ProviderResult
 from workers.runtime import Runtime
@@ -80,8 +80,9 @@ def _submitted(
 ) -> Outcome:
     """The provider accepted the job; one that is already done ends in this attempt."""
     if poll.state == AsyncState.RUNNING:
-        delay_s = next_poll_s(runtime, claim, call, poll, started.at)
-        return submitted(poll, started, delay_s)
+        started_at = seen_started(poll, None)
+        delay_s = next_poll_s(runtime, claim, call, poll, started.at, started_at)
+        return submitted(poll, started, delay_s, started_at)
     done = polled(runtime, with_provider_job(claim, poll.provider_job_id), call, poll, started.at)
     assert done.attempt is not None
     whole = attempt_record(

@@ -96,14 +96,21 @@ def success_values(claim: Claim, result: ProviderResult, cached: bool) -> dict[s
     }
 
 
-def still_running(poll: PollResult, delay_s: float) -> Outcome:
+def still_running(poll: PollResult, delay_s: float, started_at: datetime | None) -> Outcome:
     """A waiting job whose provider job goes on: poll again in ``delay_s``."""
-    values = {"progress": poll.progress, "next_poll_at": utcnow() + timedelta(seconds=delay_s)}
+    values = {
+        "progress": poll.progress,
+        "next_poll_at": utcnow() + timedelta(seconds=delay_s),
+        "provider_started_at": started_at,
+    }
     return Outcome(JobStatus.WAITING, values, next=NextMessage(POLL_JOB, delay_s))
 
 
-def submitted(poll: PollResult, started: Started, delay_s: float) -> Outcome:
-    """An async job its provider accepted: the job waits, polled in ``delay_s``."""
+def submitted(
+    poll: PollResult, started: Started, delay_s: float, started_at: datetime | None
+) -> Outcome:
+    """An async job its provider accepted: the job waits, polled in ``delay_s``;
+    ``started_at`` is when it was seen started (None while in the provider's queue)."""
     attempt = attempt_record(
         "submitted",
         started,
@@ -115,6 +122,7 @@ def submitted(poll: PollResult, started: Started, delay_s: float) -> Outcome:
         "progress": poll.progress,
         "next_poll_at": utcnow() + timedelta(seconds=delay_s),
         "polls": 0,
+        "provider_started_at": started_at,
     }
     return Outcome(JobStatus.WAITING, values, attempt, next=NextMessage(POLL_JOB, delay_s))
 

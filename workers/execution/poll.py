@@ -40,6 +40,7 @@ def poll_job(runtime: Runtime, job_id: str) -> None:
             )
             or utcnow()
         )
+        started_at = job.provider_started_at
     if recheck is not None:
         outbox.send(runtime.sessions, runtime.broker, [recheck])
     if claim is None or claim.provider_job_id is None:
@@ -63,7 +64,7 @@ def poll_job(runtime: Runtime, job_id: str) -> None:
             return
         poll = PollResult(claim.provider_job_id, AsyncState.RUNNING, error.request_id, 0)
         logger.info("poll_job: %s: %s; polling again later", job_id, error.error_class)
-    commit(runtime, claim, polled(runtime, claim, call, poll, submitted_at))
+    commit(runtime, claim, polled(runtime, claim, call, poll, submitted_at, started_at))
 
 
 def _overdue(call: Call, claim: Claim, submitted_at: datetime) -> JobStop | None:

@@ -13,28 +13,52 @@ from workers.providers import AsyncState, PollResult
 from workers.runtime import Runtime
 
 
+def seen_started(poll: PollResult, started_at: datetime | None) -> datetime | None:
+    """When the provider job was first seen started: started_at if known, now if this
+    answer is the first to show it out of the provider's queue, else None."""
+    if started_at is not None or poll.queued:
+        return started_at
+    return utcnow()
+
+
 def next_poll_s(
-    runtime: Runtime, claim: Claim, call: Call, poll: PollResult, submitted_at: datetime
+    runtime: Runtime,
+    claim: Claim,
+    call: Call,
+    poll: PollResult,
+    submitted_at: datetime,
+    started_at: datetime | None,
 ) -> float:
-    """The adaptive policy's next interval, aimed at the model's learned duration."""
+    """The adaptive policy's next interval, aimed at the model's learned duration; time
+    spent in the provider's queue does not count against it."""
     state = PollState(
-        elapsed_s=(utcnow() - submitted_at).total_seconds(),
+        elapsed_s=(utcnow() - (started_at or submitted_at)).total_seconds(),
         expected_s=runtime.durations.median(claim.current_model) or call.spec.expected_duration_s,
         progress=poll.progress,
         hint_s=poll.poll_after_s,
+        queued=poll.queued,
+        queue_position=poll.queue_position,
     )
     return next_poll_in_s(state)
 
 
 def polled(
-    runtime: Runtime, claim: Claim, call: Call, poll: PollResult, submitted_at: datetime
+    runtime: Runtime,
+    claim: Claim,
+    call: Call,
+    poll: PollResult,
+    submitted_at: datetime,
+    started_at: datetime | None = None,
 ) -> Outcome:
     """The outcome of a poll: still running, done, failed or canceled at the provider. A
-    success teaches the model's running median duration."""
+    success teaches the model's running median duration, counted from its seen start."""
+    started_at = seen_started(poll, started_at)
     if poll.state == AsyncState.RUNNING:
-        return still_running(poll, next_poll_s(runtime, claim, call, poll, submitted_at))
+        delay_s = next_poll_s(runtime, claim, call, poll, submitted_at, started_at)
+        return still_running(poll, delay_s, started_at)
     if poll.state == AsyncState.SUCCEEDED and poll.result is not None:
-        runtime.durations.record(claim.current_model, (utcnow() - submitted_at).total_seconds())
+        ran_s = (utcnow() - (started_at or submitted_at)).total_seconds()
+        runtime.durations.record(claim.current_model, ran_s)
     return provider_job_ended(claim, call, poll)
 
 
