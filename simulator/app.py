@@ -16,6 +16,7 @@ from simulator import (
     openai_videos,
     receiver,
     replicate_predictions,
+    runway_tasks,
 )
 from simulator.config import SimConfig
 from simulator.openai_protocol import invalid_url
@@ -39,6 +40,7 @@ def create_app(
             *openai_models.routes,
             *anthropic_messages.routes,
             *replicate_predictions.routes,
+            *runway_tasks.routes,
             *files.routes,
             *control.routes,
             *receiver.routes,
