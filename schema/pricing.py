@@ -10,6 +10,7 @@ import json
 import math
 from typing import Any
 
+from schema.inputs import RUNWAY_DEFAULT_DURATION_S
 from schema.routes import ModelSpec, Protocol
 
 CHARS_PER_TOKEN = 3
@@ -74,6 +75,8 @@ def max_cost_micros(protocol: Protocol, spec: ModelSpec, input: dict[str, Any]) 
         usage["predict_seconds"] = spec.max_duration_s or spec.expected_duration_s or 0
     elif protocol == Protocol.OPENAI_VIDEOS:
         usage["video_seconds"] = int(input.get("seconds") or 4)
+    elif protocol == Protocol.RUNWAY_TASKS:
+        usage["video_seconds"] = int(input.get("duration") or RUNWAY_DEFAULT_DURATION_S)
     return cost_micros(spec, usage)
 
 

@@ -26,6 +26,7 @@ class Protocol(StrEnum):
     ANTHROPIC_MESSAGES = "anthropic-messages"
     REPLICATE_PREDICTIONS = "replicate-predictions"
     OPENAI_VIDEOS = "openai-videos"
+    RUNWAY_TASKS = "runway-tasks"
 
 
 class JobKind(StrEnum):
@@ -40,8 +41,11 @@ KIND_OF_PROTOCOL = {
     Protocol.OPENAI_IMAGES: JobKind.IMAGE,
     Protocol.REPLICATE_PREDICTIONS: JobKind.IMAGE,
     Protocol.OPENAI_VIDEOS: JobKind.VIDEO,
+    Protocol.RUNWAY_TASKS: JobKind.VIDEO,
 }
-ASYNC_PROTOCOLS = frozenset({Protocol.REPLICATE_PREDICTIONS, Protocol.OPENAI_VIDEOS})
+ASYNC_PROTOCOLS = frozenset(
+    {Protocol.REPLICATE_PREDICTIONS, Protocol.OPENAI_VIDEOS, Protocol.RUNWAY_TASKS}
+)
 
 
 class ModelSpec(BaseModel):
