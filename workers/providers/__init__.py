@@ -17,6 +17,7 @@ from workers.providers.openai_images import OpenAIImages
 from workers.providers.openai_videos import OpenAIVideos
 from workers.providers.replicate_predictions import ReplicatePredictions
 from workers.providers.result import AsyncState, PollResult, ProviderResult
+from workers.providers.runway_tasks import RunwayTasks
 
 
 class SyncAdapter(Protocol):
@@ -37,6 +38,7 @@ ADAPTERS: dict[WireProtocol, Any] = {
     WireProtocol.OPENAI_IMAGES: OpenAIImages,
     WireProtocol.REPLICATE_PREDICTIONS: ReplicatePredictions,
     WireProtocol.OPENAI_VIDEOS: OpenAIVideos,
+    WireProtocol.RUNWAY_TASKS: RunwayTasks,
 }
 
 

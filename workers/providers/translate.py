@@ -1,12 +1,17 @@
 """Carrying a job's input to a fallback route that speaks another protocol of the same kind.
 
 Chat moves between OpenAI and Anthropic shapes (system messages, a required
-``max_tokens``); images between OpenAI images and Replicate (a prompt and a count).
+``max_tokens``); images between OpenAI images and Replicate (a prompt and a count);
+videos between OpenAI videos and Runway tasks (a prompt, a length and a frame size).
 """
 
 from typing import Any
 
+from schema.inputs import RUNWAY_DEFAULT_DURATION_S
 from schema.routes import ModelSpec, Protocol
+
+OPENAI_VIDEO_SECONDS = (4, 8, 12)
+RUNWAY_MAX_DURATION_S = 10
 
 
 def translate(
@@ -72,9 +77,31 @@ def _prediction_to_images(input: dict[str, Any], spec: ModelSpec) -> dict[str, A
     return {"prompt": input.get("prompt", ""), "n": int(input.get("num_outputs") or 1)}
 
 
+def _video_to_runway(input: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
+    seconds = int(input.get("seconds") or 4)
+    converted: dict[str, Any] = {
+        "promptText": input["prompt"][:1000],
+        "duration": min(seconds, RUNWAY_MAX_DURATION_S),
+    }
+    if input.get("size"):
+        converted["ratio"] = str(input["size"]).replace("x", ":")
+    return converted
+
+
+def _runway_to_video(input: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
+    duration = int(input.get("duration") or RUNWAY_DEFAULT_DURATION_S)
+    seconds = min(OPENAI_VIDEO_SECONDS, key=lambda allowed: abs(allowed - duration))
+    converted: dict[str, Any] = {"prompt": input.get("promptText") or "", "seconds": str(seconds)}
+    if input.get("ratio"):
+        converted["size"] = str(input["ratio"]).replace(":", "x")
+    return converted
+
+
 _CONVERSIONS = {
     (Protocol.OPENAI_CHAT, Protocol.ANTHROPIC_MESSAGES): _openai_to_anthropic,
     (Protocol.ANTHROPIC_MESSAGES, Protocol.OPENAI_CHAT): _anthropic_to_openai,
     (Protocol.OPENAI_IMAGES, Protocol.REPLICATE_PREDICTIONS): _images_to_prediction,
     (Protocol.REPLICATE_PREDICTIONS, Protocol.OPENAI_IMAGES): _prediction_to_images,
+    (Protocol.OPENAI_VIDEOS, Protocol.RUNWAY_TASKS): _video_to_runway,
+    (Protocol.RUNWAY_TASKS, Protocol.OPENAI_VIDEOS): _runway_to_video,
 }
