@@ -56,17 +56,24 @@ def test_a_runway_task_is_submitted_polled_and_priced(client, auth, worker, runt
 
 
 @pytest.mark.parametrize(
-    ("prompt", "error_type"),
-    [("something forbidden", "content_policy"), ("please fail", "provider_job_failed")],
+    ("prompt", "error_type", "tasks"),
+    [
+        ("something forbidden", "content_policy", 1),
+        # Runway calls INTERNAL failures worth a retry: the route's attempts are spent first.
+        ("please fail", "provider_job_failed", 3),
+    ],
 )
 def test_a_task_that_fails_with_a_code_fails_the_job(
-    client, auth, worker, sim_control, prompt, error_type
+    client, auth, worker, runtime, sim_control, monkeypatch, prompt, error_type, tasks
 ) -> None:
     sim_control.config(**FAST_ASYNC)
+    monkeypatch.setattr("workers.execution.policy.retry_delay_s", lambda attempt, after: 0.01)
 
     job = run(client, auth, {**RUNWAY, "input": {**RUNWAY["input"], "promptText": prompt}})
 
     assert (job["status"], job["error"]["type"], job["cost_usd"]) == ("failed", error_type, 0)
+    assert sim_control.calls("text_to_video.create") == tasks
+    assert [a.status for a in attempts_of(runtime, job["id"])] == ["failed"] * tasks
 
 
 def test_a_body_runway_refuses_fails_the_job_with_its_issues(client, auth, worker, sim_control):
