@@ -6,7 +6,14 @@ so a provider's newer parameters need no change here.
 
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from schema.clean import MAX_TOKENS
 from schema.routes import Protocol
@@ -147,6 +154,30 @@ class FalVideoInput(BaseModel):
         return str(value) if isinstance(value, int) else value
 
 
+RUNWAY_DEFAULT_DURATION_S = 5
+RUNWAY_DEFAULT_RATIO = "1280:720"
+
+
+class RunwayTaskInput(BaseModel):
+    """A Runway task's body without its model, in Runway's own (camelCase) names: a
+    ``promptImage`` makes it image_to_video. genq prices the ``duration``, which it sends
+    as given or as ``RUNWAY_DEFAULT_DURATION_S``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    prompt_text: str | None = Field(None, alias="promptText", min_length=1, max_length=1000)
+    prompt_image: str | list[dict[str, Any]] | None = Field(None, alias="promptImage")
+    ratio: str | None = Field(None, min_length=1)
+    duration: int = Field(RUNWAY_DEFAULT_DURATION_S, ge=2, le=10)
+    seed: int | None = Field(None, ge=0, le=4_294_967_295)
+
+    @model_validator(mode="after")
+    def _text_or_image(self) -> "RunwayTaskInput":
+        if self.prompt_text is None and self.prompt_image is None:
+            raise ValueError("give promptText, promptImage or both")
+        return self
+
+
 INPUT_MODELS: dict[Protocol, type[BaseModel]] = {
     Protocol.OPENAI_CHAT: ChatInput,
     Protocol.ANTHROPIC_MESSAGES: AnthropicInput,
@@ -155,6 +186,7 @@ INPUT_MODELS: dict[Protocol, type[BaseModel]] = {
     Protocol.OPENAI_VIDEOS: VideoInput,
     Protocol.GOOGLE_VEO: VeoInput,
     Protocol.FAL_QUEUE: FalVideoInput,
+    Protocol.RUNWAY_TASKS: RunwayTaskInput,
 }
 
 

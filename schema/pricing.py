@@ -10,6 +10,7 @@ import json
 import math
 from typing import Any
 
+from schema.inputs import RUNWAY_DEFAULT_DURATION_S
 from schema.routes import ModelSpec, Protocol
 
 CHARS_PER_TOKEN = 3
@@ -78,6 +79,8 @@ def max_cost_micros(protocol: Protocol, spec: ModelSpec, input: dict[str, Any]) 
     elif protocol == Protocol.GOOGLE_VEO:
         samples = int((input.get("parameters") or {}).get("sampleCount") or 1)
         usage["video_seconds"] = veo_seconds(input) * samples
+    elif protocol == Protocol.RUNWAY_TASKS:
+        usage["video_seconds"] = int(input.get("duration") or RUNWAY_DEFAULT_DURATION_S)
     return cost_micros(spec, usage)
 
 

@@ -28,6 +28,7 @@ class Protocol(StrEnum):
     OPENAI_VIDEOS = "openai-videos"
     GOOGLE_VEO = "google-veo"
     FAL_QUEUE = "fal-queue"
+    RUNWAY_TASKS = "runway-tasks"
 
 
 class JobKind(StrEnum):
@@ -44,6 +45,7 @@ KIND_OF_PROTOCOL = {
     Protocol.OPENAI_VIDEOS: JobKind.VIDEO,
     Protocol.GOOGLE_VEO: JobKind.VIDEO,
     Protocol.FAL_QUEUE: JobKind.VIDEO,
+    Protocol.RUNWAY_TASKS: JobKind.VIDEO,
 }
 ASYNC_PROTOCOLS = frozenset(
     {
@@ -51,6 +53,7 @@ ASYNC_PROTOCOLS = frozenset(
         Protocol.OPENAI_VIDEOS,
         Protocol.GOOGLE_VEO,
         Protocol.FAL_QUEUE,
+        Protocol.RUNWAY_TASKS,
     }
 )
 

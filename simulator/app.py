@@ -18,6 +18,7 @@ from simulator import (
     openai_videos,
     receiver,
     replicate_predictions,
+    runway_tasks,
 )
 from simulator.config import SimConfig
 from simulator.openai_protocol import invalid_url
@@ -42,6 +43,7 @@ def create_app(
             *anthropic_messages.routes,
             *replicate_predictions.routes,
             *google_veo.routes,
+            *runway_tasks.routes,
             *files.routes,
             *control.routes,
             *receiver.routes,

@@ -46,6 +46,8 @@ class SimConfig(BaseModel):
     """Longest job duration, before time_scale."""
     fixed_duration_s: float | None = Field(default=None, ge=0)
     """When set, every job takes exactly this long (before time_scale) instead of a draw."""
+    runway_concurrency: int | None = Field(default=None, ge=1)
+    """Unfinished Runway tasks a key may have before new ones are THROTTLED; None: no limit."""
     faults: list[FaultRule] = Field(default_factory=list)
     """Failures to inject, first matching rule first."""
 

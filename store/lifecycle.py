@@ -16,8 +16,9 @@ move_to_fallback  queued -> queued                  execution.run        next mo
 finish            running -> queued, waiting,       execution.commit     the attempt, its cost,
                     succeeded, failed,                                     the budget, a dead
                     dead_lettered                                          letter, the event,
-                  waiting -> waiting, succeeded,                           the next message
-                    failed, dead_lettered
+                  waiting -> waiting, queued,                              the next message
+                    succeeded, failed,
+                    dead_lettered
 cancel            queued, running, waiting          producers (API and   reservation released,
                     -> canceled                       Producer)            event, cancel_job
 expire            queued past its deadline          workers.sweeps       reservation released,
@@ -57,7 +58,7 @@ TRANSITIONS: dict[JobStatus | None, frozenset[JobStatus]] = {
     None: frozenset({QUEUED}),
     QUEUED: frozenset({RUNNING, QUEUED, CANCELED, FAILED}),
     RUNNING: frozenset({RUNNING, QUEUED, WAITING, SUCCEEDED, FAILED, DEAD_LETTERED, CANCELED}),
-    WAITING: frozenset({WAITING, SUCCEEDED, FAILED, DEAD_LETTERED, CANCELED}),
+    WAITING: frozenset({WAITING, QUEUED, SUCCEEDED, FAILED, DEAD_LETTERED, CANCELED}),
     DEAD_LETTERED: frozenset({QUEUED}),
     SUCCEEDED: frozenset(),
     FAILED: frozenset(),

@@ -10,10 +10,11 @@ from schema.errors import AttemptError, ErrorClass
 from schema.jobs import JobStatus
 from schema.names import POLL_JOB, RUN_JOB
 from schema.pricing import cost_micros
+from schema.routes import Routes
 from schema.tables import utcnow
 from store.moves import AttemptRecord, Claim, NextMessage, Outcome
-from workers.execution.calls import Call
-from workers.execution.policy import Decision, FallBack, Retry, end
+from workers.execution.calls import Call, chain
+from workers.execution.policy import Decision, FallBack, Retry, Situation, decide
 from workers.providers import AsyncState, PollResult, ProviderError, ProviderResult
 
 
@@ -127,8 +128,9 @@ def submitted(
     return Outcome(JobStatus.WAITING, values, attempt, next=NextMessage(POLL_JOB, delay_s))
 
 
-def provider_job_ended(claim: Claim, call: Call, poll: PollResult) -> Outcome:
-    """A provider job that is done: succeeded (with its cost), or failed or canceled there."""
+def provider_job_ended(claim: Claim, call: Call, poll: PollResult, situation: Situation) -> Outcome:
+    """A provider job that is done: succeeded (with its cost), or failed or canceled there;
+    a failure the provider calls passing is retried or handed on like any other."""
     if poll.state == AsyncState.SUCCEEDED and poll.result is not None:
         cost = cost_micros(call.spec, poll.result.usage)
         attempt = attempt_record("succeeded", result=poll.result, cost=cost)
@@ -137,21 +139,37 @@ def provider_job_ended(claim: Claim, call: Call, poll: PollResult) -> Outcome:
     error = poll.error or ProviderError(
         ErrorClass.PROVIDER_JOB_FAILED, f"provider job {poll.state}", retryable=False
     )
-    return after_failure(error, end(error), attempt_record("failed", error=error))
+    return after_failure(error, decide(error, situation), attempt_record("failed", error=error))
+
+
+def situation_of(
+    routes: Routes, claim: Claim, call: Call | None, *, may_continue: bool = True
+) -> Situation:
+    """Where a claimed job stands for the retry policy; nothing follows a job whose route
+    could not even be prepared."""
+    return Situation(
+        route_attempt=claim.route_attempt,
+        max_attempts=call.route.max_attempts if call else 0,
+        chain=chain(routes, claim.model) if call else (),
+        current_model=claim.current_model,
+        deadline=claim.deadline_at,
+        now=utcnow(),
+        may_continue=may_continue and call is not None,
+    )
 
 
 def after_failure(error: AttemptError, decision: Decision, attempt: AttemptRecord) -> Outcome:
     """The outcome of a failed attempt, as the retry policy decided."""
+    requeued = {"error": _doc(error), "provider_job_id": None, "next_poll_at": None}
     if isinstance(decision, Retry):
         next_message = NextMessage(RUN_JOB, decision.delay_s)
-        return Outcome(JobStatus.QUEUED, {"error": _doc(error)}, attempt, next=next_message)
+        return Outcome(JobStatus.QUEUED, requeued, attempt, next=next_message)
     if isinstance(decision, FallBack):
         values = {
-            "error": _doc(error),
+            **requeued,
             "current_model": decision.model,
             "route": decision.model.partition("/")[0],
             "route_attempts": 0,
-            "provider_job_id": None,
         }
         return Outcome(JobStatus.QUEUED, values, attempt, next=NextMessage(RUN_JOB))
     return Outcome(decision.status, {"error": _doc(decision.error)}, attempt)

@@ -17,8 +17,8 @@ from workers.execution.calls import Call, chain, next_in_chain, prepare
 from workers.execution.claims import bind, lease_s, recheck_later
 from workers.execution.commit import commit
 from workers.execution.feedback import report_failure
-from workers.execution.outcomes import Started, after_failure, attempt_record
-from workers.execution.policy import Situation, decide
+from workers.execution.outcomes import Started, after_failure, attempt_record, situation_of
+from workers.execution.policy import decide
 from workers.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -112,19 +112,9 @@ def _run_claimed(runtime: Runtime, job: Job, admitted: Admitted | None, lost_cos
 def _failed(
     runtime: Runtime, claim: Claim, call: Call | None, error: AttemptError, started: Started
 ) -> Outcome:
-    """Retry, fall back or end, as the policy decides; nothing follows a job whose route
-    could not even be prepared."""
-    situation = Situation(
-        route_attempt=claim.route_attempt,
-        max_attempts=call.route.max_attempts if call else 0,
-        chain=chain(runtime.routes, claim.model) if call else (),
-        current_model=claim.current_model,
-        deadline=claim.deadline_at,
-        now=utcnow(),
-        may_continue=call is not None,
-    )
+    """Retry, fall back or end, as the policy decides."""
     attempt = attempt_record("failed", started, error=error)
-    return after_failure(error, decide(error, situation), attempt)
+    return after_failure(error, decide(error, situation_of(runtime.routes, claim, call)), attempt)
 
 
 def _fall_back_now(runtime: Runtime, job: Job) -> bool:

@@ -7,7 +7,7 @@ from datetime import datetime
 from schema.tables import utcnow
 from store.moves import Claim, Outcome
 from workers.execution.calls import Call
-from workers.execution.outcomes import provider_job_ended, still_running
+from workers.execution.outcomes import provider_job_ended, situation_of, still_running
 from workers.polling import PollState, next_poll_in_s
 from workers.providers import AsyncState, PollResult
 from workers.runtime import Runtime
@@ -59,7 +59,7 @@ def polled(
     if poll.state == AsyncState.SUCCEEDED and poll.result is not None:
         ran_s = (utcnow() - (started_at or submitted_at)).total_seconds()
         runtime.durations.record(claim.current_model, ran_s)
-    return provider_job_ended(claim, call, poll)
+    return provider_job_ended(claim, call, poll, situation_of(runtime.routes, claim, call))
 
 
 def with_provider_job(claim: Claim, provider_job_id: str) -> Claim:

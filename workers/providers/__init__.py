@@ -19,6 +19,7 @@ from workers.providers.openai_images import OpenAIImages
 from workers.providers.openai_videos import OpenAIVideos
 from workers.providers.replicate_predictions import ReplicatePredictions
 from workers.providers.result import AsyncState, PollResult, ProviderResult
+from workers.providers.runway_tasks import RunwayTasks
 
 
 class SyncAdapter(Protocol):
@@ -41,6 +42,7 @@ ADAPTERS: dict[WireProtocol, Any] = {
     WireProtocol.OPENAI_VIDEOS: OpenAIVideos,
     WireProtocol.GOOGLE_VEO: GoogleVeo,
     WireProtocol.FAL_QUEUE: FalQueue,
+    WireProtocol.RUNWAY_TASKS: RunwayTasks,
 }
 
 

@@ -2,13 +2,18 @@
 
 Chat moves between OpenAI and Anthropic shapes (system messages, a required
 ``max_tokens``); images between OpenAI images and Replicate (a prompt and a count);
-videos between OpenAI videos and Google Veo (a prompt, a length, an orientation) and
-between OpenAI videos and fal (a prompt and a duration: ``"8"`` there, ``"8s"`` here).
+videos between OpenAI videos and Google Veo (a prompt, a length, an orientation), fal (a
+prompt and a duration: ``"8"`` there, ``"8s"`` here) and Runway tasks (a prompt, a length
+and a frame size).
 """
 
 from typing import Any
 
+from schema.inputs import RUNWAY_DEFAULT_DURATION_S
 from schema.routes import ModelSpec, Protocol
+
+OPENAI_VIDEO_SECONDS = (4, 8, 12)
+RUNWAY_MAX_DURATION_S = 10
 
 
 def translate(
@@ -109,6 +114,25 @@ def _fal_to_video(input: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
     converted = {"prompt": input["prompt"]}
     if input.get("duration"):
         converted["seconds"] = str(input["duration"]).removesuffix("s")
+
+
+def _video_to_runway(input: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
+    seconds = int(input.get("seconds") or 4)
+    converted: dict[str, Any] = {
+        "promptText": input["prompt"][:1000],
+        "duration": min(seconds, RUNWAY_MAX_DURATION_S),
+    }
+    if input.get("size"):
+        converted["ratio"] = str(input["size"]).replace("x", ":")
+    return converted
+
+
+def _runway_to_video(input: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
+    duration = int(input.get("duration") or RUNWAY_DEFAULT_DURATION_S)
+    seconds = min(OPENAI_VIDEO_SECONDS, key=lambda allowed: abs(allowed - duration))
+    converted: dict[str, Any] = {"prompt": input.get("promptText") or "", "seconds": str(seconds)}
+    if input.get("ratio"):
+        converted["size"] = str(input["ratio"]).replace(":", "x")
     return converted
 
 
@@ -121,4 +145,6 @@ _CONVERSIONS = {
     (Protocol.GOOGLE_VEO, Protocol.OPENAI_VIDEOS): _veo_to_video,
     (Protocol.OPENAI_VIDEOS, Protocol.FAL_QUEUE): _video_to_fal,
     (Protocol.FAL_QUEUE, Protocol.OPENAI_VIDEOS): _fal_to_video,
+    (Protocol.OPENAI_VIDEOS, Protocol.RUNWAY_TASKS): _video_to_runway,
+    (Protocol.RUNWAY_TASKS, Protocol.OPENAI_VIDEOS): _runway_to_video,
 }
