@@ -74,6 +74,7 @@ def test_a_task_runs_through_pending_running_and_succeeded(
         None,
     )
     assert (running.state, running.progress) == (AsyncState.RUNNING, 50.0)
+    assert (submitted.queued, pending.queued, running.queued) == (True, True, False)
     assert done.state == AsyncState.SUCCEEDED
     assert done.result.usage == {"video_seconds": 5.0}
     output = done.result.output
@@ -109,6 +110,7 @@ def test_a_throttled_task_has_not_started_and_asks_for_a_slower_poll(
         None,
         THROTTLED_POLL_S,
     )
+    assert throttled.queued
 
 
 def test_image_input_goes_to_image_to_video(runway: RunwayTasks, sim: httpx.Client) -> None:

@@ -12,7 +12,8 @@
 A task read does not repeat the request, so the provider job id genq keeps is
 ``<task id>@<duration>s``: the duration is what the route's ``per_video_second`` prices.
 
-PENDING and THROTTLED tasks have not started: both are RUNNING with ``progress`` None.
+PENDING and THROTTLED tasks have not started: both are RUNNING, ``queued``, with
+``progress`` None (a new task is PENDING).
 THROTTLED (queued behind the account's concurrency) also sets ``poll_after_s`` to
 ``THROTTLED_POLL_S``: such a task waits for another of the account's tasks to finish,
 and Runway says a task's state changes at most every five seconds. RUNNING's ``progress``
@@ -77,6 +78,7 @@ class RunwayTasks(RouteAdapter):
             state=AsyncState.RUNNING,
             request_id=request_id_of(response),
             http_status=response.status_code,
+            queued=True,
             rate_limit_headers=rate_limit_headers(response),
         )
 
@@ -133,6 +135,7 @@ class RunwayTasks(RouteAdapter):
             http_status=response.status_code,
             progress=progress,
             poll_after_s=THROTTLED_POLL_S if status == "THROTTLED" else None,
+            queued=status in ("PENDING", "THROTTLED"),
             result=result,
             error=error,
             rate_limit_headers=rate_limit_headers(response),
