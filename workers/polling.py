@@ -7,11 +7,12 @@ spends polls where the job's next change is likely, using what each provider tel
 - A job that has not started (fal's ``IN_QUEUE`` with its ``queue_position``, Runway's
   ``PENDING``/``THROTTLED``, Replicate's ``starting``) is polled for its start, not its
   end: the expected start is ``START_FRACTION`` of the expected duration per request
-  ahead, plus one for its own, and the polls halve towards it as they do towards an end.
-  Its queued time does not count against the expected duration: the caller counts
-  ``elapsed_s`` from the poll that first saw it started (from submission where a provider
-  shows no queue: OpenAI videos, Veo). Seeing the start one poll late shifts the end
-  estimate by as much; the learned duration, measured the same way, absorbs that bias.
+  ahead, plus one for its own. The first poll goes straight there and later ones back off
+  as past an end: a start seen late delays no customer, it only shifts the end estimate,
+  which progress corrects and the learned duration, measured the same way, absorbs. Its
+  queued time does not count against the expected duration: the caller counts
+  ``elapsed_s`` from the answer that first showed it started (from submission where a
+  provider shows no queue: OpenAI videos, Veo).
 - With a progress figure (OpenAI videos' ``progress``, Runway's ``progress`` x 100,
   Replicate's percentage in its logs), the finish is extrapolated from the rate so far,
   and the next poll goes at half the estimated time left: the interval halves as the end
@@ -65,7 +66,7 @@ def next_poll_in_s(state: PollState, rng: random.Random | None = None) -> float:
     floor = MIN_FRACTION * expected
     if state.queued:
         start = START_FRACTION * expected * (1 + (state.queue_position or 0))
-        interval = _towards(state.elapsed_s, start, floor)
+        interval = _towards(state.elapsed_s, start, floor, share=1.0)
     elif state.progress is not None and 0 < state.progress < 100:
         remaining = state.elapsed_s * (100 - state.progress) / state.progress
         interval = max(floor, remaining / 2)
@@ -78,8 +79,9 @@ def next_poll_in_s(state: PollState, rng: random.Random | None = None) -> float:
     return max(MIN_INTERVAL_S, interval * jitter)
 
 
-def _towards(elapsed_s: float, target_s: float, floor_s: float) -> float:
-    """Half the way to target_s, at least floor_s; past it, back off with the overrun."""
+def _towards(elapsed_s: float, target_s: float, floor_s: float, share: float = 0.5) -> float:
+    """``share`` of the way to target_s, at least floor_s; past it, floor_s plus
+    ``BACKOFF - 1`` times the overrun."""
     if elapsed_s < target_s:
-        return max(floor_s, (target_s - elapsed_s) / 2)
+        return max(floor_s, (target_s - elapsed_s) * share)
     return floor_s + (elapsed_s - target_s) * (BACKOFF - 1)

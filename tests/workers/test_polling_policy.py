@@ -32,24 +32,24 @@ def test_a_queued_job_is_polled_for_its_start_not_its_end() -> None:
     queued = interval(elapsed_s=0, expected_s=100, queued=True, queue_position=0)
     running = interval(elapsed_s=0, expected_s=100)
 
-    assert within_jitter(queued, START_FRACTION * 100 / 2)
+    assert within_jitter(queued, START_FRACTION * 100)
     assert within_jitter(running, MAX_FRACTION * 100)
 
 
-def test_requests_ahead_push_the_expected_start_out() -> None:
+def test_a_request_ahead_pushes_the_expected_start_out() -> None:
     first = interval(elapsed_s=0, expected_s=100, queued=True, queue_position=0)
-    fourth = interval(elapsed_s=0, expected_s=100, queued=True, queue_position=3)
+    second = interval(elapsed_s=0, expected_s=100, queued=True, queue_position=1)
 
-    assert within_jitter(fourth, 4 * START_FRACTION * 100 / 2)
-    assert fourth > first
+    assert within_jitter(second, 2 * START_FRACTION * 100)
+    assert second > first
 
 
 def test_a_start_later_than_expected_backs_off() -> None:
-    waits = [interval(elapsed_s=t, expected_s=100, queued=True) for t in (5, 9, 20, 40)]
+    waits = [interval(elapsed_s=t, expected_s=100, queued=True) for t in (5, 9.5, 20, 40)]
 
-    assert waits[1] < waits[0]
-    assert waits[1] < waits[2] < waits[3]
+    assert within_jitter(waits[0], START_FRACTION * 100 - 5)
     assert within_jitter(waits[1], MIN_FRACTION * 100)
+    assert waits[1] < waits[2] < waits[3]
 
 
 def test_a_throttled_task_waits_at_least_the_providers_pace() -> None:
@@ -91,8 +91,8 @@ def test_replicate_logs_give_the_last_percentage(logs: object, progress: float |
     assert logged_progress(logs) == progress
 
 
-def answer(queued: bool) -> PollResult:
-    return PollResult("p1", AsyncState.RUNNING, None, 200, queued=queued)
+def answer(queued: bool, progress: float | None = None) -> PollResult:
+    return PollResult("p1", AsyncState.RUNNING, None, 200, progress=progress, queued=queued)
 
 
 def test_the_start_is_the_first_answer_out_of_the_queue() -> None:
@@ -102,3 +102,18 @@ def test_the_start_is_the_first_answer_out_of_the_queue() -> None:
     assert seen_started(answer(queued=True), None) is None
     assert seen_started(answer(queued=False), None) >= before  # type: ignore[operator]
     assert seen_started(answer(queued=False), earlier) == earlier
+
+
+def test_a_job_first_seen_partly_done_started_that_share_of_its_expected_duration_ago() -> None:
+    before = utcnow()
+
+    started = seen_started(answer(queued=False, progress=30), None, expected_s=100)
+
+    assert started is not None
+    assert before - timedelta(seconds=30) <= started <= utcnow() - timedelta(seconds=30)
+
+
+def test_a_job_that_ended_unseen_has_no_seen_start() -> None:
+    done = PollResult("p1", AsyncState.SUCCEEDED, None, 200, progress=100)
+
+    assert seen_started(done, None, expected_s=100) is None

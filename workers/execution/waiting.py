@@ -2,7 +2,7 @@
 means for it."""
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from schema.tables import utcnow
 from store.moves import Claim, Outcome
@@ -13,12 +13,22 @@ from workers.providers import AsyncState, PollResult
 from workers.runtime import Runtime
 
 
-def seen_started(poll: PollResult, started_at: datetime | None) -> datetime | None:
-    """When the provider job was first seen started: started_at if known, now if this
-    answer is the first to show it out of the provider's queue, else None."""
-    if started_at is not None or poll.queued:
+def seen_started(
+    poll: PollResult, started_at: datetime | None, expected_s: float | None = None
+) -> datetime | None:
+    """When the provider job started, as first seen: started_at if known; if this answer is
+    the first to show it out of the provider's queue, now, less the share of the expected
+    duration its progress shows done (a job first seen at 30 % started well before); else
+    None."""
+    if started_at is not None or poll.queued or poll.state != AsyncState.RUNNING:
         return started_at
-    return utcnow()
+    ran_s = (poll.progress or 0.0) / 100 * (expected_s or 0.0)
+    return utcnow() - timedelta(seconds=ran_s)
+
+
+def expected_s(runtime: Runtime, claim: Claim, call: Call) -> float | None:
+    """The model's learned median duration, else its configured one."""
+    return runtime.durations.median(claim.current_model) or call.spec.expected_duration_s
 
 
 def next_poll_s(
@@ -33,7 +43,7 @@ def next_poll_s(
     spent in the provider's queue does not count against it."""
     state = PollState(
         elapsed_s=(utcnow() - (started_at or submitted_at)).total_seconds(),
-        expected_s=runtime.durations.median(claim.current_model) or call.spec.expected_duration_s,
+        expected_s=expected_s(runtime, claim, call),
         progress=poll.progress,
         hint_s=poll.poll_after_s,
         queued=poll.queued,
@@ -51,13 +61,14 @@ def polled(
     started_at: datetime | None = None,
 ) -> Outcome:
     """The outcome of a poll: still running, done, failed or canceled at the provider. A
-    success teaches the model's running median duration, counted from its seen start."""
-    started_at = seen_started(poll, started_at)
+    success teaches the model's running median duration, counted from its seen start (a job
+    never seen started teaches nothing: its queued share is unknown)."""
     if poll.state == AsyncState.RUNNING:
+        started_at = seen_started(poll, started_at, expected_s(runtime, claim, call))
         delay_s = next_poll_s(runtime, claim, call, poll, submitted_at, started_at)
         return still_running(poll, delay_s, started_at)
-    if poll.state == AsyncState.SUCCEEDED and poll.result is not None:
-        ran_s = (utcnow() - (started_at or submitted_at)).total_seconds()
+    if poll.state == AsyncState.SUCCEEDED and poll.result is not None and started_at is not None:
+        ran_s = (utcnow() - started_at).total_seconds()
         runtime.durations.record(claim.current_model, ran_s)
     return provider_job_ended(claim, call, poll, situation_of(runtime.routes, claim, call))
 
