@@ -196,7 +196,7 @@ class Poller:
                 return Outcome(wire.name, name, job_id, polls, received)
             if started is None and not status.queued:  # as workers.execution.waiting sees it
                 ran_s = (status.progress or 0.0) / 100 * learned.expected_s()
-                started = received - ran_s * self.scale
+                started = max(received - ran_s * self.scale, submitted)
 
 
 def chosen_wires(client: Client, args: argparse.Namespace) -> list[Wire]:

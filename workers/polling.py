@@ -17,7 +17,8 @@ spends polls where the job's next change is likely, using what each provider tel
   Replicate's percentage in its logs), the finish is extrapolated from the rate so far,
   and the next poll goes at half the estimated time left: the interval halves as the end
   nears, so the number of polls grows with the logarithm of the duration, and the job is
-  seen done within about ``MIN_FRACTION`` of its expected length.
+  seen done within about ``MIN_FRACTION`` of its expected length. A running job at 100 %
+  (Runway rounds to hundredths) is about to end: it is polled at that floor.
 - Without progress (Veo says nothing until done, fal's status has none), the same halving
   aims at the model's expected duration (learned as the running median of its finished
   jobs, else from the routes config).
@@ -67,8 +68,8 @@ def next_poll_in_s(state: PollState, rng: random.Random | None = None) -> float:
     if state.queued:
         start = START_FRACTION * expected * (1 + (state.queue_position or 0))
         interval = _towards(state.elapsed_s, start, floor, share=1.0)
-    elif state.progress is not None and 0 < state.progress < 100:
-        remaining = state.elapsed_s * (100 - state.progress) / state.progress
+    elif state.progress is not None and state.progress > 0:
+        remaining = state.elapsed_s * max(100 - state.progress, 0) / state.progress
         interval = max(floor, remaining / 2)
     else:
         interval = _towards(state.elapsed_s, expected, floor)

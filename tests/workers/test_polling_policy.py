@@ -63,8 +63,11 @@ def test_progress_extrapolates_the_end_from_the_seen_start() -> None:
     halfway = interval(elapsed_s=30, expected_s=100, progress=50)
     nearly = interval(elapsed_s=57, expected_s=100, progress=95)
 
+    rounded_up = interval(elapsed_s=150, expected_s=100, progress=100)
+
     assert within_jitter(halfway, 15)
     assert within_jitter(nearly, MIN_FRACTION * 100)
+    assert within_jitter(rounded_up, MIN_FRACTION * 100)
 
 
 def test_without_progress_the_learned_duration_sets_the_aim() -> None:
@@ -99,21 +102,24 @@ def test_the_start_is_the_first_answer_out_of_the_queue() -> None:
     before = utcnow()
     earlier = before - timedelta(seconds=30)
 
-    assert seen_started(answer(queued=True), None) is None
-    assert seen_started(answer(queued=False), None) >= before  # type: ignore[operator]
-    assert seen_started(answer(queued=False), earlier) == earlier
+    assert seen_started(answer(queued=True), None, earlier) is None
+    assert seen_started(answer(queued=False), None, earlier) >= before  # type: ignore[operator]
+    assert seen_started(answer(queued=False), earlier, earlier) == earlier
 
 
-def test_a_job_first_seen_partly_done_started_that_share_of_its_expected_duration_ago() -> None:
+def test_a_job_first_seen_partly_done_started_that_share_of_its_expected_time_ago() -> None:
     before = utcnow()
+    long_ago = before - timedelta(hours=1)
 
-    started = seen_started(answer(queued=False, progress=30), None, expected_s=100)
+    started = seen_started(answer(queued=False, progress=30), None, long_ago, expected_s=100)
+    submitted_later = seen_started(answer(queued=False, progress=30), None, before, 100)
 
     assert started is not None
     assert before - timedelta(seconds=30) <= started <= utcnow() - timedelta(seconds=30)
+    assert submitted_later == before
 
 
 def test_a_job_that_ended_unseen_has_no_seen_start() -> None:
     done = PollResult("p1", AsyncState.SUCCEEDED, None, 200, progress=100)
 
-    assert seen_started(done, None, expected_s=100) is None
+    assert seen_started(done, None, utcnow(), expected_s=100) is None

@@ -80,7 +80,7 @@ def _submitted(
 ) -> Outcome:
     """The provider accepted the job; one that is already done ends in this attempt."""
     if poll.state == AsyncState.RUNNING:
-        started_at = seen_started(poll, None)
+        started_at = seen_started(poll, None, started.at)
         delay_s = next_poll_s(runtime, claim, call, poll, started.at, started_at)
         return submitted(poll, started, delay_s, started_at)
     done = polled(runtime, with_provider_job(claim, poll.provider_job_id), call, poll, started.at)

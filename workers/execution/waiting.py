@@ -14,16 +14,19 @@ from workers.runtime import Runtime
 
 
 def seen_started(
-    poll: PollResult, started_at: datetime | None, expected_s: float | None = None
+    poll: PollResult,
+    started_at: datetime | None,
+    submitted_at: datetime,
+    expected_s: float | None = None,
 ) -> datetime | None:
     """When the provider job started, as first seen: started_at if known; if this answer is
     the first to show it out of the provider's queue, now, less the share of the expected
-    duration its progress shows done (a job first seen at 30 % started well before); else
-    None."""
+    duration its progress shows done (a job first seen at 30 % started well before), but not
+    before it was submitted; else None."""
     if started_at is not None or poll.queued or poll.state != AsyncState.RUNNING:
         return started_at
     ran_s = (poll.progress or 0.0) / 100 * (expected_s or 0.0)
-    return utcnow() - timedelta(seconds=ran_s)
+    return max(utcnow() - timedelta(seconds=ran_s), submitted_at)
 
 
 def expected_s(runtime: Runtime, claim: Claim, call: Call) -> float | None:
@@ -64,7 +67,8 @@ def polled(
     success teaches the model's running median duration, counted from its seen start (a job
     never seen started teaches nothing: its queued share is unknown)."""
     if poll.state == AsyncState.RUNNING:
-        started_at = seen_started(poll, started_at, expected_s(runtime, claim, call))
+        expected = expected_s(runtime, claim, call)
+        started_at = seen_started(poll, started_at, submitted_at, expected)
         delay_s = next_poll_s(runtime, claim, call, poll, submitted_at, started_at)
         return still_running(poll, delay_s, started_at)
     if poll.state == AsyncState.SUCCEEDED and poll.result is not None and started_at is not None:
