@@ -18,6 +18,7 @@ from simulator import (
     openai_videos,
     receiver,
     replicate_predictions,
+    replicate_webhooks,
 )
 from simulator.config import SimConfig
 from simulator.openai_protocol import invalid_url
@@ -41,6 +42,7 @@ def create_app(
             *openai_models.routes,
             *anthropic_messages.routes,
             *replicate_predictions.routes,
+            *replicate_webhooks.routes,
             *google_veo.routes,
             *files.routes,
             *control.routes,
