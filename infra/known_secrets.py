@@ -14,7 +14,8 @@ from schema.settings import Settings
 
 
 def register_configured(settings: Settings, routes: Routes) -> None:
-    """Register the provider keys and webhook secrets of ``routes`` and the secret values of ``settings``."""
+    """Register the provider keys and webhook secrets of ``routes`` and the secret values
+    of ``settings``."""
     for route in routes.by_name.values():
         for secret in (route.api_key(), route.webhook_secret()):
             if secret is not None:

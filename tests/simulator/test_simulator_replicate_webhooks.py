@@ -12,8 +12,8 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from simulator import SimConfig, SimServer
 from simulator.server import ThreadedServer
 from tests.helpers import FakeClock
+from tests.infra.test_fal_webhooks import Receiver
 from tests.waiting import eventually
-from tests.workers.test_fal_webhooks import Receiver
 
 
 @pytest.fixture(scope="module")
