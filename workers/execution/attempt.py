@@ -61,7 +61,8 @@ def attempt(
         if isinstance(kept, PollResult):
             poll = kept
         else:
-            poll = adapter.submit(call.model, call.input)  # type: ignore[union-attr]
+            callback_url = call.route.callback_url(claim.job_id)
+            poll = adapter.submit(call.model, call.input, callback_url)  # type: ignore[union-attr]
             if admitted is not None:
                 accepted = ProviderResult(
                     {}, {}, poll.request_id, poll.http_status, poll.rate_limit_headers

@@ -16,12 +16,14 @@ from workers.runtime import Runtime
 def next_poll_s(
     runtime: Runtime, claim: Claim, call: Call, poll: PollResult, submitted_at: datetime
 ) -> float:
-    """The adaptive policy's next interval, aimed at the model's learned duration."""
+    """The adaptive policy's next interval, aimed at the model's learned duration; sparse
+    when the route's provider calls back."""
     state = PollState(
         elapsed_s=(utcnow() - submitted_at).total_seconds(),
         expected_s=runtime.durations.median(claim.current_model) or call.spec.expected_duration_s,
         progress=poll.progress,
         hint_s=poll.poll_after_s,
+        callbacks=call.route.callbacks,
     )
     return next_poll_in_s(state)
 
