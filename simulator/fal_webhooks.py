@@ -23,14 +23,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from simulator.callbacks import DELIVERY_TIMEOUT_S, WATCH_EVERY_S, post
 from simulator.jobs import FINAL, Job
 
-ATTEMPTS = 10
-FIRST_RETRY_S = 15.0
-MAX_RETRY_S = 1800.0
-WATCH_EVERY_S = 0.05
-"""How often a pending delivery rereads the clock, so a test's fake clock is followed."""
-DELIVERY_TIMEOUT_S = 10.0
 BodyOf = Callable[[Job, float], dict[str, Any]]
 """Renders a completed job's webhook body at an instant."""
 
@@ -91,16 +86,13 @@ async def _deliver(state: State, job: Job, url: str, user: str, body_of: BodyOf)
         await asyncio.sleep(WATCH_EVERY_S)
     body = json.dumps(body_of(job, state.clock())).encode()
     async with httpx.AsyncClient(timeout=DELIVERY_TIMEOUT_S) as client:
-        for attempt in range(ATTEMPTS):
-            headers = signed_headers(signing_key(state), job.id, user, int(state.clock()), body)
-            try:
-                response = await client.post(url, content=body, headers=headers)
-                if response.is_success:
-                    return
-            except httpx.HTTPError:
-                pass
-            wait = min(FIRST_RETRY_S * 2**attempt, MAX_RETRY_S) * state.config.time_scale
-            await asyncio.sleep(wait)
+        await post(
+            state,
+            client,
+            url,
+            body,
+            lambda at: signed_headers(signing_key(state), job.id, user, at, body),
+        )
 
 
 async def get_jwks(request: Request) -> JSONResponse:

@@ -26,15 +26,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from simulator.callbacks import ATTEMPTS, DELIVERY_TIMEOUT_S, WATCH_EVERY_S, post
 from simulator.jobs import FINAL, Job, Phase
 from simulator.replicate_protocol import invalid_fields, replicate_endpoint
 
 EVENTS = ("start", "output", "logs", "completed")
-ATTEMPTS = 10
-FIRST_RETRY_S = 15.0
-MAX_RETRY_S = 1800.0
-WATCH_EVERY_S = 0.05
-DELIVERY_TIMEOUT_S = 10.0
 BodyOf = Callable[[Job, float], dict[str, Any]]
 """Renders a prediction's webhook body at an instant."""
 
@@ -112,17 +108,10 @@ async def _send(
 ) -> None:
     raw = json.dumps(body).encode()
     message_id = f"msg_{secrets.token_hex(12)}"
-    for attempt in range(attempts):
-        headers = signed_headers(signing_secret(state), message_id, int(state.clock()), raw)
-        try:
-            response = await client.post(url, content=raw, headers=headers)
-            if response.is_success:
-                return
-        except httpx.HTTPError:
-            pass
-        if attempt + 1 < attempts:
-            wait = min(FIRST_RETRY_S * 2**attempt, MAX_RETRY_S) * state.config.time_scale
-            await asyncio.sleep(wait)
+    secret = signing_secret(state)
+    await post(
+        state, client, url, raw, lambda at: signed_headers(secret, message_id, at, raw), attempts
+    )
 
 
 @replicate_endpoint("webhooks.default.secret")
