@@ -29,6 +29,7 @@ from schema.names import BROKER_NAMESPACE
 
 EPOCH_KEY = f"{BROKER_NAMESPACE}:__epoch__"
 EPOCH_QUEUE = f"{BROKER_NAMESPACE}.epoch"
+NOT_FOUND = 404
 
 
 def beat(broker: dramatiq.Broker) -> None:
@@ -72,8 +73,10 @@ def epoch_missing(broker: dramatiq.Broker) -> bool:
         try:
             connection.channel().queue_declare(EPOCH_QUEUE, passive=True)
             return False
-        except ChannelClosedByBroker:  # 404: the queue, and so the broker's data, is gone
-            return True
+        except ChannelClosedByBroker as closed:
+            if closed.reply_code == NOT_FOUND:  # the queue, and so the broker's data, is gone
+                return True
+            raise
         finally:
             connection.close()
     raise TypeError(f"no epoch marker for {type(broker).__name__}")

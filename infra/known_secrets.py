@@ -1,5 +1,6 @@
 """The secrets a process knows from its configuration, registered for redaction at start-up:
-every route's provider key (read from the variable its ``api_key_env`` names) and every
+every route's provider key and webhook signing secret (read from the variables its
+``api_key_env`` and ``webhook_secret_env`` name) and every
 secret setting. Tenant and admin keys and webhook secrets are registered by the store as
 it handles them."""
 
@@ -13,10 +14,12 @@ from schema.settings import Settings
 
 
 def register_configured(settings: Settings, routes: Routes) -> None:
-    """Register the provider keys of ``routes`` and the secret values of ``settings``."""
+    """Register the provider keys and webhook secrets of ``routes`` and the secret values
+    of ``settings``."""
     for route in routes.by_name.values():
-        if (key := route.api_key()) is not None:
-            register_secret(key.get_secret_value())
+        for secret in (route.api_key(), route.webhook_secret()):
+            if secret is not None:
+                register_secret(secret.get_secret_value())
     for _, value in settings:
         if isinstance(value, SecretStr):
             register_secret(secret_part(value.get_secret_value()))

@@ -2,7 +2,15 @@
 
 from fastapi import FastAPI
 
-from producers import admin, errors, health_api, jobs_api, metrics_api, webhooks_api
+from producers import (
+    admin,
+    errors,
+    health_api,
+    jobs_api,
+    metrics_api,
+    provider_callbacks,
+    webhooks_api,
+)
 from producers.body_limit import BodySizeLimit
 from producers.producer import Producer
 
@@ -15,6 +23,7 @@ def create_app(producer: Producer) -> FastAPI:
     )
     app.state.producer = producer
     app.state.store_metrics = metrics_api.store_registry(producer)
+    app.state.fal_key_sets = provider_callbacks.key_sets()
     app.add_middleware(BodySizeLimit, max_bytes=producer.settings.max_body_bytes)
     errors.install(app)
     app.include_router(jobs_api.router(producer.settings))
@@ -22,4 +31,5 @@ def create_app(producer: Producer) -> FastAPI:
     app.include_router(webhooks_api.router)
     app.include_router(metrics_api.router)
     app.include_router(admin.router)
+    app.include_router(provider_callbacks.router)
     return app

@@ -72,6 +72,10 @@ class LimitExceededError(RequestError):
     """The request passes a limit: a budget, an enqueue rate, a quota."""
 
 
+class SignatureError(RequestError, ValueError):
+    """A provider callback that is not verifiably the provider's; the message says why."""
+
+
 class AttemptError(GenqError):
     """Why an attempt at a job produced no result."""
 

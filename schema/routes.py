@@ -13,7 +13,15 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from schema.errors import RequestError
 
@@ -58,6 +66,13 @@ ASYNC_PROTOCOLS = frozenset(
 )
 
 
+CALLBACK_PROTOCOLS = frozenset({Protocol.REPLICATE_PREDICTIONS, Protocol.FAL_QUEUE})
+"""Protocols whose provider can call back when a job ends."""
+FAL_JWKS_URL = "https://rest.alpha.fal.ai/.well-known/jwks.json"
+"""The key set fal publishes for its webhook signatures."""
+CALLBACK_PATH = "/v1/provider-callbacks/{route}/{job_id}"
+
+
 class ModelSpec(BaseModel):
     """What one model costs and how it behaves. Prices are in US dollars."""
 
@@ -98,6 +113,25 @@ class Route(BaseModel):
     cache_ttl_s: int = Field(0, ge=0, description="Result cache lifetime; 0 turns it off.")
     cache_shared: bool = Field(False, description="Share cached results across tenants.")
     anthropic_version: str = "2023-06-01"
+    callback_base_url: HttpUrl | None = Field(
+        None, description="Where genq's API receives provider callbacks; unset turns them off."
+    )
+    webhook_secret_env: str | None = Field(
+        None, description="Replicate: the variable holding the webhook signing secret."
+    )
+    jwks_url: HttpUrl | None = Field(
+        None, description="fal: the key set that signs callbacks; fal's own when unset."
+    )
+
+    @model_validator(mode="after")
+    def _callbacks_are_verifiable(self) -> "Route":
+        if self.callback_base_url is None:
+            return self
+        if self.protocol not in CALLBACK_PROTOCOLS:
+            raise ValueError(f"callback_base_url: {self.protocol} sends no callbacks")
+        if self.protocol == Protocol.REPLICATE_PREDICTIONS and not self.webhook_secret_env:
+            raise ValueError("callback_base_url needs webhook_secret_env to verify callbacks")
+        return self
 
     @field_validator("models", mode="before")
     @classmethod
@@ -114,12 +148,32 @@ class Route(BaseModel):
     def is_async(self) -> bool:
         return self.protocol in ASYNC_PROTOCOLS
 
+    @property
+    def callbacks(self) -> bool:
+        """Whether the provider calls genq back when a job ends."""
+        return self.callback_base_url is not None
+
+    def callback_url(self, job_id: str) -> str | None:
+        """The URL the provider calls back for job_id, or None with callbacks off."""
+        if self.callback_base_url is None:
+            return None
+        path = CALLBACK_PATH.format(route=self.name, job_id=job_id)
+        return str(self.callback_base_url).rstrip("/") + path
+
     def api_key(self) -> SecretStr | None:
         """The provider key, read from the environment at call time."""
-        if self.api_key_env is None:
-            return None
-        value = os.environ.get(self.api_key_env, "").strip()
-        return SecretStr(value) if value else None
+        return _env_secret(self.api_key_env)
+
+    def webhook_secret(self) -> SecretStr | None:
+        """The provider's webhook signing secret, read from the environment at call time."""
+        return _env_secret(self.webhook_secret_env)
+
+
+def _env_secret(name: str | None) -> SecretStr | None:
+    if name is None:
+        return None
+    value = os.environ.get(name, "").strip()
+    return SecretStr(value) if value else None
 
 
 class UnknownModelError(RequestError, ValueError):

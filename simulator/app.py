@@ -18,6 +18,7 @@ from simulator import (
     openai_videos,
     receiver,
     replicate_predictions,
+    replicate_webhooks,
     runway_tasks,
 )
 from simulator.config import SimConfig
@@ -42,6 +43,7 @@ def create_app(
             *openai_models.routes,
             *anthropic_messages.routes,
             *replicate_predictions.routes,
+            *replicate_webhooks.routes,
             *google_veo.routes,
             *runway_tasks.routes,
             *files.routes,

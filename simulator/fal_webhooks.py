@@ -10,10 +10,8 @@ https://rest.alpha.fal.ai/.well-known/jwks.json. A failed delivery is retried
 
 import asyncio
 import base64
-import functools
 import hashlib
 import json
-import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -25,24 +23,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from simulator.callbacks import DELIVERY_TIMEOUT_S, nap_s, post, tls
 from simulator.jobs import FINAL, Job
 
-ATTEMPTS = 10
-FIRST_RETRY_S = 15.0
-MAX_RETRY_S = 1800.0
-WATCH_EVERY_S = 0.05
-"""How often a pending delivery rereads the clock, so a test's fake clock is followed; it
-wakes at the job's end when that comes sooner, so a callback is as prompt as fal's."""
-DELIVERY_TIMEOUT_S = 10.0
 BodyOf = Callable[[Job, float], dict[str, Any]]
 """Renders a completed job's webhook body at an instant."""
-
-
-@functools.cache
-def tls() -> ssl.SSLContext:
-    """One TLS context for every delivery: building one per client costs tens of ms of CPU,
-    which would stall the simulator's loop at each job's end."""
-    return ssl.create_default_context()
 
 
 def signing_key(state: State) -> Ed25519PrivateKey:
@@ -98,19 +83,16 @@ def schedule(request: Request, job: Job, url: str, api_key: str, body_of: BodyOf
 
 async def _deliver(state: State, job: Job, url: str, user: str, body_of: BodyOf) -> None:
     while job.phase(now := state.clock()) not in FINAL:
-        await asyncio.sleep(min(WATCH_EVERY_S, max(job.finishes_at - now, 0.0)))
+        await asyncio.sleep(nap_s(job, now))
     body = json.dumps(body_of(job, state.clock())).encode()
     async with httpx.AsyncClient(timeout=DELIVERY_TIMEOUT_S, verify=tls()) as client:
-        for attempt in range(ATTEMPTS):
-            headers = signed_headers(signing_key(state), job.id, user, int(state.clock()), body)
-            try:
-                response = await client.post(url, content=body, headers=headers)
-                if response.is_success:
-                    return
-            except httpx.HTTPError:
-                pass
-            wait = min(FIRST_RETRY_S * 2**attempt, MAX_RETRY_S) * state.config.time_scale
-            await asyncio.sleep(wait)
+        await post(
+            state,
+            client,
+            url,
+            body,
+            lambda at: signed_headers(signing_key(state), job.id, user, at, body),
+        )
 
 
 async def get_jwks(request: Request) -> JSONResponse:

@@ -2,11 +2,13 @@
 
 A version is "owner/name", "owner/name:version_id" or a bare version id. The
 simulator serves every model, deriving a stable version id from its name; it
-cannot know the model of a bare id, so it reports it as "unknown/unknown".
+cannot know the model of a bare id, so it reports it as "unknown/unknown". A prediction
+created with `webhook` posts signed events there (`simulator.replicate_webhooks`).
 """
 
 import base64
 import datetime
+import functools
 import hashlib
 import json
 import re
@@ -17,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from simulator import replicate_webhooks
 from simulator.files import file_url
 from simulator.jobs import Job, Phase, start_job
 from simulator.replicate_protocol import (
@@ -128,7 +131,7 @@ async def create_prediction(request: Request) -> JSONResponse:
     """POST /v1/predictions with a `version`."""
     body = parse_body(await request.body(), ("version", "input"))
     model, version = resolve_version(body["version"])
-    return _start(request, model, version, body["input"])
+    return _start(request, model, version, body)
 
 
 @replicate_endpoint("predictions.create")
@@ -136,7 +139,7 @@ async def create_model_prediction(request: Request) -> JSONResponse:
     """POST /v1/models/{owner}/{name}/predictions, running the model's latest version."""
     body = parse_body(await request.body(), ("input",))
     model = f"{request.path_params['owner']}/{request.path_params['name']}"
-    return _start(request, model, derived_version(model), body["input"])
+    return _start(request, model, derived_version(model), body)
 
 
 @replicate_endpoint("predictions.get")
@@ -170,13 +173,19 @@ routes = [
 ]
 
 
-def _start(request: Request, model: str, version: str, input: dict[str, Any]) -> JSONResponse:
+def _start(request: Request, model: str, version: str, body: dict[str, Any]) -> JSONResponse:
+    """Start a prediction; one created with `webhook` sends the events its filter asks for."""
     state = request.app.state
+    input = body["input"]
+    events = replicate_webhooks.events_filter(body.get("webhook_events_filter"))
     prediction_id = base64.b32encode(secrets.token_bytes(16)).decode().lower().rstrip("=")
     prompt = input.get("prompt")
     fails = isinstance(prompt, str) and bool(FAILING_WORD.search(prompt))
     params = {"model": model, "version": version, "input": input}
     job = start_job(state, prediction_id, "prediction", params, fails)
+    if isinstance(webhook := body.get("webhook"), str) and webhook:
+        body_of = functools.partial(prediction_object, request)
+        replicate_webhooks.schedule(request, job, webhook, events, body_of)
     return JSONResponse(prediction_object(request, job, state.clock()), status_code=201)
 
 

@@ -1,7 +1,12 @@
 """A job's attempt rows: one is written when the job is claimed, before any call may start,
-and closed when the attempt ends, so every paid call is on the books. A worker lost mid-
-attempt leaves its row open; whoever takes the job over closes it as ``lost``, with a cost
-estimated from the request and counted on the job and the tenant's budget."""
+and closed when the attempt ends, so every paid call is on the books.
+
+A row left open by a worker that was lost, or by a job canceled mid-call, is closed by
+whoever notices first, with a cost estimated from the request (the job's maximum cost)
+and marked ``cost_estimated``; a real outcome that arrives later replaces the estimate.
+An outcome never counts twice: a row already closed for real (by another poll of the
+same provider job) is left as it is.
+"""
 
 from datetime import datetime
 
@@ -14,7 +19,8 @@ from store import budgets
 from store.moves import AttemptRecord, Claim
 
 OPEN = ("started", "submitted")
-LOST_MESSAGE = "the worker was lost mid-attempt; its cost is estimated from the request"
+LOST = "the worker was lost mid-attempt; its cost is estimated from the request"
+UNCOMMITTED = "the worker could not commit its answer; the next attempt uses the kept answer"
 
 
 def start(session: Session, held: Claim, now: datetime) -> None:
@@ -31,8 +37,10 @@ def start(session: Session, held: Claim, now: datetime) -> None:
     )
 
 
-def close_lost(session: Session, held: Claim, cost_micros: int) -> None:
-    """Close the attempt a lost worker left open, and put its estimated cost on the books."""
+def close_lost(session: Session, held: Claim, cost_micros: int, *, kept: bool = False) -> None:
+    """Close the attempt the previous worker left open, and put its estimated cost on the
+    books; an attempt whose answer was kept costs nothing here (the next attempt records
+    the answer's real cost)."""
     closed = session.execute(
         update(JobAttempt)
         .where(
@@ -43,37 +51,78 @@ def close_lost(session: Session, held: Claim, cost_micros: int) -> None:
         .values(
             status="lost",
             error_class=ErrorClass.WORKER_LOST,
-            error_message=LOST_MESSAGE,
-            cost_micros=cost_micros,
-            cost_estimated=True,
+            error_message=UNCOMMITTED if kept else LOST,
+            cost_micros=0 if kept else cost_micros,
+            cost_estimated=not kept,
             finished_at=utcnow(),
         )
     ).rowcount
-    if closed and cost_micros:
-        session.execute(
-            update(Job)
-            .where(Job.id == held.job_id)
-            .values(cost_micros=Job.cost_micros + cost_micros)
+    if closed and cost_micros and not kept:
+        _spend(session, held.job_id, held.tenant_id, held.budget_period_start, cost_micros)
+
+
+def close_canceled(
+    session: Session,
+    job_id: str,
+    tenant_id: str,
+    period_start: datetime | None,
+    estimate_micros: int,
+) -> None:
+    """Close the open attempt of a job canceled mid-attempt: a call in flight at the estimate,
+    on the job's cost and the budget (its worker, if alive, replaces it with the real
+    outcome); a submitted provider job at nothing (it is canceled at the provider)."""
+    now = utcnow()
+    open_call = and_(JobAttempt.job_id == job_id, JobAttempt.status == "started")
+    started = session.execute(
+        update(JobAttempt)
+        .where(open_call)
+        .values(
+            status="canceled",
+            cost_micros=estimate_micros,
+            cost_estimated=True,
+            finished_at=now,
         )
-        budgets.settle(session, held.tenant_id, held.budget_period_start, spent_micros=cost_micros)
+    ).rowcount
+    session.execute(
+        update(JobAttempt)
+        .where(JobAttempt.job_id == job_id, JobAttempt.status == "submitted")
+        .values(status="canceled", finished_at=now)
+    )
+    if started and estimate_micros:
+        _spend(session, job_id, tenant_id, period_start, estimate_micros)
 
 
-def close(session: Session, held: Claim, attempt: AttemptRecord | None) -> int:
-    """Close the held attempt's row; return what to take back from the books when a taker
-    had already closed it as lost with an estimate (this real outcome replaces it)."""
+def close(session: Session, held: Claim, attempt: AttemptRecord | None) -> int | None:
+    """Close the held attempt's row. Return what the outcome adds to the books beyond its
+    own cost: 0 normally; minus the estimate when the row was closed with one (the real
+    outcome replaces it); None when the outcome must add nothing, because the row was
+    already closed for real, or it only says a provider job was accepted after the row
+    was estimated (that provider job is canceled; the estimate stands)."""
     if attempt is None:
         return 0
     this_attempt = and_(JobAttempt.job_id == held.job_id, JobAttempt.number == held.attempt)
-    still_open = JobAttempt.status.in_(OPEN)
     closed = session.execute(
-        update(JobAttempt).where(this_attempt, still_open).values(**attempt.values)
+        update(JobAttempt).where(this_attempt, JobAttempt.status.in_(OPEN)).values(**attempt.values)
     ).rowcount
     if closed:
         return 0
+    if attempt.values.get("status") == "submitted":
+        return None
     estimated = session.scalar(
         select(JobAttempt.cost_micros).where(this_attempt, JobAttempt.cost_estimated)
     )
+    if estimated is None:
+        return None
     session.execute(
         update(JobAttempt).where(this_attempt).values(**attempt.values, cost_estimated=False)
     )
-    return -(estimated or 0)
+    return -estimated
+
+
+def _spend(
+    session: Session, job_id: str, tenant_id: str, period_start: datetime | None, micros: int
+) -> None:
+    session.execute(
+        update(Job).where(Job.id == job_id).values(cost_micros=Job.cost_micros + micros)
+    )
+    budgets.settle(session, tenant_id, period_start, spent_micros=micros)

@@ -33,6 +33,7 @@ Any other move is refused with ``IllegalTransitionError``.
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select, update
@@ -80,13 +81,23 @@ def insert(session: Session, **columns: Any) -> tuple[Job, OutboxMessage]:
     return job, outbox.stage(session, JOBS_QUEUE, RUN_JOB, {"job_id": job.id})
 
 
-def claim(session: Session, job_id: str, lease_s: float, lost_cost_micros: int = 0) -> Claim | None:
+def claim(
+    session: Session,
+    job_id: str,
+    lease_s: float,
+    *,
+    taking_over: bool = False,
+    lost_cost_micros: int = 0,
+    kept: bool = False,
+) -> Claim | None:
     """Take a queued job (or one whose worker's lease lapsed) for a new attempt and write the
     attempt's row before any call may start; None if another worker holds it.
 
     Taking over from a lost worker counts a lost worker, not a route attempt, and closes
     the lost attempt as ``lost`` with ``lost_cost_micros``, its cost estimated from the
-    request, on the job's cost and the tenant's budget.
+    request, on the job's cost and the tenant's budget. A worker that only failed to
+    commit and ``kept`` its answer is not counted as lost; the answer's cost comes with
+    the attempt that uses it.
     """
     now = utcnow()
     taken_over = Job.status == RUNNING
@@ -95,14 +106,16 @@ def claim(session: Session, job_id: str, lease_s: float, lost_cost_micros: int =
         "status": RUNNING,
         "attempts": Job.attempts + 1,
         "route_attempts": case((taken_over, Job.route_attempts), else_=Job.route_attempts + 1),
-        "lost_workers": case((taken_over, Job.lost_workers + 1), else_=Job.lost_workers),
+        "lost_workers": case(
+            (taken_over, Job.lost_workers + (0 if kept else 1)), else_=Job.lost_workers
+        ),
         "started_at": func.coalesce(Job.started_at, now),
     }
     held = _take(session, job_id, claimable, values, RUNNING, lease_s)
     if held is None:
         return None
-    if held.lost_workers:
-        attempts.close_lost(session, held, lost_cost_micros)
+    if taking_over:
+        attempts.close_lost(session, held, lost_cost_micros, kept=kept)
     attempts.start(session, held, now)
     return held
 
@@ -166,7 +179,6 @@ def finish(
     """
     check_move(held.held, outcome.status)
     now = utcnow()
-    spent = outcome.spent_micros + attempts.close(session, held, outcome.attempt)
     ends = outcome.status in TERMINAL_STATUSES
     values: dict[str, Any] = {
         **outcome.values,
@@ -177,8 +189,11 @@ def finish(
     }
     if ends:
         values |= {"reserved_micros": 0, "next_poll_at": None, "finished_at": now}
+    # The job's row first, then the attempt's: the order a claim takes them in.
     still_ours = and_(Job.id == held.job_id, Job.status == held.held, Job.attempts == held.attempt)
     changed = bool(session.execute(update(Job).where(still_ours).values(**values)).rowcount)
+    correction = attempts.close(session, held, outcome.attempt)
+    spent = 0 if correction is None else outcome.spent_micros + correction
     if spent:
         session.execute(
             update(Job).where(Job.id == held.job_id).values(cost_micros=Job.cost_micros + spent)
@@ -192,28 +207,18 @@ def finish(
     )
     if not changed:
         logger.info("job %s was canceled or taken over; kept the attempt", held.job_id)
-        stop = _stop_orphan(session, held.job_id, outcome.values.get("provider_job_id"))
+        stop = _stop_orphan(session, held, outcome.values.get("provider_job_id"))
         return Moved(messages=[stop] if stop is not None else [], changed=False)
     moved = Moved()
     if outcome.status == DEAD_LETTERED:
         error = outcome.values["error"]
-        _guarded(
-            session,
-            guarded,
-            lambda bare: deadletters.record_job(
-                session, held.job_id, error["type"], error["message"], bare=bare
-            ),
-        )
-    if outcome.next is not None:
-        moved.messages.append(
-            outbox.stage(
-                session,
-                JOBS_QUEUE,
-                outcome.next.actor,
-                {"job_id": held.job_id},
-                delay_s=outcome.next.delay_s,
-            )
-        )
+        kind, message = error["type"], error["message"]
+        letter = partial(deadletters.record_job, session, held.job_id, kind, message)
+        _guarded(session, guarded, lambda bare: letter(bare=bare))
+    if (next_message := outcome.next) is not None:
+        payload = {"job_id": held.job_id}
+        row = outbox.stage(session, JOBS_QUEUE, next_message.actor, payload, next_message.delay_s)
+        moved.messages.append(row)
         session.flush()
     started = outcome.status == WAITING and held.held == RUNNING
     if ends or started:
@@ -258,20 +263,22 @@ def _announce(session: Session, settings: Settings, job: Job) -> Moved:
 
 
 def _stop_orphan(
-    session: Session, job_id: str, provider_job_id: str | None
+    session: Session, held: Claim, provider_job_id: str | None
 ) -> OutboxMessage | None:
-    """A job canceled while its async submit was in flight adopts the provider job's id and
-    gets the message that cancels it there, so it does not run on unpaid-for."""
+    """A provider job accepted for a job that was canceled or taken over meanwhile is
+    stopped at the provider, so it does not run on unpaid-for: a canceled job that has
+    none adopts its id; otherwise the message names the provider job and its model."""
     if not provider_job_id:
         return None
     adopted = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status == CANCELED, Job.provider_job_id.is_(None))
+        .where(Job.id == held.job_id, Job.status == CANCELED, Job.provider_job_id.is_(None))
         .values(provider_job_id=provider_job_id)
     ).rowcount
-    if not adopted:
-        return None
-    row = outbox.stage(session, JOBS_QUEUE, CANCEL_JOB, {"job_id": job_id})
+    orphan = {"provider_job_id": provider_job_id, "model": held.current_model}
+    row = outbox.stage(
+        session, JOBS_QUEUE, CANCEL_JOB, {"job_id": held.job_id, **({} if adopted else orphan)}
+    )
     session.flush()
     return row
 
@@ -284,7 +291,8 @@ def cancel(session: Session, settings: Settings, job_id: str) -> Moved:
     """Cancel an unfinished job and give back its reservation; for a job waiting on its
     provider, also stage the message that cancels it there.
 
-    A running call's late result is then discarded by ``finish``; what it cost still counts.
+    A call in flight is put on the books at its estimate; its late result is discarded
+    by ``finish``, which replaces the estimate with what the call really cost.
     """
     now = utcnow()
     canceled = session.execute(
@@ -303,6 +311,7 @@ def cancel(session: Session, settings: Settings, job_id: str) -> Moved:
         status = session.scalar(select(Job.status).where(Job.id == job_id))
         raise JobNotCancelableError(f"job {job_id} is already {status}")
     tenant_id, reserved, period_start, provider_job_id = canceled
+    attempts.close_canceled(session, job_id, tenant_id, period_start, reserved)
     moved = _release(session, settings, job_id, tenant_id, period_start, reserved)
     if provider_job_id:
         moved.messages.append(outbox.stage(session, JOBS_QUEUE, CANCEL_JOB, {"job_id": job_id}))

@@ -34,9 +34,9 @@ def declare_actors(runtime: Runtime) -> dict[str, dramatiq.Actor]:
         with job_scope(job_id=job_id):
             execution.poll_job(runtime, job_id)
 
-    def cancel_job(job_id: str) -> None:
+    def cancel_job(job_id: str, provider_job_id: str | None = None, model: str | None = None):
         with job_scope(job_id=job_id):
-            execution.cancel_at_provider(runtime, job_id)
+            execution.cancel_at_provider(runtime, job_id, provider_job_id, model)
 
     def deliver_webhook(delivery_id: str) -> None:
         with job_scope(delivery_id=delivery_id):

@@ -40,12 +40,14 @@ class KeptAnswers:
         except redis.RedisError:
             logger.warning("could not keep the answer for job %s", job_id, exc_info=True)
 
-    def holds(self, job_id: str) -> bool:
+    def holds(self, job_id: str, model_ref: str) -> bool:
+        """Whether an answer is kept for ``job_id`` on ``model_ref``."""
         try:
-            return bool(self.client.exists(f"{PREFIX}:{job_id}"))
+            raw = self.client.get(f"{PREFIX}:{job_id}")
         except redis.RedisError:
             logger.warning("kept answers unavailable", exc_info=True)
             return False
+        return raw is not None and json.loads(raw)["model"] == model_ref
 
     def take(self, job_id: str, model_ref: str) -> Kept | None:
         """The answer kept for this job on this model, removed so it is used once."""

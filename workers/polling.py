@@ -29,6 +29,13 @@ spends polls where the job's next change is likely, using what each provider tel
 - The provider's own hint (``openai-poll-after-ms``, Runway's pace for a throttled task)
   is a floor: it knows its queue.
 - ±``JITTER`` spreads polls of jobs that started together.
+- With provider callbacks on, the callback is the fast path (it wakes a poll within a
+  second of the end) and polling only a safety net for a callback that never comes (the
+  provider's retries ran out, genq's API was down, a misconfigured secret). So the first
+  poll waits for ``CALLBACK_BACKSTOP`` times the expected duration, by when the callback
+  of all but a late job has come, and later polls back off by ``BACKOFF`` (each waits
+  half the time elapsed), at most ``CALLBACK_MAX_INTERVAL_S`` apart so a hard timeout or
+  a deadline is still noticed. A job then costs one poll, the one its callback wakes.
 """
 
 import random
@@ -44,6 +51,8 @@ DEFAULT_EXPECTED_S = 60.0
 START_FRACTION = 0.1
 """Expected wait for a queued job's start, per request ahead and its own, as a fraction of
 the expected duration."""
+CALLBACK_BACKSTOP = 1.5
+CALLBACK_MAX_INTERVAL_S = 600.0
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,7 @@ class PollState:
     hint_s: float | None = None
     queued: bool = False
     queue_position: int | None = None
+    callbacks: bool = False
 
 
 def next_poll_in_s(state: PollState, rng: random.Random | None = None) -> float:
@@ -74,6 +84,10 @@ def next_poll_in_s(state: PollState, rng: random.Random | None = None) -> float:
     else:
         interval = _towards(state.elapsed_s, expected, floor)
     interval = min(interval, MAX_FRACTION * expected, MAX_INTERVAL_S)
+    if state.callbacks:
+        backstop = CALLBACK_BACKSTOP * expected - state.elapsed_s
+        interval = backstop if backstop > 0 else state.elapsed_s * (BACKOFF - 1)
+        interval = min(interval, CALLBACK_MAX_INTERVAL_S)
     if state.hint_s is not None:
         interval = max(interval, state.hint_s)
     jitter = (rng or random).uniform(1 - JITTER, 1 + JITTER)

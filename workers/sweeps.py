@@ -24,6 +24,9 @@ from store import lifecycle, outbox
 # Longer than any wait a queued job sits out legitimately (a retry backoff, capped at
 # 5 minutes, or a deferral for capacity), so only a job whose message is gone qualifies.
 QUEUED_RESEND_AFTER_S = 900.0
+# A lapsed job is re-sent at most this often: a re-sent message that admission defers
+# lives on, so re-sending on every sweep would pile messages up for the same job.
+LAPSED_RESEND_EVERY_S = 60.0
 
 
 def resend_stalled(
@@ -44,7 +47,18 @@ def resend_stalled(
     forgotten = and_(
         Job.status == JobStatus.QUEUED, Job.updated_at < now - timedelta(seconds=queued_after_s)
     )
-    lapsed = or_(and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < cutoff), forgotten)
+    lapsed = or_(
+        and_(
+            Job.status == JobStatus.RUNNING,
+            Job.lease_expires_at < cutoff,
+            # Not re-sent since it lapsed, or not for a while.
+            or_(
+                Job.updated_at <= Job.lease_expires_at,
+                Job.updated_at < now - timedelta(seconds=LAPSED_RESEND_EVERY_S),
+            ),
+        ),
+        forgotten,
+    )
     overdue = and_(
         Job.status == JobStatus.WAITING,
         Job.next_poll_at < cutoff,
@@ -52,7 +66,10 @@ def resend_stalled(
     )
     with sessions.begin() as session:
         stalled = session.execute(
-            select(Job.id, Job.status).where(or_(lapsed, overdue)).limit(batch_size)
+            select(Job.id, Job.status)
+            .where(or_(lapsed, overdue))
+            .order_by(Job.updated_at)
+            .limit(batch_size)
         ).all()
         session.execute(
             update(Job).where(Job.id.in_([job_id for job_id, _ in stalled])).values(updated_at=now)

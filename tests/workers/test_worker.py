@@ -129,7 +129,7 @@ def test_canceled_while_running_keeps_the_cancel(client, auth, runtime) -> None:
 def claim(runtime: Runtime, job_id: str, lease_s: float) -> Claim | None:
     """Claim a job as a worker would, without running it."""
     with runtime.sessions.begin() as session:
-        return lifecycle.claim(session, job_id, lease_s=lease_s)
+        return lifecycle.claim(session, job_id, lease_s=lease_s, taking_over=True)
 
 
 def test_job_held_by_a_live_lease_is_rechecked_when_the_lease_ends(client, auth, runtime) -> None:

@@ -1,6 +1,6 @@
 """One attempt at a claimed job: serve it from the cache, call the provider, or submit an
 async provider job, and say what came of it. A failure raises ``AttemptError``. A job
-taken over from a lost worker first looks for the answer that worker kept."""
+taken over from a worker that could not commit uses the answer that worker kept."""
 
 from dataclasses import dataclass, replace
 from typing import Any
@@ -37,10 +37,17 @@ class Attempted:
 
 
 def attempt(
-    runtime: Runtime, claim: Claim, call: Call, started: Started, admitted: Admitted | None
+    runtime: Runtime,
+    claim: Claim,
+    call: Call,
+    started: Started,
+    admitted: Admitted | None,
+    kept: Kept | None = None,
 ) -> Attempted:
+    """Serve the job from the answer its previous worker kept, from the cache, or from the
+    provider."""
     key = None
-    if claim.cache_enabled and call.route.cache_ttl_s and not call.route.is_async:
+    if kept is None and claim.cache_enabled and call.route.cache_ttl_s and not call.route.is_async:
         scope = "shared" if call.route.cache_shared else claim.tenant_id
         key = cache_key(call.route.name, call.model, call.input, scope)
         hit = runtime.cache.get(key, call.route.name)
@@ -50,12 +57,12 @@ def attempt(
             result = ProviderResult(hit["output"], hit["usage"], hit["request_id"], 200)
             return Attempted(succeeded(claim, call, result, started, cached=True))
     adapter = runtime.adapter(call.route)
-    kept = runtime.kept.take(claim.job_id, claim.current_model) if claim.lost_workers else None
     if call.route.is_async:
         if isinstance(kept, PollResult):
             poll = kept
         else:
-            poll = adapter.submit(call.model, call.input)  # type: ignore[union-attr]
+            callback_url = call.route.callback_url(claim.job_id)
+            poll = adapter.submit(call.model, call.input, callback_url)  # type: ignore[union-attr]
             if admitted is not None:
                 accepted = ProviderResult(
                     {}, {}, poll.request_id, poll.http_status, poll.rate_limit_headers

@@ -10,7 +10,7 @@ stopped: dead-lettered with the reason, its cost recorded, never called again.
 
 import logging
 
-from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from infra import metrics
@@ -25,9 +25,30 @@ from workers.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
-TRANSIENT = (OperationalError, InterfaceError, DisconnectionError, PoolTimeoutError)
+# PostgreSQL error classes that pass (SQLSTATE): connection, transaction rollback
+# (serialization, deadlock), insufficient resources, operator intervention (shutdown,
+# cancel), lock not available, and a read-only transaction during a failover.
+TRANSIENT_CLASSES = frozenset({"08", "40", "53", "57"})
+TRANSIENT_STATES = frozenset({"55P03", "25006"})
 # Columns of a failed commit's attempt that are numbers, so storable whatever broke.
 COUNTS = ("input_tokens", "output_tokens", "images", "video_seconds", "predict_seconds")
+BIGINT_MAX = 2**63 - 1
+
+
+def is_transient(exc: Exception) -> bool:
+    """Whether a failed write may succeed if tried again: the database was unreachable or
+    busy, not the data wrong. PostgreSQL says which by its SQLSTATE; SQLite only by the
+    error's class (a locked or busy database is an ``OperationalError``)."""
+    if isinstance(exc, DisconnectionError | PoolTimeoutError):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    state = getattr(exc.orig, "sqlstate", None)
+    if state is None:
+        return isinstance(exc, OperationalError | InterfaceError)
+    return state[:2] in TRANSIENT_CLASSES or state in TRANSIENT_STATES
 
 
 def commit(runtime: Runtime, claim: Claim, attempted: Attempted | Outcome) -> None:
@@ -45,18 +66,26 @@ def commit(runtime: Runtime, claim: Claim, attempted: Attempted | Outcome) -> No
     try:
         with runtime.sessions.begin() as session:
             moved = lifecycle.finish(session, runtime.settings, claim, outcome)
-    except TRANSIENT:
-        if attempted.answer is not None:
-            runtime.kept.keep(claim.job_id, claim.current_model, attempted.answer)
-        raise
     except Exception as exc:
+        if is_transient(exc):
+            _keep(runtime, claim, attempted)
+            raise
         logger.exception("job %s: its outcome cannot be stored; stopping it", claim.job_id)
-        with runtime.sessions.begin() as session:
-            moved = lifecycle.stop(session, runtime.settings, claim, _unstorable(outcome, exc))
+        try:
+            with runtime.sessions.begin() as session:
+                moved = lifecycle.stop(session, runtime.settings, claim, _unstorable(outcome, exc))
+        except Exception:
+            _keep(runtime, claim, attempted)
+            raise
     moved.publish(runtime.sessions, runtime.broker)
     if moved.changed and attempted.cache is not None:
         cache = attempted.cache
         runtime.cache.put(cache.key, cache.value, cache.ttl_s)
+
+
+def _keep(runtime: Runtime, claim: Claim, attempted: Attempted) -> None:
+    if attempted.answer is not None:
+        runtime.kept.keep(claim.job_id, claim.current_model, attempted.answer)
 
 
 def _unstorable(outcome: Outcome, exc: Exception) -> AttemptRecord:
@@ -69,11 +98,16 @@ def _unstorable(outcome: Outcome, exc: Exception) -> AttemptRecord:
     )
     return AttemptRecord(
         {
-            **{key: values[key] for key in COUNTS if key in values},
+            **{key: _clamp(values[key]) for key in COUNTS if key in values},
             "status": "failed",
             "error_class": ErrorClass.UNSTORABLE,
             "error_message": reason,
-            "cost_micros": outcome.spent_micros,
+            "cost_micros": _clamp(outcome.spent_micros),
             "finished_at": utcnow(),
         }
     )
+
+
+def _clamp(number: float) -> float:
+    """A count the database can hold, however wrong the provider's figure."""
+    return max(0, min(number, BIGINT_MAX))

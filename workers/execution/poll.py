@@ -1,5 +1,5 @@
 """Jobs waiting on an async provider job: ``poll_job`` asks the provider how it is doing and
-moves the job on; ``cancel_at_provider`` stops the provider job of a canceled job."""
+moves the job on; ``cancel_at_provider`` stops a provider job that should not run on."""
 
 import logging
 from datetime import datetime
@@ -88,15 +88,23 @@ def _cancel_quietly(runtime: Runtime, call: Call, provider_job_id: str) -> None:
         logger.warning("could not cancel %s at the provider: %s", provider_job_id, error.message)
 
 
-def cancel_at_provider(runtime: Runtime, job_id: str) -> None:
-    """Stop the provider job of a job canceled while it waited, so it costs no more."""
+def cancel_at_provider(
+    runtime: Runtime, job_id: str, provider_job_id: str | None = None, model: str | None = None
+) -> None:
+    """Stop a provider job that should not run on: the job's own once it was canceled while
+    it waited, or an orphan (``provider_job_id`` on ``model``) a worker started for a job
+    that was taken over or canceled meanwhile."""
     with runtime.sessions() as session:
         job = session.get(Job, job_id)
-    if job is None or job.status != JobStatus.CANCELED or not job.provider_job_id:
+    if job is None:
         return
+    if provider_job_id is None:
+        if job.status != JobStatus.CANCELED or not job.provider_job_id:
+            return
+        provider_job_id, model = job.provider_job_id, job.current_model
     try:
-        call = prepare(runtime.routes, job.model, job.current_model, job.input)
-        runtime.adapter(call.route).cancel(job.provider_job_id)  # type: ignore[union-attr]
+        call = prepare(runtime.routes, job.model, model or job.current_model, job.input)
+        runtime.adapter(call.route).cancel(provider_job_id)  # type: ignore[union-attr]
     except AttemptError as error:
         if error.retryable:
             raise

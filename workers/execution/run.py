@@ -2,6 +2,7 @@
 
 import logging
 import random
+from dataclasses import dataclass
 
 from infra.scrub import scrub
 from schema.errors import AttemptError, ErrorClass, JobStop
@@ -36,16 +37,16 @@ def run_job(runtime: Runtime, job_id: str, booked: bool = False) -> None:
         logger.warning("run_job: no job %s", job_id)
         return
     admitted = None
-    lost_cost = 0
+    takeover = None
     lapsed = job.lease_expires_at is not None and job.lease_expires_at < utcnow()
     if job.status == JobStatus.QUEUED or (job.status == JobStatus.RUNNING and lapsed):
         try:
             call = prepare(runtime.routes, job.model, job.current_model, job.input)
         except JobStop:
             call = None
+        if job.status == JobStatus.RUNNING:
+            takeover = _takeover(runtime, job, call)
         if call is not None:
-            if job.status == JobStatus.RUNNING:
-                lost_cost = _lost_cost(runtime, job.id, call)
             verdict = admit(runtime, job, call.route, call.model, call.input, booked)
             if isinstance(verdict, CircuitOpen):
                 if not _fall_back_now(runtime, job):
@@ -57,7 +58,7 @@ def run_job(runtime: Runtime, job_id: str, booked: bool = False) -> None:
                 return
             admitted = verdict
     try:
-        ran = _run_claimed(runtime, job, admitted, lost_cost)
+        ran = _run_claimed(runtime, job, admitted, takeover)
     finally:
         if admitted is not None:
             runtime.limiter.release_slot(admitted.slot)
@@ -65,19 +66,38 @@ def run_job(runtime: Runtime, job_id: str, booked: bool = False) -> None:
         runtime.breaker.release_probe(admitted.slot.route)
 
 
-def _lost_cost(runtime: Runtime, job_id: str, call: Call) -> int:
-    """What the attempt of a lost worker is taken to have cost: the request's maximum, unless
-    the worker kept its answer, whose real cost the next attempt records."""
-    if runtime.kept.holds(job_id):
-        return 0
-    return max_cost_micros(call.route.protocol, call.spec, call.input)
+@dataclass(frozen=True)
+class Takeover:
+    """A job taken over from its previous worker: what that worker's open attempt is taken
+    to have cost, and whether it kept its answer (it failed to commit, it was not lost)."""
+
+    lost_cost_micros: int
+    kept: bool
 
 
-def _run_claimed(runtime: Runtime, job: Job, admitted: Admitted | None, lost_cost: int) -> bool:
+def _takeover(runtime: Runtime, job: Job, call: Call | None) -> Takeover:
+    """The request's maximum cost stands for a lost attempt; a kept answer's real cost is
+    recorded by the attempt that uses it."""
+    if runtime.kept.holds(job.id, job.current_model):
+        return Takeover(0, kept=True)
+    if call is None:
+        return Takeover(0, kept=False)
+    return Takeover(max_cost_micros(call.route.protocol, call.spec, call.input), kept=False)
+
+
+def _run_claimed(
+    runtime: Runtime, job: Job, admitted: Admitted | None, takeover: Takeover | None
+) -> bool:
     """Claim the job and run one attempt; False if it was not ours to run."""
     with runtime.sessions.begin() as session:
-        lease = lease_s(runtime, job.current_model)
-        claim = lifecycle.claim(session, job.id, lease, lost_cost_micros=lost_cost)
+        claim = lifecycle.claim(
+            session,
+            job.id,
+            lease_s(runtime, job.current_model),
+            taking_over=takeover is not None,
+            lost_cost_micros=takeover.lost_cost_micros if takeover else 0,
+            kept=bool(takeover and takeover.kept),
+        )
         recheck = None if claim else recheck_later(session, job.id, RUN_JOB, JobStatus.RUNNING)
     if recheck is not None:
         outbox.send(runtime.sessions, runtime.broker, [recheck])
@@ -86,17 +106,12 @@ def _run_claimed(runtime: Runtime, job: Job, admitted: Admitted | None, lost_cos
     bind(claim)
     started = Started()
     call = None
+    kept = runtime.kept.take(claim.job_id, claim.current_model) if takeover else None
     try:
         call = prepare(runtime.routes, claim.model, claim.current_model, claim.input)
-        if claim.lost_workers >= runtime.settings.job_max_lost_workers:
-            lost = (
-                f"the job's worker was lost {claim.lost_workers} times in a row; "
-                "the job itself may be what kills them"
-            )
-            raise JobStop(ErrorClass.WORKER_LOST, lost)
-        if claim.deadline_at is not None and utcnow() >= claim.deadline_at:
-            raise JobStop(ErrorClass.DEADLINE, "the job's deadline passed")
-        attempted = attempt(runtime, claim, call, started, admitted)
+        if kept is None:
+            _check_may_call(runtime, claim)
+        attempted = attempt(runtime, claim, call, started, admitted, kept)
     except AttemptError as error:
         if call is not None and admitted is not None:
             report_failure(runtime, call.route, error, admitted)
@@ -107,6 +122,19 @@ def _run_claimed(runtime: Runtime, job: Job, admitted: Admitted | None, lost_cos
         attempted = Attempted(_failed(runtime, claim, None, broke, started))
     commit(runtime, claim, attempted)
     return True
+
+
+def _check_may_call(runtime: Runtime, claim: Claim) -> None:
+    """Stop a job whose workers keep dying, or whose deadline passed, before it calls. A job
+    with a kept answer skips this: the provider already answered, and was paid."""
+    if claim.lost_workers >= runtime.settings.job_max_lost_workers:
+        lost = (
+            f"the job's worker was lost {claim.lost_workers} times in a row; "
+            "the job itself may be what kills them"
+        )
+        raise JobStop(ErrorClass.WORKER_LOST, lost)
+    if claim.deadline_at is not None and utcnow() >= claim.deadline_at:
+        raise JobStop(ErrorClass.DEADLINE, "the job's deadline passed")
 
 
 def _failed(

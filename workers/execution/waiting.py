@@ -43,7 +43,8 @@ def next_poll_s(
     started_at: datetime | None,
 ) -> float:
     """The adaptive policy's next interval, aimed at the model's learned duration; time
-    spent in the provider's queue does not count against it."""
+    spent in the provider's queue does not count against it; sparse when the route's
+    provider calls back."""
     state = PollState(
         elapsed_s=(utcnow() - (started_at or submitted_at)).total_seconds(),
         expected_s=expected_s(runtime, claim, call),
@@ -51,6 +52,7 @@ def next_poll_s(
         hint_s=poll.poll_after_s,
         queued=poll.queued,
         queue_position=poll.queue_position,
+        callbacks=call.route.callbacks,
     )
     return next_poll_in_s(state)
 

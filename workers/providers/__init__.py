@@ -1,7 +1,8 @@
 """Provider adapters: one module per wire protocol, all over httpx.
 
 Sync adapters ``run`` a request to its result; async ones ``submit`` a provider job,
-``poll`` it and ``cancel`` it.
+``poll`` it and ``cancel`` it. ``submit`` takes the job's ``callback_url`` when its route
+has callbacks on; a provider that cannot call back ignores it.
 """
 
 from typing import Any, Protocol
@@ -27,7 +28,9 @@ class SyncAdapter(Protocol):
 
 
 class AsyncAdapter(Protocol):
-    def submit(self, model: str, input: dict[str, Any]) -> PollResult: ...
+    def submit(
+        self, model: str, input: dict[str, Any], callback_url: str | None = None
+    ) -> PollResult: ...
     def poll(self, provider_job_id: str) -> PollResult: ...
     def cancel(self, provider_job_id: str) -> None: ...
 

@@ -44,9 +44,16 @@ def app_root(app_id: str) -> str:
 
 
 class FalQueue(RouteAdapter):
-    def submit(self, model: str, input: dict[str, Any]) -> PollResult:
+    def submit(
+        self, model: str, input: dict[str, Any], callback_url: str | None = None
+    ) -> PollResult:
         response, data = request_json(
-            self.client, "POST", f"{self.base}/{model}", json=input, headers=key_header(self.route)
+            self.client,
+            "POST",
+            f"{self.base}/{model}",
+            json=input,
+            headers=key_header(self.route),
+            params={"fal_webhook": callback_url} if callback_url else None,
         )
         try:
             request_id = str(data["request_id"])

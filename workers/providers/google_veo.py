@@ -64,7 +64,9 @@ def model_path(model: str) -> str:
 
 
 class GoogleVeo(RouteAdapter):
-    def submit(self, model: str, input: dict[str, Any]) -> PollResult:
+    def submit(
+        self, model: str, input: dict[str, Any], callback_url: str | None = None
+    ) -> PollResult:
         url = f"{self.base}/{model_path(model)}:predictLongRunning"
         response, data = self._post(url, input)
         try:

@@ -32,7 +32,9 @@ STATES = {
 
 
 class OpenAIVideos(RouteAdapter):
-    def submit(self, model: str, input: dict[str, Any]) -> PollResult:
+    def submit(
+        self, model: str, input: dict[str, Any], callback_url: str | None = None
+    ) -> PollResult:
         fields = {**input, "model": model}
         form = [(name, (None, str(value))) for name, value in fields.items()]
         response, data = request_json(

@@ -1,7 +1,9 @@
 """Replicate-style predictions: submit, poll and cancel a long-running model run.
 
 Official models are run by name (``POST /models/{owner}/{name}/predictions``); a model
-given as ``owner/name:version`` is run by version (``POST /predictions``).
+given as ``owner/name:version`` is run by version (``POST /predictions``). With a
+``callback_url``, Replicate is asked to call it when the prediction completes (only then:
+genq needs no start, output or logs events).
 
 A ``starting`` prediction has not started (it waits for a model instance). Replicate gives no
 progress field, but many models log a progress bar (``45%|####      | 45/100``): the last
@@ -46,12 +48,16 @@ def logged_progress(logs: Any) -> float | None:
 
 
 class ReplicatePredictions(RouteAdapter):
-    def submit(self, model: str, input: dict[str, Any]) -> PollResult:
+    def submit(
+        self, model: str, input: dict[str, Any], callback_url: str | None = None
+    ) -> PollResult:
         name, _, version = model.partition(":")
         if version:
             url, body = f"{self.base}/predictions", {"version": version, "input": input}
         else:
             url, body = f"{self.base}/models/{name}/predictions", {"input": input}
+        if callback_url:
+            body |= {"webhook": callback_url, "webhook_events_filter": ["completed"]}
         response, data = request_json(
             self.client, "POST", url, json=body, headers=bearer(self.route)
         )

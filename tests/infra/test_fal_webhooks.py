@@ -12,12 +12,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from infra.provider_signatures import fetch_jwks, verify_fal_webhook
+from schema.errors import SignatureError
 from simulator import SimConfig, SimServer
 from simulator.fal_webhooks import jwks
 from simulator.server import ThreadedServer
 from tests.helpers import FakeClock
 from tests.waiting import eventually
-from workers.providers.fal_webhooks import FalWebhookError, fetch_jwks, verify_fal_webhook
 
 APP = "fal-ai/veo3/fast"
 
@@ -109,9 +110,9 @@ def test_a_refused_delivery_is_retried_and_signed_again(sim, clock, receiver, ke
 def test_a_tampered_body_does_not_verify(sim, clock, receiver, keys) -> None:
     ((headers, body),) = delivered(sim, clock, receiver, "waves")
 
-    with pytest.raises(FalWebhookError, match="no key"):
+    with pytest.raises(SignatureError, match="no key"):
         verify_fal_webhook(headers, body.replace(b"OK", b"KO"), keys, now=clock())
-    with pytest.raises(FalWebhookError, match="no key"):
+    with pytest.raises(SignatureError, match="no key"):
         other_id = {**headers, "x-fal-webhook-request-id": "someone-else"}
         verify_fal_webhook(other_id, body, keys, now=clock())
 
@@ -119,7 +120,7 @@ def test_a_tampered_body_does_not_verify(sim, clock, receiver, keys) -> None:
 def test_a_stale_timestamp_does_not_verify(sim, clock, receiver, keys) -> None:
     ((headers, body),) = delivered(sim, clock, receiver, "waves")
 
-    with pytest.raises(FalWebhookError, match="tolerance"):
+    with pytest.raises(SignatureError, match="tolerance"):
         verify_fal_webhook(headers, body, keys, now=clock() + 301)
     assert verify_fal_webhook(headers, body, keys, now=clock() + 299)
 
@@ -127,7 +128,7 @@ def test_a_stale_timestamp_does_not_verify(sim, clock, receiver, keys) -> None:
 def test_a_signature_by_a_key_not_in_the_set_does_not_verify(sim, clock, receiver) -> None:
     ((headers, body),) = delivered(sim, clock, receiver, "waves")
 
-    with pytest.raises(FalWebhookError, match="no key"):
+    with pytest.raises(SignatureError, match="no key"):
         verify_fal_webhook(headers, body, jwks(Ed25519PrivateKey.generate()), now=clock())
 
 
@@ -135,7 +136,7 @@ def test_missing_or_malformed_headers_do_not_verify(sim, clock, receiver, keys) 
     ((headers, body),) = delivered(sim, clock, receiver, "waves")
     unsigned = {k: v for k, v in headers.items() if k != "x-fal-webhook-signature"}
 
-    with pytest.raises(FalWebhookError, match="missing"):
+    with pytest.raises(SignatureError, match="missing"):
         verify_fal_webhook(unsigned, body, keys, now=clock())
-    with pytest.raises(FalWebhookError, match="malformed"):
+    with pytest.raises(SignatureError, match="malformed"):
         verify_fal_webhook({**headers, "x-fal-webhook-signature": "zz"}, body, keys, now=clock())
