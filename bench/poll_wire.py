@@ -85,6 +85,12 @@ class Sim:
         data: dict[str, Any] = httpx.get(f"{self.url}/_sim/fal/jwks.json").json()
         return data
 
+    def replicate_secret(self) -> str:
+        """The account's secret the simulator signs Replicate webhooks with."""
+        headers = {"Authorization": f"Bearer {KEY}"}
+        answer = httpx.get(f"{self.url}/v1/webhooks/default/secret", headers=headers)
+        return str(answer.raise_for_status().json()["key"])
+
     def jobs(self) -> dict[str, dict]:
         """Every job's timeline by id."""
         data = httpx.get(f"{self.url}/_sim/jobs", timeout=30).raise_for_status().json()["data"]
@@ -155,11 +161,14 @@ class OpenAIVideos(Wire):
 
 class ReplicatePredictions(Wire):
     name = "replicate-predictions"
+    callbacks = True
     headers: ClassVar[dict[str, str]] = {"Authorization": f"Bearer {KEY}"}
 
     async def submit(self, webhook_url: str | None = None) -> tuple[str, Status]:
         target = "/v1/models/black-forest-labs/flux-schnell/predictions"
-        body = {"input": {"prompt": "a lighthouse at dusk"}}
+        body: dict[str, Any] = {"input": {"prompt": "a lighthouse at dusk"}}
+        if webhook_url:
+            body |= {"webhook": f"{webhook_url}/replicate", "webhook_events_filter": ["completed"]}
         data, _ = await self.client.request("POST", target, body, self.headers)
         return data["id"], self._read(data)
 
@@ -212,7 +221,9 @@ class FalQueue(Wire):
     headers: ClassVar[dict[str, str]] = {"Authorization": f"Key {KEY}"}
 
     async def submit(self, webhook_url: str | None = None) -> tuple[str, Status]:
-        target = "/fal/fal-ai/veo3/fast" + (f"?fal_webhook={webhook_url}" if webhook_url else "")
+        target = "/fal/fal-ai/veo3/fast" + (
+            f"?fal_webhook={webhook_url}/fal" if webhook_url else ""
+        )
         data, _ = await self.client.request("POST", target, {"prompt": "waves"}, self.headers)
         return data["request_id"], Status(False, True, queue_position=data["queue_position"])
 

@@ -13,13 +13,12 @@ guides, the figures today's keys report. genq's expected duration is learned as 
 it (``workers.durations``: the median of the protocol's last 101 finished jobs, counted from
 the answer that first showed each started, once there are 5), from ``EXPECTED_S`` before.
 
-Callbacks: fal jobs are submitted with ``?fal_webhook=`` pointing at a small receiver in the
-bench (``bench/poll_callbacks.py``), which verifies each callback's ED25519 signature; a
+Callbacks: fal and Replicate jobs are submitted with a callback (``?fal_webhook=``;
+``webhook`` with ``webhook_events_filter: ["completed"]``) to a small receiver in the bench
+(``bench/poll_callbacks.py``), which verifies each callback's signature as genq does; a
 verified callback makes its job's ``callbacks`` poller poll once at once, as genq's design
-does. Meanwhile that poller runs a sparse backstop: a first poll at ``BACKSTOP_FACTOR`` times
-the expected duration, then each after half the time elapsed. This is a local policy of the
-bench: ``PollState`` has no ``callbacks`` flag yet (it comes with the callbacks work, whose
-backstop is the same). Replicate webhooks are not simulated yet.
+does. Meanwhile that poller runs genq's sparse backstop (``PollState.callbacks``). The
+other policies poll the same jobs and ignore the callbacks.
 
 Per protocol and policy: polls per job (status reads, the last one seeing the job done), and
 the detection delay from the simulator's ``finished_at`` to the answer that showed the job
@@ -64,7 +63,6 @@ from workers.polling import PollState, next_poll_in_s
 
 EXPECTED_S = 100.0
 """The expected_duration_s every model starts from, before its durations are learned."""
-BACKSTOP_FACTOR = 1.5
 CONNECTIONS = 16
 SPREAD = {
     "duration_median_s": 100,
@@ -110,8 +108,8 @@ class Learned:
         return statistics.median(self.samples) if len(self.samples) >= 5 else EXPECTED_S
 
 
-def genq_policy(rng: random.Random) -> Policy:
-    """genq's policy, as the worker calls it."""
+def genq_policy(rng: random.Random, callbacks: bool = False) -> Policy:
+    """genq's policy, as the worker calls it (with ``callbacks``, its sparse backstop)."""
     return lambda seen: next_poll_in_s(
         PollState(
             seen.elapsed_s,
@@ -120,6 +118,7 @@ def genq_policy(rng: random.Random) -> Policy:
             seen.status.hint_s,
             seen.status.queued,
             seen.status.queue_position,
+            callbacks,
         ),
         rng,
     )
@@ -135,20 +134,13 @@ def backoff(first_s: float, factor: float, cap_s: float) -> Policy:
     return lambda seen: min(first_s * factor**seen.polls, cap_s)
 
 
-def backstop(seen: Seen) -> float:
-    """The sparse safety net beside callbacks: a first poll at ``BACKSTOP_FACTOR`` times the
-    expected duration, then each waiting half the time elapsed."""
-    first = BACKSTOP_FACTOR * seen.expected_s - seen.elapsed_s
-    return first if first > 0 else seen.elapsed_s * 0.5
-
-
 def policies(seed: int, wire: type[Wire]) -> dict[str, Policy]:
     """genq's policy and the baselines for a protocol, by name."""
     chosen = {"genq": genq_policy(random.Random(seed)), "fixed_1s": fixed(1.0)}
     if wire is OpenAIVideos:
         chosen |= {"fixed_10s": fixed(10.0), "backoff_1s_x1.5_max_10s": backoff(1.0, 1.5, 10.0)}
     if wire.callbacks:
-        chosen["callbacks"] = backstop
+        chosen["callbacks"] = genq_policy(random.Random(seed), callbacks=True)
     return chosen
 
 
@@ -213,7 +205,7 @@ async def run(sim: Sim, args: argparse.Namespace) -> tuple[list[Outcome], Poller
     """Submit the jobs evenly over the arrival window, each polled by every policy."""
     client = Client(sim.port, CONNECTIONS)
     poller = Poller(args.time_scale)
-    receiver = Receiver(sim.jwks())
+    receiver = Receiver(sim.jwks(), sim.replicate_secret())
     await receiver.start()
     wires = chosen_wires(client, args)
     gap = args.arrivals_s * args.time_scale / args.jobs
@@ -321,7 +313,6 @@ def main() -> None:
                 **genq,
                 "baselines": baselines,
                 "protocols": protocols,
-                "callbacks_backstop": f"local: {BACKSTOP_FACTOR}x the expected s, then x1.5",
                 "callbacks_received": {"verified": receiver.verified, "refused": receiver.refused},
                 "poll_lateness_s": {
                     "median": round(statistics.median(poller.lateness) / args.time_scale, 3),
