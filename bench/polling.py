@@ -17,8 +17,9 @@ Callbacks: fal and Replicate jobs are submitted with a callback (``?fal_webhook=
 ``webhook`` with ``webhook_events_filter: ["completed"]``) to a small receiver in the bench
 (``bench/poll_callbacks.py``), which verifies each callback's signature as genq does; a
 verified callback makes its job's ``callbacks`` poller poll once at once, as genq's design
-does. Meanwhile that poller runs genq's sparse backstop (``PollState.callbacks``). The
-other policies poll the same jobs and ignore the callbacks.
+does. Meanwhile that poller runs genq's sparse backstop (``PollState.callbacks``). It polls
+over connections of its own (``CALLBACK_CONNECTIONS``). The other policies poll the same
+jobs and ignore the callbacks.
 
 Per protocol and policy: polls per job (status reads, the last one seeing the job done), and
 the detection delay from the simulator's ``finished_at`` to the answer that showed the job
@@ -64,6 +65,9 @@ from workers.polling import PollState, next_poll_in_s
 EXPECTED_S = 100.0
 """The expected_duration_s every model starts from, before its durations are learned."""
 CONNECTIONS = 16
+CALLBACK_CONNECTIONS = 4
+"""The callbacks pollers' own: in genq a callback's poll is a message of its own, not one
+queued behind the baselines' polls on the bench's shared connections."""
 SPREAD = {
     "duration_median_s": 100,
     "duration_sigma": 0.6,
@@ -203,11 +207,12 @@ def chosen_wires(client: Client, args: argparse.Namespace) -> list[Wire]:
 
 async def run(sim: Sim, args: argparse.Namespace) -> tuple[list[Outcome], Poller, Receiver]:
     """Submit the jobs evenly over the arrival window, each polled by every policy."""
-    client = Client(sim.port, CONNECTIONS)
+    client, own = Client(sim.port, CONNECTIONS), Client(sim.port, CALLBACK_CONNECTIONS)
     poller = Poller(args.time_scale)
     receiver = Receiver(sim.jwks(), sim.replicate_secret())
     await receiver.start()
     wires = chosen_wires(client, args)
+    called = {wire.name: type(wire)(own, args.time_scale) for wire in wires if wire.callbacks}
     gap = args.arrivals_s * args.time_scale / args.jobs
     started = time.time()
     try:
@@ -220,14 +225,17 @@ async def run(sim: Sim, args: argparse.Namespace) -> tuple[list[Outcome], Poller
                     job_id, first = await wire.submit(receiver.url if wire.callbacks else None)
                     job = (job_id, submitted, first)
                     for name, policy in policies(args.seed + i, type(wire)).items():
-                        callback = receiver.arrived(job_id) if name == "callbacks" else None
-                        coroutine = poller.poll(wire, name, policy, job, callback)
+                        on_call = name == "callbacks"
+                        by = called[wire.name] if on_call else wire
+                        callback = receiver.arrived(job_id) if on_call else None
+                        coroutine = poller.poll(by, name, policy, job, callback)
                         tasks.append(group.create_task(coroutine))
             print(
                 f"submitted {args.jobs} jobs each in {time.time() - started:.0f}s", file=sys.stderr
             )
     finally:
         client.close()
+        own.close()
         receiver.close()
     return [task.result() for task in tasks], poller, receiver
 
