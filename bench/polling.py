@@ -1,8 +1,8 @@
 """Bench: how often genq polls a long provider job, and how late it sees it done, per protocol.
 
 Simulated video jobs run on each async protocol the simulator speaks (``openai-videos``,
-``replicate-predictions``, ``google-veo``, ``fal-queue``, and ``runway-tasks`` where the
-simulator has it), their durations drawn from the realistic spread (lognormal, median 100 s,
+``replicate-predictions``, ``google-veo``, ``fal-queue``, ``runway-tasks``; ``--protocols``
+picks some), their durations drawn from the realistic spread (lognormal, median 100 s,
 sigma 0.6, clamped to 20 s - 10 min; the first tenth queued). Each job is polled,
 concurrently and independently, by genq's policy (``workers.polling``, fed what the protocol
 tells, as genq's adapters read it: OpenAI's progress and ``openai-poll-after-ms``, Replicate's
@@ -38,6 +38,7 @@ serves on a small machine; ``--jobs`` is per protocol, 80 by default (300 before
 five protocols) so the run stays under about two minutes here.
 
     python bench/polling.py [--jobs 80] [--time-scale 0.02] [--arrivals-s 3200] [--seed 7]
+        [--protocols openai-videos,fal-queue,...]
 
 The last line printed is the JSON result.
 """
@@ -45,7 +46,6 @@ The last line printed is the JSON result.
 import argparse
 import asyncio
 import contextlib
-import importlib.util
 import json
 import random
 import statistics
@@ -58,7 +58,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from poll_callbacks import Receiver
-from poll_wire import WIRES, Client, OpenAIVideos, RunwayTasks, Sim, Status, Wire
+from poll_wire import WIRES, Client, OpenAIVideos, Sim, Status, Wire
 
 from workers.polling import PollState, next_poll_in_s
 
@@ -196,13 +196,9 @@ class Poller:
 
 
 def chosen_wires(client: Client, args: argparse.Namespace) -> list[Wire]:
-    """The protocols to run: those asked for, Runway's only where the simulator has it."""
-    have_runway = importlib.util.find_spec("simulator.runway_tasks") is not None
-    return [
-        wire(client, args.time_scale)
-        for wire in WIRES
-        if wire.name in args.protocols.split(",") and (wire is not RunwayTasks or have_runway)
-    ]
+    """The protocols asked for."""
+    names = args.protocols.split(",")
+    return [wire(client, args.time_scale) for wire in WIRES if wire.name in names]
 
 
 async def run(sim: Sim, args: argparse.Namespace) -> tuple[list[Outcome], Poller, Receiver]:
@@ -294,6 +290,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--protocols", default=",".join(wire.name for wire in WIRES))
     args = parser.parse_args()
+    if DEFAULT not in args.protocols.split(","):
+        parser.error(f"--protocols must include {DEFAULT}, whose figures are the top-level keys")
 
     started = time.monotonic()
     config = {**SPREAD, "time_scale": args.time_scale, "seed": args.seed, "rpm_limit": 1_000_000}
