@@ -1,10 +1,13 @@
 """Adapters driven directly: the result shape, rate-limit headers, hints, and cancel."""
 
+import inspect
+
 import httpx
 import pytest
 
+from schema.routes import ASYNC_PROTOCOLS
 from tests.waiting import eventually
-from workers.providers import AsyncState, ErrorClass, ProviderError, adapter_for
+from workers.providers import ADAPTERS, AsyncState, ErrorClass, ProviderError, adapter_for
 
 CHAT_INPUT = {"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 8}
 
@@ -184,3 +187,9 @@ def test_fal_validation_errors_name_the_field(routes, http, sim_control) -> None
 
     assert (invalid.value.error_class, invalid.value.http_status) == (ErrorClass.BAD_REQUEST, 422)
     assert invalid.value.message == "HTTP 422: body.prompt: Field required"
+
+
+@pytest.mark.parametrize("protocol", sorted(ASYNC_PROTOCOLS))
+def test_every_async_adapter_takes_a_callback_url(protocol: str) -> None:
+    submit = inspect.signature(ADAPTERS[protocol].submit)
+    assert submit.parameters["callback_url"].default is None

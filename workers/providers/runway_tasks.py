@@ -63,7 +63,9 @@ STATES = {
 
 
 class RunwayTasks(RouteAdapter):
-    def submit(self, model: str, input: dict[str, Any]) -> PollResult:
+    def submit(
+        self, model: str, input: dict[str, Any], callback_url: str | None = None
+    ) -> PollResult:
         defaults = {"ratio": RUNWAY_DEFAULT_RATIO, "duration": RUNWAY_DEFAULT_DURATION_S}
         body = {**defaults, **input, "model": model}
         kind = "image_to_video" if "promptImage" in input else "text_to_video"
