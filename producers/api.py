@@ -2,7 +2,7 @@
 
 from fastapi import FastAPI
 
-from producers import admin, errors, health_api, jobs_api, metrics_api, webhooks_api
+from producers import admin, console, errors, health_api, jobs_api, metrics_api, webhooks_api
 from producers.body_limit import BodySizeLimit
 from producers.producer import Producer
 
@@ -22,4 +22,5 @@ def create_app(producer: Producer) -> FastAPI:
     app.include_router(webhooks_api.router)
     app.include_router(metrics_api.router)
     app.include_router(admin.router)
+    console.install(app, producer.settings)
     return app
