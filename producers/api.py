@@ -2,7 +2,16 @@
 
 from fastapi import FastAPI
 
-from producers import admin, console, errors, health_api, jobs_api, metrics_api, webhooks_api
+from producers import (
+    admin,
+    admin_ops,
+    console,
+    errors,
+    health_api,
+    jobs_api,
+    metrics_api,
+    webhooks_api,
+)
 from producers.body_limit import BodySizeLimit
 from producers.producer import Producer
 
@@ -22,5 +31,6 @@ def create_app(producer: Producer) -> FastAPI:
     app.include_router(webhooks_api.router)
     app.include_router(metrics_api.router)
     app.include_router(admin.router)
+    app.include_router(admin_ops.router)
     console.install(app, producer.settings)
     return app

@@ -91,3 +91,7 @@ def close_circuit(
         was = circuit_states(client, [name])[name]
         record(session, actor, "route.close_circuit", {"route": name, "was": was}, [name])
         route_control.close_circuit(client, name)
+
+
+ACTIONS = {"pause": pause, "resume": resume, "close-circuit": close_circuit}
+"""The route actions by the name the console, the admin API and the CLI use."""

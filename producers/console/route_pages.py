@@ -1,27 +1,15 @@
 """Routes: limits, current use, circuit, pause and fallback chain; pause, resume and close
 a circuit by hand (each audited)."""
 
-from collections.abc import Callable
-
-import redis
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy.orm import Session, sessionmaker
 
 from producers.app_state import producer_of
 from producers.console.render import page
 from producers.console.session import Operator, Viewer
-from schema.routes import Routes
 from store import route_ops
 
 router = APIRouter(prefix="/console/routes")
-
-RouteAction = Callable[[sessionmaker[Session], redis.Redis, Routes, str, str], None]
-ACTIONS: dict[str, RouteAction] = {
-    "pause": route_ops.pause,
-    "resume": route_ops.resume,
-    "close-circuit": route_ops.close_circuit,
-}
 
 
 @router.get("", response_class=HTMLResponse)
@@ -37,7 +25,7 @@ def routes_view(request: Request, user: Viewer) -> HTMLResponse:
 def act(request: Request, user: Operator, name: str, action: str) -> Response:
     """Pause, resume or close the circuit of route ``name``."""
     producer = producer_of(request)
-    chosen = ACTIONS.get(action)
+    chosen = route_ops.ACTIONS.get(action)
     if chosen is None:
         return page(request, "refused.html", user, message=f"no such action {action!r}")
     try:
