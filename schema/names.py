@@ -33,6 +33,7 @@ def route_limit_key(route: str, kind: str) -> str:
     (held after a 429 until the ms it holds) or ``inflight`` (a sorted set of leases)."""
     return f"{RATE_LIMIT_PREFIX}:{route}:{kind}"
 
+
 CONSOLE_PREFIX = f"{BROKER_NAMESPACE}:console"
 
 

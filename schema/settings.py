@@ -53,9 +53,7 @@ class Settings(BaseSettings):
         description="Signs console session cookies; set it when several API processes serve "
         "the console (unset, each process draws its own and sessions end at restart).",
     )
-    console_session_s: int = Field(
-        8 * 3600, gt=0, description="How long a console sign-in lasts."
-    )
+    console_session_s: int = Field(8 * 3600, gt=0, description="How long a console sign-in lasts.")
     batch_max_jobs: int = Field(100, gt=0, description="Most jobs in one batch request.")
     page_max: int = Field(100, gt=0, description="Largest page of GET /v1/jobs.")
 

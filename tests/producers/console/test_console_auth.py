@@ -5,7 +5,7 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 
 from infra.db import make_sessions
 from infra.route_control import paused
