@@ -16,7 +16,7 @@ router = APIRouter()
 @router.get(SIGN_IN, response_class=HTMLResponse)
 def sign_in_form(request: Request) -> HTMLResponse:
     """The sign-in page."""
-    return page(request, "sign_in.html", None)
+    return page(request, "sign_in.html", None, error=None)
 
 
 @router.post(SIGN_IN)

@@ -25,6 +25,12 @@ PAGES = [
 ]
 
 
+def test_the_sign_in_page_asks_for_an_admin_key(client) -> None:
+    response = client.get("/console/sign-in")
+    assert response.status_code == 200
+    assert 'name="key"' in response.text
+
+
 def test_sign_in_sets_a_signed_strict_httponly_cookie_that_expires(client, engine) -> None:
     key = admin_key(engine, "alice", "operator").key
     response = client.post("/console/sign-in", data={"key": key}, follow_redirects=False)
