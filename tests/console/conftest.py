@@ -5,9 +5,11 @@ download browsers here). Without Chromium these tests skip with how to get it; i
 import os
 import shutil
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from producers import Producer
@@ -56,11 +58,18 @@ def page(browser: Browser) -> Iterator[Page]:
     assert dialogs == [], f"a page ran a script: {dialogs}"
 
 
+@dataclass(frozen=True)
+class Live:
+    url: str
+    app: FastAPI
+
+
 @pytest.fixture
-def live(producer: Producer) -> Iterator[str]:
+def live(producer: Producer) -> Iterator[Live]:
     """The API, console included, on a free port in this process."""
-    with ThreadedServer(create_app(producer)) as server:
-        yield server.url
+    app = create_app(producer)
+    with ThreadedServer(app) as server:
+        yield Live(server.url, app)
 
 
 @pytest.fixture

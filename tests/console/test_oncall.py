@@ -113,7 +113,7 @@ def test_an_operator_requeues_twenty_dead_letters_from_the_console(
     eventually(lambda: _open_letters(engine), lambda n: n == JOBS, timeout_s=60)
 
     sign_in(page, genq, admin_key(engine, "oncall-op", "operator").key)
-    shot(page, "overview")
+    shot(page, "overview-incident")
     page.get_by_role("link", name="Dead letters").click()
     page.get_by_label("error class").fill("auth_error")
     page.get_by_role("button", name="Filter", exact=True).click()
