@@ -3,13 +3,15 @@ day, throughput and error rate over time, and the webhook endpoints that are fai
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, Integer, case, cast, func, select
 from sqlalchemy.orm import Session
 
 from schema.tables import Job, WebhookEndpoint, utcnow
 
 FAILED_STATUSES = ("failed", "dead_lettered")
+UNIX_EPOCH_JULIAN = 2440587.5
 
 
 @dataclass
@@ -56,16 +58,27 @@ def activity(
     )
     for route, status, count in counted:
         of(route).by_status[status] = count
+    slot = _slot(session, start, window.total_seconds() / buckets)
+    failed = func.sum(case((Job.status.in_(FAILED_STATUSES), 1), else_=0))
     ended = session.execute(
-        select(Job.route, Job.status, Job.finished_at).where(Job.finished_at >= start)
+        select(Job.route, slot, func.count(), failed)
+        .where(Job.finished_at >= start)
+        .group_by(Job.route, slot)
     )
-    width = window / buckets
-    for route, status, finished_at in ended:
-        at = min(buckets - 1, int((finished_at - start) / width))
-        of(route).finished[at] += 1
-        if status in FAILED_STATUSES:
-            of(route).failed[at] += 1
+    for route, at, count, failures in ended:
+        at = min(buckets - 1, max(0, int(at)))
+        of(route).finished[at] += count
+        of(route).failed[at] += failures or 0
     return [routes[name] for name in sorted(routes)]
+
+
+def _slot(session: Session, start: datetime, width_s: float) -> ColumnElement[Any]:
+    """Which ``width_s``-wide slice after ``start`` a job finished in, counted in SQL."""
+    if session.get_bind().dialect.name == "postgresql":
+        elapsed = func.extract("epoch", Job.finished_at) - start.timestamp()
+        return func.floor(elapsed / width_s)
+    elapsed = (func.julianday(Job.finished_at) - UNIX_EPOCH_JULIAN) * 86400 - start.timestamp()
+    return cast(elapsed / width_s, Integer)
 
 
 def failing_endpoints(session: Session, limit: int = 20) -> list[FailingEndpoint]:
