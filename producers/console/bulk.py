@@ -85,7 +85,7 @@ def start(producer: Producer, plan_id: str, actor: str) -> bool:
 def _run(producer: Producer, plan_id: str, actor: str) -> None:
     key = console_plan_key(plan_id)
     client = producer.redis
-    action, raw = (v.decode() for v in client.hmget(key, "action", "ids"))  # type: ignore[union-attr]
+    action, raw = (bytes(v or b"").decode() for v in client.hmget(key, "action", "ids"))
     ids = raw.split("\n") if raw else []
     try:
         for at in range(0, len(ids), CHUNK):

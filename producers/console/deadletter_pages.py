@@ -37,13 +37,15 @@ def letters_view(request: Request, user: Viewer) -> HTMLResponse:
     producer = producer_of(request)
     given = {k: request.query_params.get(k) for k in FIELDS}
     letters, problem = _filter(given)
+    found, more, groups = [], None, {}
     import_dramatiq_letters(producer)
     with producer.sessions() as session:
         try:
-            found, more = dlq.list_letters(session, letters, PAGE_SIZE)
-            groups = dlq.group_counts(session, letters)
+            if problem is None:
+                found, more = dlq.list_letters(session, letters, PAGE_SIZE)
+                groups = dlq.group_counts(session, letters)
         except dlq.SelectionError as exc:
-            found, more, groups, problem = [], None, {}, str(exc)
+            problem = str(exc)
     return page(
         request,
         "deadletters.html",

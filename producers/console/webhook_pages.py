@@ -1,7 +1,7 @@
 """Webhooks: endpoints (enabled, failing since, why disabled) and deliveries with their
 attempt log; resend a delivery, recover an endpoint's window, enable an endpoint."""
 
-from typing import Annotated, get_args
+from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -20,16 +20,17 @@ router = APIRouter(prefix="/console/webhooks")
 def webhooks_view(request: Request, user: Viewer, status: str = "") -> HTMLResponse:
     """Every endpoint, and the latest deliveries (optionally of one status)."""
     webhooks = producer_of(request).webhooks
-    chosen = status if status in get_args(DeliveryStatus) else None
-    deliveries, _ = webhooks.deliveries(DeliveryFilter(status=chosen), limit=100, cursor=None)  # type: ignore[arg-type]
+    statuses = [s.value for s in DeliveryStatus]
+    chosen = DeliveryStatus(status) if status in statuses else None
+    deliveries, _ = webhooks.deliveries(DeliveryFilter(status=chosen), limit=100, cursor=None)
     return page(
         request,
         "webhooks.html",
         user,
         endpoints=webhooks.endpoints(None),
         deliveries=deliveries,
-        status=chosen or "",
-        statuses=get_args(DeliveryStatus),
+        status=chosen.value if chosen else "",
+        statuses=statuses,
     )
 
 
