@@ -46,6 +46,15 @@ def ago(moment: datetime | None) -> str:
     return f"{seconds}s"
 
 
+def when(moment: datetime | str | None) -> str:
+    """A time to the second, in UTC: ``2026-12-02 10:40:58 UTC``; ``-`` for none."""
+    if moment is None:
+        return "-"
+    moment = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC"
+
+
 def pretty(value: Any) -> str:
     """``value`` as indented JSON text (escaped like any other text when shown)."""
     return json.dumps(value, indent=2, sort_keys=True, default=str)
@@ -53,6 +62,7 @@ def pretty(value: Any) -> str:
 
 templates.env.globals["sparkline"] = sparkline
 templates.env.filters["pretty"] = pretty
+templates.env.filters["when"] = when
 templates.env.filters["ago"] = ago
 
 

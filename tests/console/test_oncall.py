@@ -118,7 +118,7 @@ def test_an_operator_requeues_twenty_dead_letters_from_the_console(
     page.get_by_label("error class").fill("auth_error")
     page.get_by_role("button", name="Filter", exact=True).click()
     expect(page.get_by_role("heading", name=f"{JOBS} open letters")).to_be_visible()
-    shot(page, "dead-letters")
+    shot(page, "dead-letters-filtered")
 
     page.get_by_role("button", name="Dry run on every letter matching the filter").click()
     expect(page.locator(".would-move")).to_have_text(str(JOBS))
@@ -137,7 +137,7 @@ def test_an_operator_requeues_twenty_dead_letters_from_the_console(
     page.get_by_label("action").fill("requeue")
     page.get_by_role("button", name="Filter", exact=True).click()
     expect(page.locator(".audit-entry .actor").first).to_have_text("admin:oncall-op")
-    shot(page, "audit")
+    shot(page, "audit-requeue")
     with engine.connect() as connection:
         acted = connection.execute(
             select(AuditEntry.actor, AuditEntry.count).where(
