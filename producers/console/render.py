@@ -81,10 +81,9 @@ def to_sign_in(request: Request, exc: Exception) -> Response:
 def refused(request: Request, exc: Exception) -> Response:
     """A viewer acting, or a form without its CSRF token: 403 with the reason as text."""
     message = exc.message if isinstance(exc, Refused) else "refused"
-    response = templates.TemplateResponse(
+    return templates.TemplateResponse(
         request, "refused.html", {"user": None, "message": message}, status_code=403
     )
-    return response
 
 
 HANDLERS = {SignInRequired: to_sign_in, Refused: refused}
