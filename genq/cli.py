@@ -10,6 +10,7 @@ import typer
 
 from genq.cli_admin import admin
 from genq.cli_dlq import dlq
+from genq.cli_routes import routes
 from genq.cli_support import fail, open_store, require_migrated
 from genq.cli_webhooks import webhooks
 from schema.settings import Settings
@@ -23,6 +24,7 @@ app.add_typer(jobs, name="jobs")
 app.add_typer(dlq, name="dlq")
 app.add_typer(admin, name="admin")
 app.add_typer(webhooks, name="webhooks")
+app.add_typer(routes, name="routes")
 
 
 def _logging(settings: Settings) -> None:

@@ -12,22 +12,28 @@ keys = typer.Typer(no_args_is_help=True, help="Admin API keys; a key's name is i
 admin.add_typer(keys, name="keys")
 
 Name = Annotated[str, typer.Argument(help="Who holds the key, e.g. oncall or alice.")]
+RoleOption = Annotated[
+    str, typer.Option("--role", help="viewer (reads only) or operator (may also act).")
+]
 
 
 @keys.command("create")
-def create(name: Name) -> None:
+def create(name: Name, role: RoleOption = "operator") -> None:
     """Create an admin key and print it (shown this once)."""
-    from store.admin_keys import AdminKeyExistsError, create_admin_key
+    from store.admin_keys import ROLES, AdminKeyExistsError, create_admin_key
 
     name = name.strip()
     if not name or len(name) > 200:
         fail("admin key name must be 1-200 characters")
+    if role not in ROLES:
+        fail(f"role must be one of {', '.join(ROLES)}")
     with open_store(Settings()) as store, store.sessions.begin() as session:
         try:
-            created = create_admin_key(session, name)
+            created = create_admin_key(session, name, role)  # type: ignore[arg-type]
         except AdminKeyExistsError as exc:
             fail(str(exc))
     typer.echo(f"admin key {created.name}")
+    typer.echo(f"role      {created.role}")
     typer.echo(f"key       {created.key}")
     typer.echo("Store the key now: genq keeps only its hash and cannot show it again.", err=True)
 
@@ -54,4 +60,4 @@ def list_keys() -> None:
         found = list_admin_keys(session)
     for key in found:
         revoked = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "live"
-        typer.echo(f"{key.name}\tcreated {key.created_at:%Y-%m-%d %H:%M}\t{revoked}")
+        typer.echo(f"{key.name}\t{key.role}\tcreated {key.created_at:%Y-%m-%d %H:%M}\t{revoked}")

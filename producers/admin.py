@@ -1,7 +1,8 @@
 """The admin HTTP API for the on-call engineer: dead letters and the audit log.
 
 It takes admin keys only (``genq admin keys create NAME``); tenant keys get 401 here, as
-admin keys do on /v1. The key's name is the actor in the audit log. An action on every
+admin keys do on /v1. The key's name is the actor in the audit log; a ``viewer`` key reads
+and gets 403 on every endpoint that changes something. An action on every
 letter matching a filter must say ``"confirm": true`` unless it is a dry run.
 """
 
@@ -40,7 +41,7 @@ from schema.deadletters import (
     parse_since,
 )
 from store import dlq
-from store.admin_keys import authenticate_admin
+from store.admin_keys import AdminIdentity, identify_admin
 from store.cursors import InvalidCursorError
 from store.dramatiq_dlq import import_dramatiq_dead_letters
 
@@ -49,11 +50,24 @@ logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/admin", tags=["admin"], route_class=CheckedRoute)
 
 
-def _admin(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
-    return f"admin:{bearer(request, authorization, authenticate_admin, 'admin key')}"
+def _identity(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> AdminIdentity:
+    return bearer(request, authorization, identify_admin, "admin key")
+
+
+def _admin(identity: Annotated[AdminIdentity, Depends(_identity)]) -> str:
+    return identity.actor
+
+
+def _operator(identity: Annotated[AdminIdentity, Depends(_identity)]) -> str:
+    if not identity.can_act:
+        raise ApiError(403, "forbidden", f"admin key {identity.name!r} is a viewer: it reads only")
+    return identity.actor
 
 
 Actor = Annotated[str, Depends(_admin)]
+OperatorActor = Annotated[str, Depends(_operator)]
 
 
 class LetterPage(BaseModel):
@@ -119,7 +133,7 @@ def _as_api_errors(where: tuple[str, ...] = ()) -> Iterator[None]:
         raise _invalid(("cursor",), str(exc)) from exc
 
 
-def _import_dramatiq_letters(producer: Producer) -> None:
+def import_dramatiq_letters(producer: Producer) -> None:
     """Bring Dramatiq's own dead letters in first; a Redis outage must not hide the rest."""
     try:
         import_dramatiq_dead_letters(producer.settings.broker, producer.redis, producer.sessions)
@@ -139,6 +153,7 @@ def list_dead_letters(
     tenant: str | None = None,
     error_class: str | None = None,
     source: str | None = None,
+    text: Annotated[str | None, Query(description="Found in the error message.")] = None,
     since: Annotated[str | None, Query(description="ISO time, or a duration ago: 2h, 3d.")] = None,
     status: str = "open",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -151,6 +166,7 @@ def list_dead_letters(
         "tenant": tenant,
         "error_class": error_class,
         "source": source,
+        "text": text,
         "since": since,
         "status": status,
     }
@@ -158,7 +174,7 @@ def list_dead_letters(
         letters = DLQFilter.model_validate(given)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from exc
-    _import_dramatiq_letters(producer)
+    import_dramatiq_letters(producer)
     with producer.sessions() as session, _as_api_errors():
         data, next_cursor = dlq.list_letters(session, letters, limit, cursor)
     return LetterPage(data=data, next_cursor=next_cursor)
@@ -178,7 +194,7 @@ def dead_letter_stats(
         start = parse_since(since)
     except ValueError as exc:
         raise _invalid(("since",), str(exc)) from exc
-    _import_dramatiq_letters(producer)
+    import_dramatiq_letters(producer)
     with producer.sessions() as session:
         return dlq.stats(session, start, bucket)
 
@@ -193,8 +209,8 @@ def get_dead_letter(request: Request, letter_id: str, actor: Actor) -> LetterVie
     return letter
 
 
-@router.post("/dead-letters/requeue", response_model=ActionResult, responses=documented(404))
-def requeue_dead_letters(request: Request, action: Action, actor: Actor) -> ActionResult:
+@router.post("/dead-letters/requeue", response_model=ActionResult, responses=documented(403, 404))
+def requeue_dead_letters(request: Request, action: Action, actor: OperatorActor) -> ActionResult:
     """Requeue letters: a job starts over from the model it asked for (its budget
     reservation is made again, past the tenant's limit if need be); a raw Dramatiq
     message is sent again. Letters already requeued are reported in ``skipped``."""
@@ -210,8 +226,8 @@ def requeue_dead_letters(request: Request, action: Action, actor: Actor) -> Acti
         )
 
 
-@router.post("/dead-letters/purge", response_model=ActionResult, responses=documented(404))
-def purge_dead_letters(request: Request, action: Action, actor: Actor) -> ActionResult:
+@router.post("/dead-letters/purge", response_model=ActionResult, responses=documented(403, 404))
+def purge_dead_letters(request: Request, action: Action, actor: OperatorActor) -> ActionResult:
     """Mark letters purged: they leave the open list but stay on record."""
     with producer_of(request).sessions.begin() as session, _as_api_errors(_filter_loc(action)):
         return dlq.purge(session, action.target, actor, dry_run=action.dry_run)
@@ -219,8 +235,12 @@ def purge_dead_letters(request: Request, action: Action, actor: Actor) -> Action
 
 @router.get("/audit", response_model=AuditPage)
 def audit_log(
-    request: Request, actor: Actor, limit: Annotated[int, Query(ge=1, le=500)] = 50
+    request: Request,
+    actor: Actor,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    by: Annotated[str | None, Query(max_length=200, description="Part of the actor.")] = None,
+    action: Annotated[str | None, Query(max_length=50, description="Part of the action.")] = None,
 ) -> AuditPage:
-    """Who did what to which dead letters, newest first."""
+    """Who did what, newest first."""
     with producer_of(request).sessions() as session:
-        return AuditPage(data=dlq.recent_audit(session, limit))
+        return AuditPage(data=dlq.recent_audit(session, limit, actor=by, action=action))

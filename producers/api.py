@@ -4,6 +4,8 @@ from fastapi import FastAPI
 
 from producers import (
     admin,
+    admin_ops,
+    console,
     errors,
     health_api,
     jobs_api,
@@ -32,4 +34,6 @@ def create_app(producer: Producer) -> FastAPI:
     app.include_router(metrics_api.router)
     app.include_router(admin.router)
     app.include_router(provider_callbacks.router)
+    app.include_router(admin_ops.router)
+    console.install(app, producer.settings)
     return app

@@ -1,7 +1,7 @@
 """Tenant authentication for the /v1 API: a bearer API key, checked against its digest."""
 
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Header, Request
 from sqlalchemy.orm import Session
@@ -10,13 +10,15 @@ from producers.app_state import producer_of
 from producers.errors import ApiError
 from store.tenants import authenticate
 
+Who = TypeVar("Who")
+
 
 def bearer(
     request: Request,
     authorization: str | None,
-    check: Callable[[Session, str], str | None],
+    check: Callable[[Session, str], Who | None],
     key_kind: str,
-) -> str:
+) -> Who:
     """Who the ``Authorization: Bearer`` key belongs to, by ``check``; else a 401."""
     scheme, _, token = (authorization or "").partition(" ")
     who = None

@@ -49,6 +49,7 @@ class ErrorBody(BaseModel):
 
 STATUS_MEANINGS = {
     401: "A missing or unknown key.",
+    403: "The admin key is a viewer's: it may read but not change anything.",
     402: "The job's maximum cost does not fit in what is left of the tenant's budget.",
     404: "No such id for this caller (an id that could not be stored is never found).",
     409: "Clashes with what exists: a reused Idempotency-Key, a finished job.",

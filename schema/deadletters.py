@@ -52,6 +52,9 @@ class DLQFilter(BaseModel):
     tenant: CleanStr | None = Field(None, min_length=1, max_length=200, description="Id or name.")
     error_class: CleanStr | None = Field(None, min_length=1, max_length=50)
     source: Literal["job", "dramatiq"] | None = None
+    text: CleanStr | None = Field(
+        None, min_length=1, max_length=200, description="Found in the error message (any case)."
+    )
     since: datetime | None = Field(
         None, description="Last failed at or after: an ISO time, or a duration ago (2h, 3d)."
     )

@@ -19,3 +19,24 @@ def active_tenants_key(route: str) -> str:
 WEBHOOKS_QUEUE = "genq.webhooks"
 DELIVER_WEBHOOK = "deliver_webhook"
 WEBHOOK_PREFIX = f"{BROKER_NAMESPACE}:wh"
+
+ROUTE_PREFIX = f"{BROKER_NAMESPACE}:route"
+
+
+def route_hold_key(route: str) -> str:
+    """Redis key that, while it exists, holds every job for ``route`` (an operator's pause)."""
+    return f"{ROUTE_PREFIX}:{route}:paused"
+
+
+def route_limit_key(route: str, kind: str) -> str:
+    """Redis key of a route's own rate state: ``rpm``/``tpm`` (a GCRA TAT in ms), ``pause``
+    (held after a 429 until the ms it holds) or ``inflight`` (a sorted set of leases)."""
+    return f"{RATE_LIMIT_PREFIX}:{route}:{kind}"
+
+
+CONSOLE_PREFIX = f"{BROKER_NAMESPACE}:console"
+
+
+def console_plan_key(plan_id: str) -> str:
+    """Redis hash of a console bulk action: the letters a dry run chose, and its progress."""
+    return f"{CONSOLE_PREFIX}:plan:{plan_id}"

@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     max_body_bytes: int = Field(1_048_576, gt=0, description="Largest accepted request body.")
+    console_secret: SecretStr | None = Field(
+        None,
+        description="Signs console session cookies; set it when several API processes serve "
+        "the console (unset, each process draws its own and sessions end at restart).",
+    )
+    console_session_s: int = Field(8 * 3600, gt=0, description="How long a console sign-in lasts.")
     batch_max_jobs: int = Field(100, gt=0, description="Most jobs in one batch request.")
     page_max: int = Field(100, gt=0, description="Largest page of GET /v1/jobs.")
 

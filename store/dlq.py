@@ -89,6 +89,10 @@ def _conditions(session: Session, letters: DLQFilter) -> list[ColumnElement[bool
         conditions.append(DeadLetter.source == letters.source)
     if letters.since is not None:
         conditions.append(DeadLetter.last_failed_at >= letters.since)
+    if letters.text is not None:
+        conditions.append(
+            func.lower(DeadLetter.error_message).contains(letters.text.lower(), autoescape=True)
+        )
     return conditions
 
 
@@ -174,12 +178,55 @@ def stats(session: Session, since: datetime, bucket: Bucket = "hour") -> DLQStat
     )
 
 
-def recent_audit(session: Session, limit: int = 50) -> list[AuditView]:
-    """The newest audit entries first."""
+def group_counts(session: Session, letters: DLQFilter) -> dict[str, list[StatsRow]]:
+    """Letters matching ``letters`` counted by route, by error class and by tenant."""
+    conditions = _conditions(session, letters)
+    still_open = func.sum(case((DeadLetter.status == "open", 1), else_=0))
+    groups: dict[str, list[StatsRow]] = {}
+    for label, column in (
+        ("route", DeadLetter.route),
+        ("error class", DeadLetter.error_class),
+        ("tenant", Tenant.name),
+    ):
+        counts = session.execute(
+            select(column, func.count(), still_open)
+            .select_from(DeadLetter)
+            .outerjoin(Tenant, Tenant.id == DeadLetter.tenant_id)
+            .where(*conditions)
+            .group_by(column)
+        )
+        groups[label] = _rows({key or "-": [n, o or 0] for key, n, o in counts})
+    return groups
+
+
+def recent_audit(
+    session: Session, limit: int = 50, *, actor: str | None = None, action: str | None = None
+) -> list[AuditView]:
+    """The newest audit entries first; ``actor`` and ``action`` match a part, any case."""
+    query = select(AuditEntry)
+    for column, wanted in ((AuditEntry.actor, actor), (AuditEntry.action, action)):
+        if wanted:
+            query = query.where(func.lower(column).contains(wanted.lower(), autoescape=True))
     entries = session.scalars(
-        select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)
+        query.order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)
     )
     return [AuditView.model_validate(entry) for entry in entries]
+
+
+def record(
+    session: Session, actor: str, action: str, about: dict[str, Any], targets: list[str]
+) -> None:
+    """Write an audit entry for an operator's action outside the dead-letter queue."""
+    session.add(
+        AuditEntry(
+            actor=actor,
+            action=action,
+            filter=about,
+            targets=targets,
+            count=len(targets),
+            at=utcnow(),
+        )
+    )
 
 
 def _resolve(session: Session, target: Target) -> tuple[list[str], dict[str, str]]:

@@ -4,6 +4,7 @@ by state and route, open dead letters, circuit states, queue depths and ages."""
 import json
 import logging
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import dramatiq
@@ -87,28 +88,43 @@ class StoreCollector(Collector):
             "Age of the oldest waiting message (Redis broker only).",
             labels=["queue"],
         )
-        for queue in (JOBS_QUEUE, WEBHOOKS_QUEUE):
-            if isinstance(self.broker, RabbitmqBroker):
-                counts = _rabbit_counts(self.broker, queue)
-                for name, waiting in zip(
-                    (queue, f"{queue}.DQ", f"{queue}.XQ"), counts, strict=True
-                ):
-                    depth.add_metric([name], waiting)
-                continue
-            for name in (queue, f"{queue}.DQ"):
-                waiting, oldest_age_s = self._redis_queue(name)
-                depth.add_metric([name], waiting)
-                if oldest_age_s is not None:
-                    age.add_metric([name], oldest_age_s)
+        for level in queue_levels(self.redis, self.broker):
+            depth.add_metric([level.queue], level.depth)
+            if level.oldest_age_s is not None:
+                age.add_metric([level.queue], level.oldest_age_s)
         return iter((depth, age))
 
-    def _redis_queue(self, queue: str) -> tuple[int, float | None]:
-        key = f"{BROKER_NAMESPACE}:{queue}"
-        waiting = int(self.redis.llen(key))
-        oldest = self.redis.lindex(key, 0)
-        if oldest is None:
-            return waiting, None if waiting else 0.0
-        return waiting, _age_s(self.redis, key, oldest)
+
+@dataclass(frozen=True)
+class QueueLevel:
+    """A broker queue's waiting messages and the age of its oldest (Redis broker only)."""
+
+    queue: str
+    depth: int
+    oldest_age_s: float | None
+
+
+def queue_levels(client: redis.Redis, broker: dramatiq.Broker) -> list[QueueLevel]:
+    """Every genq queue with its delay queue (and, on RabbitMQ, its dead-letter queue)."""
+    levels: list[QueueLevel] = []
+    for queue in (JOBS_QUEUE, WEBHOOKS_QUEUE):
+        if isinstance(broker, RabbitmqBroker):
+            counts = _rabbit_counts(broker, queue)
+            names = (queue, f"{queue}.DQ", f"{queue}.XQ")
+            levels += [QueueLevel(n, w, None) for n, w in zip(names, counts, strict=True)]
+            continue
+        for name in (queue, f"{queue}.DQ"):
+            levels.append(QueueLevel(name, *_redis_queue(client, name)))
+    return levels
+
+
+def _redis_queue(client: redis.Redis, queue: str) -> tuple[int, float | None]:
+    key = f"{BROKER_NAMESPACE}:{queue}"
+    waiting = int(client.llen(key))
+    oldest = client.lindex(key, 0)
+    if oldest is None:
+        return waiting, None if waiting else 0.0
+    return waiting, _age_s(client, key, oldest)
 
 
 def _rabbit_counts(broker: RabbitmqBroker, queue: str) -> tuple[int, int, int]:

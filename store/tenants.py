@@ -82,3 +82,8 @@ def authenticate(session: Session, api_key: str) -> str | None:
     if tenant_id is not None:
         register_secret(api_key)
     return tenant_id
+
+
+def list_tenants(session: Session) -> list[Tenant]:
+    """Every tenant by name (their keys are never read here)."""
+    return list(session.scalars(select(Tenant).order_by(Tenant.name)))

@@ -6,7 +6,7 @@ exact delay (and, when capacity was booked, a ``booked`` flag so it is not booke
 twice). A tenant already holding its share of the route's in-flight slots is deferred
 at once, so a burst of its messages never pins the threads another tenant needs. An
 open circuit sends the job to its fallback route if it has one, or makes it wait for
-the circuit's next probe.
+the circuit's next probe. A route an operator paused holds its jobs, queued, until resumed.
 """
 
 import random
@@ -77,6 +77,8 @@ def admit(
     booked: bool,
 ) -> Admitted | Deferred | CircuitOpen:
     permit = runtime.breaker.allow(route)
+    if permit.paused:
+        return Deferred(permit.wait_ms + random.randint(0, SLOT_RETRY_MS), booked=booked)
     if not permit.allowed:
         return CircuitOpen(permit.wait_ms)
     try:

@@ -8,6 +8,10 @@ trouble counts (5xx, 529, timeouts, connection errors, malformed answers); a ref
 request or a 429 says the provider is up. ``pybreaker`` keeps state per process (or
 in Redis without an exclusive half-open probe) and has no failure-rate window, hence
 this small script.
+
+An operator's pause (``infra/route_control.py``) is checked in the same script, so it
+costs no extra round trip: a paused route holds its jobs, re-checking every
+``PAUSED_RECHECK_MS``.
 """
 
 from dataclasses import dataclass
@@ -15,8 +19,11 @@ from dataclasses import dataclass
 import redis
 
 from infra.circuits import state_key
+from schema.names import route_hold_key
 from schema.routes import Route
 from workers.providers import ErrorClass
+
+PAUSED_RECHECK_MS = 5000
 
 PROVIDER_TROUBLE = frozenset(
     {
@@ -29,6 +36,7 @@ PROVIDER_TROUBLE = frozenset(
 )
 
 ALLOW = """
+if redis.call('EXISTS', KEYS[3]) == 1 then return {3, tonumber(ARGV[2])} end
 local now_parts = redis.call('TIME')
 local now = now_parts[1] * 1000 + math.floor(now_parts[2] / 1000)
 local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
@@ -77,11 +85,13 @@ return 1
 
 @dataclass(frozen=True)
 class Permit:
-    """May a call go to the route; as a half-open probe; else in how long to ask again."""
+    """May a call go to the route; as a half-open probe; else in how long to ask again,
+    and whether because an operator paused the route."""
 
     allowed: bool
     probe: bool
     wait_ms: int
+    paused: bool = False
 
 
 class CircuitBreaker:
@@ -92,7 +102,10 @@ class CircuitBreaker:
 
     def allow(self, route: Route) -> Permit:
         probe_ttl_ms = int((route.timeout_s + route.connect_timeout_s) * 1000) + 1000
-        verdict, wait_ms = self._allow(keys=self._keys(route)[:2], args=[probe_ttl_ms])
+        keys = [*self._keys(route)[:2], route_hold_key(route.name)]
+        verdict, wait_ms = self._allow(keys=keys, args=[probe_ttl_ms, PAUSED_RECHECK_MS])
+        if verdict == 3:
+            return Permit(False, False, int(wait_ms), paused=True)
         return Permit(verdict > 0, verdict == 2, int(wait_ms))
 
     def record(self, route: Route, error_class: str | None, probe: bool) -> None:

@@ -105,3 +105,15 @@ def test_a_worker_refuses_a_metrics_port_another_worker_holds(db_env, monkeypatc
 
     assert result.exit_code == 2
     assert "is taken (another worker on this host?)" in result.output
+
+
+def test_admin_keys_take_a_role(db_env) -> None:
+    viewer = runner.invoke(app, ["admin", "keys", "create", "val", "--role", "viewer"])
+    default = runner.invoke(app, ["admin", "keys", "create", "ops"])
+    wrong = runner.invoke(app, ["admin", "keys", "create", "eve", "--role", "root"])
+    listed = runner.invoke(app, ["admin", "keys", "list"])
+
+    assert "role      viewer" in viewer.output
+    assert "role      operator" in default.output
+    assert wrong.exit_code == 2
+    assert "val\tviewer" in listed.output and "ops\toperator" in listed.output
