@@ -16,7 +16,7 @@ from producers import Producer
 from producers.api import create_app
 from simulator.server import ThreadedServer
 
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+DOCS_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
 HOW = (
     "browser tests need Chromium: `apt-get install -y chromium` (Debian/Ubuntu), "
@@ -73,12 +73,14 @@ def live(producer: Producer) -> Iterator[Live]:
 
 
 @pytest.fixture
-def shot() -> Callable[[Page, str], None]:
-    """Save a screenshot of the page as docs/console/<name>.png."""
+def shot(tmp_path: Path) -> Callable[[Page, str], None]:
+    """Save a screenshot of the page as <name>.png: in the test's own folder, or in
+    docs/console/ (the README's pictures) when GENQ_REFRESH_SCREENSHOTS=1."""
+    shots = DOCS_SHOTS if os.environ.get("GENQ_REFRESH_SCREENSHOTS") == "1" else tmp_path
 
     def save(page: Page, name: str) -> None:
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+        shots.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
 
     return save
 
