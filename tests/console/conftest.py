@@ -31,8 +31,10 @@ def chromium_path() -> str | None:
     return next((p for p in map(shutil.which, CANDIDATES) if p), None)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
+    """Chromium for this package's tests only: Playwright's sync API keeps an event loop
+    running in the main thread until it stops, which later tests' own loops cannot share."""
     path = chromium_path()
     if path is None:
         if os.environ.get("CI", "").lower() == "true":
