@@ -1,0 +1,318 @@
+"""Bench: jobs per second and CPU per job through the whole of genq, against plain Dramatiq.
+
+N distinct OpenAI chat jobs (no result cache) are enqueued beforehand, 100 per batch, with
+their Dramatiq messages held back; then `genq worker` (P processes, T threads each) and the
+scheduler start on an empty queue and, once every worker process is ready, the messages
+are sent. The clock runs from the first send to the moment the store shows every job
+terminal (polled every 50 ms). Two baselines run the same way, with the same processes,
+threads and prefetch, on the same Redis, against the same simulator: a plain Dramatiq
+actor making the same HTTP call and storing nothing, and the same actor plus one INSERT
+of the answer into a table of the same database (the durable baseline).
+
+CPU per job: the worker processes' user and system time (their process tree, read from
+/proc), and the whole machine's busy time from /proc/stat (simulator, Redis, database,
+scheduler and this bench included), each over the measured window.
+
+    python bench/throughput.py [--jobs 3000] [--processes 2] [--threads 32]
+        [--latency-ms 20] [--database-url URL] [--redis-url URL] [--timeout-s 150]
+
+Defaults: 3,000 jobs (about two minutes in all on a 2-core machine), the database of
+GENQ_DATABASE_URL or --database-url if given, else a fresh SQLite file; a private Redis
+unless --redis-url. The simulator runs as its own process. The last line printed is JSON.
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dramatiq import Broker, Message
+from dramatiq.brokers.stub import StubBroker
+from pydantic import SecretStr
+from sqlalchemy import Engine, func, select
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from cpu import CpuMeter
+from stack import DramatiqWorkers, Simulator, genq_env, stop_all, wait_ready
+
+from genq.processes import Process
+from infra.brokers import make_broker
+from infra.db import make_engine, migrate, normalize_url
+from infra.redis_conn import ensure_embedded_redis, stop_embedded_redis
+from producers import Producer
+from schema.jobs import TERMINAL_STATUSES, BatchItem, JobStatus
+from schema.settings import Settings
+from schema.tables import Job
+from store.tenants import create_tenant
+
+POLL_INTERVAL_S = 0.05
+
+
+class HeldMessages(StubBroker):
+    """A broker that keeps what it is sent, to be sent for real later."""
+
+    def __init__(self) -> None:
+        super().__init__(middleware=[])
+        self.held: list[Message] = []
+
+    def enqueue(self, message: Message, *, delay: int | None = None) -> Message:
+        self.held.append(message)
+        return message
+
+
+def send_all(broker: Broker, messages: list[Message]) -> None:
+    """Send the messages to the broker's queues, one at a time as the outbox does."""
+    for message in messages:
+        broker.enqueue(message)
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One system's run: its wall time and the CPU it used."""
+
+    jobs: int
+    seconds: float
+    worker_cpu_s: float
+    machine_cpu_s: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "jobs_per_s": round(self.jobs / self.seconds, 1),
+            "cpu_ms_per_job": round(self.worker_cpu_s * 1000 / self.jobs, 2),
+            "machine_cpu_ms_per_job": round(self.machine_cpu_s * 1000 / self.jobs, 2),
+            "seconds": round(self.seconds, 2),
+        }
+
+
+def measure(
+    workers: Process,
+    others: list[Process],
+    send: Callable[[], None],
+    done: Callable[[], bool],
+    jobs: int,
+    timeout_s: float,
+) -> Figures:
+    """Time from calling ``send`` until ``done``, with the CPU used meanwhile."""
+    meter = CpuMeter(workers.popen.pid)
+    meter.start()
+    started = time.perf_counter()
+    send()
+    while not done():
+        for process in (workers, *others):
+            if not process.alive():
+                raise RuntimeError(f"{process.name} exited:\n{process.log_tail()}")
+        if time.perf_counter() - started > timeout_s:
+            raise TimeoutError(f"{workers.name}: not done after {timeout_s:.0f}s")
+        time.sleep(POLL_INTERVAL_S)
+    elapsed = time.perf_counter() - started
+    meter.stop()
+    return Figures(jobs, elapsed, meter.tree_s, meter.machine_s)
+
+
+def run_plain(
+    queue: str, sim: Simulator, env: dict[str, str], args: argparse.Namespace, var: Path
+) -> Figures:
+    """One baseline: plain Dramatiq workers on ``queue``, all messages sent at once."""
+    import plain_actors
+
+    actor = {"bench.plain": plain_actors.call, "bench.durable": plain_actors.call_and_insert}[queue]
+    messages = [actor.message(f"{queue}-{number}") for number in range(args.jobs)]
+    client = plain_actors.broker.client
+    pending = f"{plain_actors.NAMESPACE}:{queue}.msgs"
+    sim.reset()
+    workers = DramatiqWorkers(queue, queue, args.processes, args.threads, env, var)
+    try:
+        wait_ready(workers, args.processes, [sim])
+        figures = measure(
+            workers,
+            [sim],
+            lambda: send_all(plain_actors.broker, messages),
+            lambda: client.llen(f"{plain_actors.NAMESPACE}:{queue}") + client.hlen(pending) == 0,
+            args.jobs,
+            args.timeout_s,
+        )
+    finally:
+        workers.stop()
+    calls, errors = sim.chat_calls()
+    log = workers.log_path.read_text(errors="replace")
+    if calls != args.jobs or errors or "Traceback" in log:
+        first = log[log.find("Traceback") :][:3000]
+        raise SystemExit(f"{queue}: {calls} calls, {errors} errors; first failure:\n{first}")
+    return figures
+
+
+def run_durable(
+    engine: Engine, sim: Simulator, env: dict[str, str], args: argparse.Namespace, var: Path
+) -> Figures:
+    """The durable baseline: the plain actor plus an INSERT; checks every row is there."""
+    from plain_actors import metadata, results_table
+
+    metadata.drop_all(engine)
+    metadata.create_all(engine)
+    try:
+        figures = run_plain("bench.durable", sim, env, args, var)
+        with engine.connect() as connection:
+            rows = connection.scalar(select(func.count()).select_from(results_table))
+    finally:
+        metadata.drop_all(engine)
+    if rows != args.jobs:
+        raise SystemExit(f"durable baseline stored {rows} of {args.jobs} rows")
+    return figures
+
+
+def held_jobs(settings: Settings, engine: Engine, jobs: int) -> tuple[str, list[Message]]:
+    """A new tenant with ``jobs`` distinct chat jobs stored; their unsent messages."""
+    held = HeldMessages()
+    producer = Producer(settings, engine=engine, broker=held)
+    try:
+        with producer.sessions.begin() as session:
+            tenant_id = create_tenant(session, f"bench-{time.time_ns()}").tenant_id
+        items = [
+            BatchItem(
+                model="openai/gpt-4o-mini",
+                input={"messages": [{"role": "user", "content": f"bench job {number}"}],
+                       "max_tokens": 16},
+                cache=False,
+            )
+            for number in range(jobs)
+        ]  # fmt: skip
+        size = settings.batch_max_jobs
+        for start in range(0, jobs, size):
+            producer.submit_batch(tenant_id, items[start : start + size])
+    finally:
+        producer.close()
+    return tenant_id, held.held
+
+
+def run_genq(
+    engine: Engine, sim: Simulator, env: dict[str, str], args: argparse.Namespace, var: Path
+) -> Figures:
+    """genq: `genq worker` and the scheduler, jobs stored beforehand, messages sent at once."""
+    settings = Settings(
+        database_url=SecretStr(env["GENQ_DATABASE_URL"]),
+        redis_url=SecretStr(env["GENQ_REDIS_URL"]),
+        routes_file=Path(env["GENQ_ROUTES_FILE"]),
+        tenant_rate_per_minute=int(env["GENQ_TENANT_RATE_PER_MINUTE"]),
+        _env_file=None,
+    )
+    started = time.perf_counter()
+    tenant_id, messages = held_jobs(settings, engine, args.jobs)
+    print(f"genq: {args.jobs} jobs stored in {time.perf_counter() - started:.1f}s", flush=True)
+    broker = make_broker(settings, consumer=False)
+    ended = (
+        select(func.count())
+        .select_from(Job)
+        .where(Job.tenant_id == tenant_id, Job.status.in_(TERMINAL_STATUSES))
+    )
+
+    def done() -> bool:
+        with engine.connect() as connection:
+            return connection.scalar(ended) == args.jobs
+
+    sim.reset()
+    worker_args = ["worker", "--processes", str(args.processes), "--threads", str(args.threads)]
+    env = {**env, "GENQ_WORKER_PROCESSES": str(args.processes),
+           "GENQ_WORKER_THREADS": str(args.threads)}  # fmt: skip
+    processes: list[Process] = []
+    try:
+        processes.append(Process("scheduler", ["scheduler"], env, var))
+        processes.append(Process("genq-worker", worker_args, env, var))
+        wait_ready(processes[-1], args.processes, [sim, *processes])
+        figures = measure(
+            processes[-1],
+            [sim, processes[0]],
+            lambda: send_all(broker, messages),
+            done,
+            args.jobs,
+            args.timeout_s,
+        )
+    finally:
+        stop_all(processes)
+        broker.close()
+    with engine.connect() as connection:
+        statuses = dict(
+            connection.execute(
+                select(Job.status, func.count())
+                .where(Job.tenant_id == tenant_id)
+                .group_by(Job.status)
+            ).all()
+        )
+    calls, errors = sim.chat_calls()
+    if statuses != {JobStatus.SUCCEEDED: args.jobs}:
+        raise SystemExit(f"genq: jobs ended {statuses}")
+    print(f"genq: {calls} calls to the simulator, {errors} errors", flush=True)
+    return figures
+
+
+def run(args: argparse.Namespace, database_url: str, redis_url: str, var: Path) -> dict[str, Any]:
+    """Start the simulator; run both baselines, then genq; the JSON result."""
+    engine = make_engine(database_url)
+    migrate(engine)
+    processes: list[Process] = []
+    try:
+        sim = Simulator(args.latency_ms, var)
+        processes.append(sim)
+        env = genq_env(database_url, redis_url, sim.url, var)
+        os.environ.update(BENCH_REDIS_URL=redis_url, BENCH_SIM_URL=sim.url)
+        env.update(
+            BENCH_REDIS_URL=redis_url,
+            BENCH_SIM_URL=sim.url,
+            BENCH_DATABASE_URL=normalize_url(database_url).render_as_string(hide_password=False),
+        )
+        dramatiq_figures = run_plain("bench.plain", sim, env, args, var)
+        print(f"plain Dramatiq: {dramatiq_figures.as_dict()}", flush=True)
+        durable = run_durable(engine, sim, env, args, var)
+        print(f"durable baseline: {durable.as_dict()}", flush=True)
+        genq = run_genq(engine, sim, env, args, var)
+        print(f"genq: {genq.as_dict()}", flush=True)
+    finally:
+        stop_all(processes)
+        engine.dispose()
+    rate = args.jobs / genq.seconds
+    return {
+        "bench": "throughput",
+        "jobs": args.jobs,
+        "processes": args.processes,
+        "threads": args.threads,
+        "latency_ms": args.latency_ms,
+        "store": engine.url.get_backend_name(),
+        **genq.as_dict(),
+        "ratio_vs_durable": round(rate / (args.jobs / durable.seconds), 3),
+        "ratio_vs_dramatiq": round(rate / (args.jobs / dramatiq_figures.seconds), 3),
+        "cpu_ratio_vs_durable": round(genq.worker_cpu_s / durable.worker_cpu_s, 2),
+        "durable": durable.as_dict(),
+        "dramatiq": dramatiq_figures.as_dict(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=3000)
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=32)
+    parser.add_argument("--latency-ms", type=float, default=20.0)
+    parser.add_argument("--database-url", default=os.environ.get("GENQ_DATABASE_URL"))
+    parser.add_argument("--redis-url")
+    parser.add_argument("--timeout-s", type=float, default=150.0, help="Bound on each system.")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        var = Path(tmp)
+        redis_url = args.redis_url or ensure_embedded_redis(var)
+        try:
+            result = run(args, args.database_url or f"sqlite:///{var / 'bench.db'}", redis_url, var)
+        finally:
+            if not args.redis_url:
+                stop_embedded_redis(var)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
