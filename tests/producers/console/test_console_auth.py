@@ -59,6 +59,32 @@ def test_a_wrong_key_is_refused(client, key: str) -> None:
     assert "set-cookie" not in response.headers
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+        {"Origin": "https://evil.example"},
+    ],
+)
+def test_a_sign_in_posted_from_another_site_is_refused(client, engine, headers) -> None:
+    key = admin_key(engine, "lured", "operator").key
+    response = client.post(
+        "/console/sign-in", data={"key": key}, headers=headers, follow_redirects=False
+    )
+    assert response.status_code == 403
+    assert "set-cookie" not in response.headers
+
+
+def test_a_sign_in_from_this_site_is_taken(client, engine) -> None:
+    key = admin_key(engine, "at-home", "operator").key
+    headers = {"Sec-Fetch-Site": "same-origin", "Origin": "http://testserver"}
+    response = client.post(
+        "/console/sign-in", data={"key": key}, headers=headers, follow_redirects=False
+    )
+    assert response.status_code == 303
+
+
 def test_a_tenant_key_does_not_sign_in(client, tenant) -> None:
     response = client.post("/console/sign-in", data={"key": tenant.api_key})
     assert response.status_code == 401
