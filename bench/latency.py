@@ -17,11 +17,9 @@ file; a private Redis unless --redis-url. The last line printed is JSON.
 """
 
 import argparse
-import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,11 +33,17 @@ from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from stack import DramatiqWorkers, Simulator, genq_env, stop_all, wait_ready
+from stack import (
+    DramatiqWorkers,
+    Simulator,
+    genq_env,
+    run_on_services,
+    stop_all,
+    wait_ready,
+)
 
 from genq.processes import Process, free_port, wait_until
 from infra.db import make_engine, migrate
-from infra.redis_conn import ensure_embedded_redis, stop_embedded_redis
 from schema.jobs import TERMINAL_STATUSES, JobStatus
 from schema.tables import Job
 from store.tenants import create_tenant
@@ -202,15 +206,11 @@ def main() -> None:
     parser.add_argument("--redis-url")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        var = Path(tmp)
-        redis_url = args.redis_url or ensure_embedded_redis(var)
-        try:
-            result = run(args, args.database_url or f"sqlite:///{var / 'bench.db'}", redis_url, var)
-        finally:
-            if not args.redis_url:
-                stop_embedded_redis(var)
-    print(json.dumps(result))
+    run_on_services(
+        lambda database_url, redis_url, var: run(args, database_url, redis_url, var),
+        args.database_url,
+        args.redis_url,
+    )
 
 
 if __name__ == "__main__":

@@ -1,13 +1,18 @@
 """Processes the benches run: the simulator, genq's own, and plain Dramatiq workers."""
 
+import json
 import os
 import subprocess
 import sys
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from genq.processes import Process, free_port, wait_until
+from infra.redis_conn import ensure_embedded_redis, stop_embedded_redis
 from schema.routes import DEFAULT_ROUTES_FILE
 
 SIM_KEY = "sk-genq-bench"
@@ -103,3 +108,21 @@ def stop_all(processes: list[Process]) -> None:
     """Stop every process started, the last first."""
     for process in reversed(processes):
         process.stop()
+
+
+def run_on_services(
+    run: Callable[[str, str, Path], dict[str, Any]],
+    database_url: str | None,
+    redis_url: str | None,
+) -> None:
+    """Run a bench on the given store and Redis, else a SQLite file and a private Redis in a
+    scratch folder, and print its JSON line."""
+    with tempfile.TemporaryDirectory() as tmp:
+        var = Path(tmp)
+        redis = redis_url or ensure_embedded_redis(var)
+        try:
+            result = run(database_url or f"sqlite:///{var / 'bench.db'}", redis, var)
+        finally:
+            if not redis_url:
+                stop_embedded_redis(var)
+    print(json.dumps(result))

@@ -22,10 +22,8 @@ unless --redis-url. The simulator runs as its own process. The last line printed
 """
 
 import argparse
-import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,12 +38,18 @@ from sqlalchemy import Engine, func, select
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cpu import CpuMeter
-from stack import DramatiqWorkers, Simulator, genq_env, stop_all, wait_ready
+from stack import (
+    DramatiqWorkers,
+    Simulator,
+    genq_env,
+    run_on_services,
+    stop_all,
+    wait_ready,
+)
 
 from genq.processes import Process
 from infra.brokers import make_broker
 from infra.db import make_engine, migrate, normalize_url
-from infra.redis_conn import ensure_embedded_redis, stop_embedded_redis
 from producers import Producer
 from schema.jobs import TERMINAL_STATUSES, BatchItem, JobStatus
 from schema.settings import Settings
@@ -303,15 +307,11 @@ def main() -> None:
     parser.add_argument("--timeout-s", type=float, default=150.0, help="Bound on each system.")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        var = Path(tmp)
-        redis_url = args.redis_url or ensure_embedded_redis(var)
-        try:
-            result = run(args, args.database_url or f"sqlite:///{var / 'bench.db'}", redis_url, var)
-        finally:
-            if not args.redis_url:
-                stop_embedded_redis(var)
-    print(json.dumps(result))
+    run_on_services(
+        lambda database_url, redis_url, var: run(args, database_url, redis_url, var),
+        args.database_url,
+        args.redis_url,
+    )
 
 
 if __name__ == "__main__":
