@@ -36,14 +36,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from stack import (
     DramatiqWorkers,
     Simulator,
-    genq_env,
+    bench_stack,
     run_on_services,
     stop_all,
     wait_ready,
 )
 
 from genq.processes import Process, free_port, wait_until
-from infra.db import make_engine, migrate
 from schema.jobs import TERMINAL_STATUSES, JobStatus
 from schema.tables import Job
 from store.tenants import create_tenant
@@ -168,22 +167,11 @@ def up(api: httpx.Client) -> bool:
 
 def run(args: argparse.Namespace, database_url: str, redis_url: str, var: Path) -> dict[str, Any]:
     """Start the simulator; run the baseline, then genq; the JSON result."""
-    engine = make_engine(database_url)
-    migrate(engine)
-    processes: list[Process] = []
-    try:
-        sim = Simulator(args.latency_ms, var)
-        processes.append(sim)
-        env = genq_env(database_url, redis_url, sim.url, var)
-        os.environ.update(BENCH_REDIS_URL=redis_url, BENCH_SIM_URL=sim.url)
-        env.update(BENCH_REDIS_URL=redis_url, BENCH_SIM_URL=sim.url)
+    with bench_stack(database_url, redis_url, args.latency_ms, var) as (engine, sim, env):
         baseline = percentiles(run_dramatiq(env, sim, args, var))
         print(f"plain Dramatiq send to result: {baseline}", flush=True)
         genq = percentiles(run_genq(engine, env, sim, args, var))
         print(f"genq POST to terminal: {genq}", flush=True)
-    finally:
-        stop_all(processes)
-        engine.dispose()
     return {
         "bench": "latency",
         "jobs": args.jobs,

@@ -5,13 +5,16 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import Engine
 
 from genq.processes import Process, free_port, wait_until
+from infra.db import make_engine, migrate, normalize_url
 from infra.redis_conn import ensure_embedded_redis, stop_embedded_redis
 from schema.routes import DEFAULT_ROUTES_FILE
 
@@ -126,3 +129,27 @@ def run_on_services(
             if not redis_url:
                 stop_embedded_redis(var)
     print(json.dumps(result))
+
+
+@contextmanager
+def bench_stack(
+    database_url: str, redis_url: str, latency_ms: float, var: Path
+) -> Iterator[tuple[Engine, "Simulator", dict[str, str]]]:
+    """A migrated store, the simulator, and the environment the bench's processes share
+    (genq's, plus where the baseline actors find Redis, the simulator and the store);
+    the simulator is stopped and the engine disposed afterwards."""
+    engine = make_engine(database_url)
+    migrate(engine)
+    sim = Simulator(latency_ms, var)
+    try:
+        env = genq_env(database_url, redis_url, sim.url, var)
+        os.environ.update(BENCH_REDIS_URL=redis_url, BENCH_SIM_URL=sim.url)
+        env.update(
+            BENCH_REDIS_URL=redis_url,
+            BENCH_SIM_URL=sim.url,
+            BENCH_DATABASE_URL=normalize_url(database_url).render_as_string(hide_password=False),
+        )
+        yield engine, sim, env
+    finally:
+        stop_all([sim])
+        engine.dispose()

@@ -41,7 +41,7 @@ from cpu import CpuMeter
 from stack import (
     DramatiqWorkers,
     Simulator,
-    genq_env,
+    bench_stack,
     run_on_services,
     stop_all,
     wait_ready,
@@ -49,7 +49,6 @@ from stack import (
 
 from genq.processes import Process
 from infra.brokers import make_broker
-from infra.db import make_engine, migrate, normalize_url
 from producers import Producer
 from schema.jobs import TERMINAL_STATUSES, BatchItem, JobStatus
 from schema.settings import Settings
@@ -257,28 +256,13 @@ def run_genq(
 
 def run(args: argparse.Namespace, database_url: str, redis_url: str, var: Path) -> dict[str, Any]:
     """Start the simulator; run both baselines, then genq; the JSON result."""
-    engine = make_engine(database_url)
-    migrate(engine)
-    processes: list[Process] = []
-    try:
-        sim = Simulator(args.latency_ms, var)
-        processes.append(sim)
-        env = genq_env(database_url, redis_url, sim.url, var)
-        os.environ.update(BENCH_REDIS_URL=redis_url, BENCH_SIM_URL=sim.url)
-        env.update(
-            BENCH_REDIS_URL=redis_url,
-            BENCH_SIM_URL=sim.url,
-            BENCH_DATABASE_URL=normalize_url(database_url).render_as_string(hide_password=False),
-        )
+    with bench_stack(database_url, redis_url, args.latency_ms, var) as (engine, sim, env):
         dramatiq_figures = run_plain("bench.plain", sim, env, args, var)
         print(f"plain Dramatiq: {dramatiq_figures.as_dict()}", flush=True)
         durable = run_durable(engine, sim, env, args, var)
         print(f"durable baseline: {durable.as_dict()}", flush=True)
         genq = run_genq(engine, sim, env, args, var)
         print(f"genq: {genq.as_dict()}", flush=True)
-    finally:
-        stop_all(processes)
-        engine.dispose()
     rate = args.jobs / genq.seconds
     return {
         "bench": "throughput",
