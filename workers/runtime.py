@@ -1,7 +1,7 @@
 """What a worker process holds: settings, broker, database sessions, routes, the job
-services (cache, rate limiter, circuit breaker, durations, kept answers, provider clients)
-and the webhook sender's gate, client and DNS resolver (a test swaps ``resolve`` to play
-DNS).
+services (cache, limits: circuits, rates and in-flight slots, durations, kept answers,
+provider clients) and the webhook sender's gate, client and DNS resolver (a test swaps
+``resolve`` to play DNS).
 
 ``build_runtime`` makes them from settings. A ``Runtime`` only holds them: like Dramatiq's
 ``Worker``, ``start`` starts its thread (the slot renewer) and ``close`` stops it and closes
@@ -23,13 +23,13 @@ from infra.known_secrets import register_configured
 from infra.redis_conn import connect, redis_url
 from schema.routes import Route, Routes, load_routes
 from schema.settings import Settings
-from workers.breaker import CircuitBreaker
 from workers.cache import ResultCache
 from workers.durations import Durations
 from workers.kept import KeptAnswers
+from workers.limits import Limits
 from workers.providers import Adapter
 from workers.providers.clients import ProviderClients
-from workers.ratelimit import LEASE_TTL_MS, RateLimiter
+from workers.ratelimit import LEASE_TTL_MS
 from workers.webhooks import sender as webhooks_sender
 from workers.webhooks.gate import ReceiverGate
 
@@ -47,8 +47,7 @@ class Runtime:
     routes: Routes
     redis_client: redis.Redis
     cache: ResultCache
-    limiter: RateLimiter
-    breaker: CircuitBreaker
+    limits: Limits
     durations: Durations
     kept: KeptAnswers
     providers: ProviderClients
@@ -87,7 +86,7 @@ class Runtime:
     def _renew_slots(self) -> None:
         while not self._stopping.wait(LEASE_TTL_MS / 3000):
             try:
-                self.limiter.renew_slots()
+                self.limits.renew_slots()
             except redis.RedisError:
                 logger.warning("could not renew in-flight slots", exc_info=True)
 
@@ -113,8 +112,7 @@ def build_runtime(
         routes=routes,
         redis_client=client,
         cache=ResultCache(client),
-        limiter=RateLimiter(client, horizon_ms=int(settings.rate_horizon_s * 1000)),
-        breaker=CircuitBreaker(client),
+        limits=Limits(client, horizon_ms=int(settings.rate_horizon_s * 1000)),
         durations=Durations(client),
         kept=KeptAnswers(client, settings.kept_result_ttl_s),
         providers=ProviderClients(max_connections=settings.worker_threads),

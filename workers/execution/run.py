@@ -17,7 +17,7 @@ from workers.execution.attempt import Attempted, attempt
 from workers.execution.calls import Call, chain, next_in_chain, prepare
 from workers.execution.claims import bind, lease_s, recheck_later
 from workers.execution.commit import commit
-from workers.execution.feedback import report_failure
+from workers.execution.feedback import give_back, report_failure
 from workers.execution.outcomes import Started, after_failure, attempt_record, situation_of
 from workers.execution.policy import decide
 from workers.runtime import Runtime
@@ -58,12 +58,10 @@ def run_job(runtime: Runtime, job_id: str, booked: bool = False) -> None:
                 return
             admitted = verdict
     try:
-        ran = _run_claimed(runtime, job, admitted, takeover)
+        _run_claimed(runtime, job, admitted, takeover)
     finally:
         if admitted is not None:
-            runtime.limiter.release_slot(admitted.slot)
-    if not ran and admitted is not None and admitted.probe:
-        runtime.breaker.release_probe(admitted.slot.route)
+            give_back(runtime, admitted)
 
 
 @dataclass(frozen=True)
