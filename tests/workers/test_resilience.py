@@ -112,17 +112,32 @@ def test_a_redis_failure_after_a_paid_call_keeps_the_result(
     client, auth, runtime, monkeypatch
 ) -> None:
     job_id = client.post("/v1/jobs", json=CHAT, headers=auth).json()["id"]
+    monkeypatch.setattr(runtime.limits, "settle", redis_down)
+    monkeypatch.setattr(runtime.limits, "give_back", redis_down)
 
-    def down(*args, **kwargs):  # type: ignore[no-untyped-def]
-        raise redis.ConnectionError("redis went away")
-
-    monkeypatch.setattr(runtime.limits, "settle", down)
-    monkeypatch.setattr(runtime.limits, "give_back", down)
     execution.run_job(runtime, job_id)
 
     job = client.get(f"/v1/jobs/{job_id}", headers=auth).json()
     assert job["status"] == "succeeded"
     assert job["output"]["text"]
+
+
+@on_postgresql
+def test_a_redis_failure_after_a_failed_call_keeps_the_attempt(
+    client, auth, runtime, sim_control, monkeypatch
+) -> None:
+    sim_control.faults({"endpoint": "chat.completions", "kind": "status", "code": 500, "count": 1})
+    job_id = client.post("/v1/jobs", json=CHAT, headers=auth).json()["id"]
+    monkeypatch.setattr(runtime.limits, "settle", redis_down)
+
+    execution.run_job(runtime, job_id)
+
+    job = client.get(f"/v1/jobs/{job_id}", headers=auth).json()
+    assert (job["status"], job["attempts"]) == ("queued", 1)
+
+
+def redis_down(*args, **kwargs):  # type: ignore[no-untyped-def]
+    raise redis.ConnectionError("redis went away")
 
 
 @on_postgresql
