@@ -7,6 +7,7 @@ twice). A tenant already holding its share of the route's in-flight slots is def
 at once, so a burst of its messages never pins the threads another tenant needs. An
 open circuit sends the job to its fallback route if it has one, or makes it wait for
 the circuit's next probe. A route an operator paused holds its jobs, queued, until resumed.
+All of it is one script call (``workers/limits.py``); only a short wait repeats it.
 """
 
 import random
