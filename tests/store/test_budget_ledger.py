@@ -37,13 +37,14 @@ def lock_waits(engine: Engine) -> list[Any]:
         return list(connection.execute(LOCK_WAITS))
 
 
+def on_budget(wait: Any) -> bool:
+    """A wait for a budget table, or for a row lock a statement on one needs."""
+    return wait.relname in ("budget_periods", "budget_ledger") or "budget_" in wait.query
+
+
 def budget_waiters(engine: Engine) -> set[int]:
-    """The sessions waiting for a budget table, or for a row a budget statement needs."""
-    return {
-        wait.pid
-        for wait in lock_waits(engine)
-        if wait.relname in ("budget_periods", "budget_ledger") or "budget_" in wait.query
-    }
+    """The sessions of this test database waiting on the budget."""
+    return {wait.pid for wait in lock_waits(engine) if on_budget(wait)}
 
 
 class Background(threading.Thread):
