@@ -113,6 +113,17 @@ def holding(engine: Engine, tenant_id: str) -> Iterator[None]:
         yield
 
 
+def left_whole_then_folded(
+    sessions: sessionmaker[Session], tenant_ids: tuple[str, ...], count: int, folded: Any
+) -> None:
+    """Every entry still pending and each row as opened (1000 reserved); the next fold then
+    adds them all, to ``folded`` in each row."""
+    assert pending(sessions) == count
+    assert {row(sessions, tenant_id) for tenant_id in tenant_ids} == {(0, 1000)}
+    assert budget_ledger.fold(sessions) == count
+    assert {row(sessions, tenant_id) for tenant_id in tenant_ids} == {folded}
+
+
 def test_a_settled_job_is_an_entry_shown_at_once_and_folded_exactly(engine, tenant) -> None:
     sessions = make_sessions(engine)
     start = opened(sessions, tenant.tenant_id, 900)
@@ -161,10 +172,7 @@ def test_a_fold_that_fails_midway_leaves_every_entry_to_the_next(engine, tenant)
         assert budget_ledger.fold_batch(session, 10) == 4
         raise RuntimeError("the scheduler died before its commit")
 
-    assert pending(sessions) == 4
-    assert row(sessions, first) == row(sessions, second) == (0, 1000)
-    assert budget_ledger.fold(sessions) == 4
-    assert row(sessions, first) == row(sessions, second) == (30, 800)
+    left_whole_then_folded(sessions, (first, second), 4, (30, 800))
 
 
 @on_postgres
@@ -184,10 +192,7 @@ def test_a_fold_whose_session_dies_midway_loses_no_entry(engine, tenant) -> None
         with pytest.raises(OperationalError):
             crashed.outcome()
 
-    assert pending(sessions) == 2
-    assert row(sessions, first) == row(sessions, second) == (0, 1000)
-    assert budget_ledger.fold(sessions) == 2
-    assert row(sessions, first) == row(sessions, second) == (10, 1000)
+    left_whole_then_folded(sessions, (first, second), 2, (10, 1000))
 
 
 @on_postgres
