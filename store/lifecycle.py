@@ -10,7 +10,8 @@ move              from -> to                        caller               also wr
 ----------------  --------------------------------  -------------------  ----------------------
 insert            (new) -> queued                   store.submissions    its run_job message
 claim             queued, or running past its       execution.run        lease, attempt counts,
-                    lease -> running                                       started_at
+                    lease -> running                                       started_at, the
+                                                                           attempt's row
 claim_poll        waiting, lease free -> waiting    execution.poll       poll lease, polls + 1
 move_to_fallback  queued -> queued                  execution.run        next model, run_job
 finish            running -> queued, waiting,       execution.commit     the attempt, its cost,
@@ -48,16 +49,7 @@ from schema.settings import Settings
 from schema.tables import Job, OutboxMessage, utcnow
 from store import attempts, budgets, deadletters, outbox, webhook_events
 from store.job_statements import CLAIM, CLAIM_AND_START, CLAIM_POLL, HEAD
-from store.moves import (
-    JOBS,
-    ROW_COLUMNS,
-    AttemptRecord,
-    Claim,
-    JobHead,
-    JobRow,
-    Moved,
-    Outcome,
-)
+from store.moves import JOBS, ROW_COLUMNS, AttemptRecord, Claim, JobHead, JobRow, Moved, Outcome
 
 logger = logging.getLogger(__name__)
 
