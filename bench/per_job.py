@@ -39,7 +39,7 @@ from sqlalchemy import Engine, event, func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from stack import SIM_KEY, genq_env, run_on_services
+from stack import SIM_KEY, genq_env, main_on_services
 from throughput import held_jobs
 
 from infra.db import make_engine, make_sessions, migrate
@@ -174,14 +174,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=10, help="Jobs run first, uncounted.")
     parser.add_argument("--latency-ms", type=float, default=0.0)
-    parser.add_argument("--database-url", default=os.environ.get("GENQ_DATABASE_URL"))
-    parser.add_argument("--redis-url")
-    args = parser.parse_args()
-    run_on_services(
-        lambda database_url, redis_url, var: run(args, database_url, redis_url, var),
-        args.database_url,
-        args.redis_url,
-    )
+    main_on_services(parser, run)
 
 
 if __name__ == "__main__":
