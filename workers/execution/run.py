@@ -4,14 +4,17 @@ import logging
 import random
 from dataclasses import dataclass
 
+from sqlalchemy.orm import Session
+
+from infra import reconnect
 from infra.scrub import scrub
 from schema.errors import AttemptError, ErrorClass, JobStop
 from schema.jobs import JobStatus
 from schema.names import RUN_JOB
 from schema.pricing import max_cost_micros
-from schema.tables import Job, utcnow
+from schema.tables import OutboxMessage, utcnow
 from store import lifecycle, outbox
-from store.moves import Claim, Outcome
+from store.moves import Claim, JobHead, Outcome
 from workers.admission import Admitted, CircuitOpen, Deferred, admit, defer
 from workers.execution.attempt import Attempted, attempt
 from workers.execution.calls import Call, chain, next_in_chain, prepare
@@ -31,8 +34,7 @@ def run_job(runtime: Runtime, job_id: str, booked: bool = False) -> None:
     A queued job first passes admission (circuit, rate limits, in-flight slots); waiting
     there re-enqueues the message and costs no attempt.
     """
-    with runtime.sessions() as session:
-        job = session.get(Job, job_id)
+    job = reconnect.transaction(runtime.sessions, lambda session: lifecycle.head(session, job_id))
     if job is None:
         logger.warning("run_job: no job %s", job_id)
         return
@@ -73,7 +75,7 @@ class Takeover:
     kept: bool
 
 
-def _takeover(runtime: Runtime, job: Job, call: Call | None) -> Takeover:
+def _takeover(runtime: Runtime, job: JobHead, call: Call | None) -> Takeover:
     """The request's maximum cost stands for a lost attempt; a kept answer's real cost is
     recorded by the attempt that uses it."""
     if runtime.kept.holds(job.id, job.current_model):
@@ -84,10 +86,11 @@ def _takeover(runtime: Runtime, job: Job, call: Call | None) -> Takeover:
 
 
 def _run_claimed(
-    runtime: Runtime, job: Job, admitted: Admitted | None, takeover: Takeover | None
+    runtime: Runtime, job: JobHead, admitted: Admitted | None, takeover: Takeover | None
 ) -> bool:
     """Claim the job and run one attempt; False if it was not ours to run."""
-    with runtime.sessions.begin() as session:
+
+    def take(session: Session) -> tuple[Claim | None, OutboxMessage | None]:
         claim = lifecycle.claim(
             session,
             job.id,
@@ -97,6 +100,9 @@ def _run_claimed(
             kept=bool(takeover and takeover.kept),
         )
         recheck = None if claim else recheck_later(session, job.id, RUN_JOB, JobStatus.RUNNING)
+        return claim, recheck
+
+    claim, recheck = reconnect.transaction(runtime.sessions, take)
     if recheck is not None:
         outbox.send(runtime.sessions, runtime.broker, [recheck])
     if claim is None:
@@ -143,7 +149,7 @@ def _failed(
     return after_failure(error, decide(error, situation_of(runtime.routes, claim, call)), attempt)
 
 
-def _fall_back_now(runtime: Runtime, job: Job) -> bool:
+def _fall_back_now(runtime: Runtime, job: JobHead) -> bool:
     """Move a queued job off a route whose circuit is open, if it has somewhere to go."""
     fallback = next_in_chain(chain(runtime.routes, job.model), job.current_model)
     if fallback is None:
