@@ -30,6 +30,7 @@ from schema.settings import Settings
 from schema.tables import OutboxMessage
 from schema.usage import GroupBy, UsageReport
 from store import jobs, lifecycle, outbox, usage, webhook_endpoints
+from store.sent_marks import SentMarks
 from store.submissions import Submission, Submitted, store
 from store.webhook_secrets import has_default_secret
 from store.webhooks import Webhooks
@@ -63,6 +64,7 @@ class Producer:
         self.webhook_test_rate = WebhookTestRate(url, self.settings.webhook_test_sends_per_minute)
         self.webhooks = Webhooks(self.sessions, self.settings, self._send)
         self.tenant_keys = TenantKeys(self.sessions, self.settings.auth_cache_s)
+        self.sent_marks = SentMarks(self.sessions)
 
     def submit(
         self, tenant_id: str, request: JobCreate, idempotency_key: str | None = None
@@ -144,7 +146,7 @@ class Producer:
             return store(session, self.routes, tenant_id, submissions, self.settings.job_deadline_s)
 
     def _send(self, rows: list[OutboxMessage]) -> None:
-        outbox.send_after_commit(self.sessions, self.broker, rows)
+        outbox.send_leaving_marks(self.sessions, self.broker, rows, self.sent_marks.add)
 
     def get(self, tenant_id: str, job_id: str) -> JobView | None:
         if text_problem(job_id):
@@ -192,6 +194,7 @@ class Producer:
             return usage.report(session, tenant_id, start, end, group_by)
 
     def close(self) -> None:
+        self.sent_marks.close()
         self.engine.dispose()
         self.broker.close()
         self.redis.close()
