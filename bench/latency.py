@@ -8,6 +8,8 @@ Dramatiq's Results middleware (Redis backend), sent with ``actor.send`` and its 
 read every millisecond, on the same number of worker processes and threads. Both against
 the same simulator (its own process, 2 ms per answer by default), in the same run; the
 first jobs of each are a warm-up and not counted. Every chat is distinct (no result cache).
+``api_cpu_ms_per_post`` is the API process's CPU time (from /proc) over the counted POSTs,
+divided by their number.
 
     python bench/latency.py [--jobs 200] [--latency-ms 2] [--threads 8]
         [--database-url URL] [--redis-url URL]
@@ -33,6 +35,7 @@ from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from cpu import tree_cpu_s
 from stack import (
     DramatiqWorkers,
     Simulator,
@@ -106,8 +109,9 @@ def run_dramatiq(
 
 def run_genq(
     engine: Engine, env: dict[str, str], sim: Simulator, args: argparse.Namespace, var: Path
-) -> list[float]:
-    """POST-to-terminal times of genq jobs, one at a time."""
+) -> tuple[list[float], float]:
+    """POST-to-terminal times of genq jobs, one at a time, and the API's CPU milliseconds
+    per counted POST."""
     with Session(engine) as session, session.begin():
         tenant = create_tenant(session, f"bench-{time.time_ns()}")
     api_url = f"http://127.0.0.1:{free_port()}"
@@ -115,7 +119,8 @@ def run_genq(
     worker_args = ["worker", "--processes", str(WORKER_PROCESSES), "--threads", str(args.threads)]
     processes: list[Process] = []
     try:
-        processes.append(Process("api", ["api", "--port", api_url.rsplit(":", 1)[1]], env, var))
+        api_process = Process("api", ["api", "--port", api_url.rsplit(":", 1)[1]], env, var)
+        processes.append(api_process)
         processes.append(Process("scheduler", ["scheduler"], env, var))
         processes.append(Process("genq-worker", worker_args, env, var))
         wait_ready(processes[-1], WORKER_PROCESSES, [sim, *processes])
@@ -124,10 +129,14 @@ def run_genq(
         ) as api:
             wait_until(lambda: up(api), 30, "the API", processes)
             with engine.connect() as connection:
-                times = [
-                    timed(lambda n=number: job_ended(connection, post_job(api, n)))
-                    for number in range(WARMUP + args.jobs)
-                ]
+
+                def one(number: int) -> float:
+                    return timed(lambda: job_ended(connection, post_job(api, number)))
+
+                times = [one(number) for number in range(WARMUP)]
+                cpu_s = tree_cpu_s(api_process.popen.pid)
+                times += [one(number) for number in range(WARMUP, WARMUP + args.jobs)]
+                cpu_s = tree_cpu_s(api_process.popen.pid) - cpu_s
                 statuses = set(
                     connection.scalars(select(Job.status).where(Job.tenant_id == tenant.tenant_id))
                 )
@@ -135,7 +144,7 @@ def run_genq(
         stop_all(processes)
     if statuses != {JobStatus.SUCCEEDED}:
         raise SystemExit(f"genq: jobs ended {statuses}")
-    return times
+    return times, cpu_s * 1000 / args.jobs
 
 
 def post_job(api: httpx.Client, number: int) -> str:
@@ -170,7 +179,8 @@ def run(args: argparse.Namespace, database_url: str, redis_url: str, var: Path) 
     with bench_stack(database_url, redis_url, args.latency_ms, var) as (engine, sim, env):
         baseline = percentiles(run_dramatiq(env, sim, args, var))
         print(f"plain Dramatiq send to result: {baseline}", flush=True)
-        genq = percentiles(run_genq(engine, env, sim, args, var))
+        times, api_cpu_ms = run_genq(engine, env, sim, args, var)
+        genq = percentiles(times)
         print(f"genq POST to terminal: {genq}", flush=True)
     return {
         "bench": "latency",
@@ -181,6 +191,7 @@ def run(args: argparse.Namespace, database_url: str, redis_url: str, var: Path) 
         **genq,
         "added_p50_ms": round(genq["p50_ms"] - baseline["p50_ms"], 2),
         "added_p95_ms": round(genq["p95_ms"] - baseline["p95_ms"], 2),
+        "api_cpu_ms_per_post": round(api_cpu_ms, 2),
         "dramatiq": baseline,
     }
 

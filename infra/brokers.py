@@ -4,6 +4,7 @@
 Senders (the API, the scheduler, the command line) get a broker without middleware and
 without actors: they address actors by the names in ``schema.names``. Consumers (worker
 processes) get Dramatiq's default middleware. Queue names are the same on both brokers.
+On Redis, every enqueue also wakes the queue's idle consumers (``infra/redis_wakeups.py``).
 Only the message broker changes: limits, circuits, the result cache and the leader lease
 stay in Redis.
 """
@@ -16,6 +17,7 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.redis import RedisBroker
 
 from infra.redis_conn import connect, redis_url
+from infra.redis_wakeups import WakingRedisBroker
 from schema.names import BROKER_NAMESPACE
 from schema.settings import Settings
 
@@ -36,7 +38,8 @@ def make_broker(settings: Settings, *, consumer: bool) -> dramatiq.Broker:
         )
     # Every process passes the same heartbeat timeout: Dramatiq's random maintenance, run
     # by any of them, decides with it which workers are dead (see infra/broker_upkeep.py).
-    return RedisBroker(
+    # Senders wake idle consumers, so a message waits for no polling backoff.
+    return WakingRedisBroker(
         client=connect(redis_url(settings)),
         namespace=BROKER_NAMESPACE,
         middleware=middleware,

@@ -1,5 +1,8 @@
 """The HTTP API (FastAPI): one router per area over ``Producer``. OpenAPI is served at /docs."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from producers import (
@@ -18,7 +21,13 @@ from producers.producer import Producer
 
 
 def create_app(producer: Producer) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        producer.sent_marks.close()  # so a clean stop leaves the relay nothing to re-send
+
     app = FastAPI(
+        lifespan=lifespan,
         title="genq",
         version="0.1.0",
         summary="Queue AI generation jobs; get results by polling or signed webhooks.",

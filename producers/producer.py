@@ -10,7 +10,7 @@ from datetime import datetime
 
 import dramatiq
 import redis
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from infra.brokers import make_broker
@@ -18,6 +18,7 @@ from infra.db import Timeouts, make_engine, make_sessions
 from infra.known_secrets import register_configured
 from infra.redis_conn import connect, redis_url
 from producers.enqueue_rate import EnqueueRate
+from producers.key_cache import TenantKeys
 from producers.submit import check
 from producers.webhook_test_rate import WebhookTestRate
 from schema.clean import bounded_time, text_problem
@@ -26,9 +27,10 @@ from schema.jobs import BatchItem, JobCreate, JobStatus, JobView
 from schema.names import active_tenants_key
 from schema.routes import Routes, load_routes
 from schema.settings import Settings
-from schema.tables import OutboxMessage, Tenant
+from schema.tables import OutboxMessage
 from schema.usage import GroupBy, UsageReport
 from store import jobs, lifecycle, outbox, usage, webhook_endpoints
+from store.sent_marks import SentMarks
 from store.submissions import Submission, Submitted, store
 from store.webhook_secrets import has_default_secret
 from store.webhooks import Webhooks
@@ -61,6 +63,8 @@ class Producer:
         self.enqueue_rate = EnqueueRate(url)
         self.webhook_test_rate = WebhookTestRate(url, self.settings.webhook_test_sends_per_minute)
         self.webhooks = Webhooks(self.sessions, self.settings, self._send)
+        self.tenant_keys = TenantKeys(self.sessions, self.settings.auth_cache_s)
+        self.sent_marks = SentMarks(self.sessions)
 
     def submit(
         self, tenant_id: str, request: JobCreate, idempotency_key: str | None = None
@@ -131,8 +135,7 @@ class Producer:
 
     def _count_enqueues(self, tenant_id: str, jobs: int) -> None:
         """Apply the tenant's enqueue rate; if Redis cannot say, let the jobs in."""
-        with self.sessions() as session:
-            own = session.scalar(select(Tenant.rate_per_minute).where(Tenant.id == tenant_id))
+        own = self.tenant_keys.rate(tenant_id)
         try:
             self.enqueue_rate.hit(tenant_id, own or self.settings.tenant_rate_per_minute, jobs)
         except redis.RedisError:
@@ -143,7 +146,7 @@ class Producer:
             return store(session, self.routes, tenant_id, submissions, self.settings.job_deadline_s)
 
     def _send(self, rows: list[OutboxMessage]) -> None:
-        outbox.send_after_commit(self.sessions, self.broker, rows)
+        outbox.send_leaving_marks(self.sessions, self.broker, rows, self.sent_marks.add)
 
     def get(self, tenant_id: str, job_id: str) -> JobView | None:
         if text_problem(job_id):
@@ -191,6 +194,7 @@ class Producer:
             return usage.report(session, tenant_id, start, end, group_by)
 
     def close(self) -> None:
+        self.sent_marks.close()
         self.engine.dispose()
         self.broker.close()
         self.redis.close()

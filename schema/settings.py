@@ -69,6 +69,12 @@ class Settings(BaseSettings):
         2.0, gt=0, description="Longest wait for a free connection in the pool."
     )
 
+    auth_cache_s: float = Field(
+        5.0,
+        ge=0,
+        description="How long an API process trusts a tenant key it checked (0: never); "
+        "a revoked key or a changed tenant rate takes effect within this time.",
+    )
     tenant_rate_per_minute: int | None = Field(
         6000, gt=0, description="Jobs a tenant may enqueue per minute, unless its own is set."
     )

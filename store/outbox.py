@@ -7,7 +7,7 @@ thus be sent twice, which is safe: every actor is idempotent on the job's state.
 """
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -57,28 +57,38 @@ def _send_rows(session: Session, broker: dramatiq.Broker, rows: Iterable[OutboxM
         try:
             _enqueue(broker, row)
         except Exception as exc:  # the broker is down or refused: the row waits for the relay
-            logger.warning("outbox: could not send %s: %s", row.message_id, type(exc).__name__)
-            session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == row.id)
-                .values(
-                    send_attempts=OutboxMessage.send_attempts + 1,
-                    last_error=f"{type(exc).__name__}: {exc}"[:500],
-                )
-            )
+            _record_failure(session, row, exc)
             break
         sent.append(row.id)
-    if sent:
-        if session.get_bind().dialect.name == "postgresql":
-            # Losing this mark in a crash only means one more send, which is safe; not
-            # waiting for its WAL flush halves the cost of an enqueue.
-            session.execute(text("SET LOCAL synchronous_commit = off"))
-        session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id.in_(sent), OutboxMessage.sent_at.is_(None))
-            .values(sent_at=utcnow())
-        )
+    mark_sent(session, sent)
     return len(sent)
+
+
+def _record_failure(session: Session, row: OutboxMessage, exc: Exception) -> None:
+    logger.warning("outbox: could not send %s: %s", row.message_id, type(exc).__name__)
+    session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == row.id)
+        .values(
+            send_attempts=OutboxMessage.send_attempts + 1,
+            last_error=f"{type(exc).__name__}: {exc}"[:500],
+        )
+    )
+
+
+def mark_sent(session: Session, ids: list[int]) -> None:
+    """Mark rows sent, in the caller's transaction."""
+    if not ids:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        # Losing this mark in a crash only means one more send, which is safe; not
+        # waiting for its WAL flush halves the cost of an enqueue.
+        session.execute(text("SET LOCAL synchronous_commit = off"))
+    session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(ids), OutboxMessage.sent_at.is_(None))
+        .values(sent_at=utcnow())
+    )
 
 
 def send(
@@ -100,6 +110,30 @@ def send_after_commit(
         send(sessions, broker, rows)
     except Exception:
         logger.warning("outbox: left %d messages for the relay", len(rows), exc_info=True)
+
+
+def send_leaving_marks(
+    sessions: sessionmaker[Session],
+    broker: dramatiq.Broker,
+    rows: list[OutboxMessage],
+    mark_later: Callable[[list[int]], None],
+) -> None:
+    """Send rows this process just committed, leaving their marks to ``mark_later``, so no
+    transaction follows the caller's on its way back; a failed send is recorded at once,
+    and its row and those after it wait for the relay."""
+    sent: list[int] = []
+    for row in rows:
+        try:
+            _enqueue(broker, row)
+        except Exception as exc:
+            try:
+                with sessions.begin() as session:
+                    _record_failure(session, row, exc)
+            except Exception:
+                logger.warning("outbox: could not record a failed send", exc_info=True)
+            break
+        sent.append(row.id)
+    mark_later(sent)
 
 
 def relay_pending(

@@ -7,7 +7,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from infra.scrub import register_secret
@@ -69,19 +69,37 @@ def issue_key(session: Session, tenant_id: str) -> str:
     return api_key
 
 
-def authenticate(session: Session, api_key: str) -> str | None:
-    """The tenant id owning ``api_key``, or None for an unknown or revoked key; a live key
-    is registered for redaction."""
+@dataclass(frozen=True)
+class KeyHolder:
+    """What a request needs to know of the tenant whose key it carries."""
+
+    tenant_id: str
+    rate_per_minute: int | None
+
+
+_HOLDER = (
+    select(ApiKey.tenant_id, Tenant.rate_per_minute)
+    .join(Tenant, Tenant.id == ApiKey.tenant_id)
+    .where(ApiKey.key_hash == bindparam("key_hash"), ApiKey.revoked_at.is_(None))
+)
+
+
+def key_holder(session: Session, api_key: str) -> KeyHolder | None:
+    """The tenant owning ``api_key`` with its enqueue rate, in one query; None for an
+    unknown or revoked key. A live key is registered for redaction."""
     if not api_key.startswith(KEY_PREFIX):
         return None
-    tenant_id = session.scalar(
-        select(ApiKey.tenant_id).where(
-            ApiKey.key_hash == hash_key(api_key), ApiKey.revoked_at.is_(None)
-        )
-    )
-    if tenant_id is not None:
-        register_secret(api_key)
-    return tenant_id
+    row = session.execute(_HOLDER, {"key_hash": hash_key(api_key)}).first()
+    if row is None:
+        return None
+    register_secret(api_key)
+    return KeyHolder(row.tenant_id, row.rate_per_minute)
+
+
+def authenticate(session: Session, api_key: str) -> str | None:
+    """The tenant id owning ``api_key``, or None for an unknown or revoked key."""
+    holder = key_holder(session, api_key)
+    return holder.tenant_id if holder else None
 
 
 def list_tenants(session: Session) -> list[Tenant]:

@@ -1,0 +1,118 @@
+"""A Redis broker whose idle consumers wake when a message arrives, instead of sleeping.
+
+Dramatiq's Redis consumer polls: each empty fetch sleeps a backoff that doubles up to the
+worker's timeout (a second by default), so a worker idle between jobs notices a new
+message only after its current sleep ends, tens to hundreds of milliseconds late.
+Here every enqueue also publishes on the queue's wake-up channel, and an idle consumer
+waits on that channel for its backoff instead of sleeping, so it fetches at once. A
+consumer whose prefetch is full waits likewise for one of its messages to be acked.
+
+Polling stays the safety net: a wake-up is lost only if its publish fails or the
+consumer's subscription drops, and then the message waits at most the worker's timeout,
+as with plain Dramatiq. Messages moved by Dramatiq's maintenance publish nothing and are
+found the same way.
+"""
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import redis
+from dramatiq import Message
+from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
+from dramatiq.common import compute_backoff
+from dramatiq.errors import ConnectionClosed
+
+logger = logging.getLogger(__name__)
+
+
+def wakeup_channel(broker: RedisBroker, queue_name: str) -> str:
+    """The pub/sub channel of a queue; channels span a server's databases, so the
+    database number keeps brokers on different databases apart."""
+    db = broker.client.connection_pool.connection_kwargs.get("db", 0)
+    return f"{broker.namespace}:{db}:wake:{queue_name}"
+
+
+class WakingRedisBroker(RedisBroker):
+    """A ``RedisBroker`` that announces each enqueue on the queue's wake-up channel."""
+
+    @property
+    def consumer_class(self) -> type[_RedisConsumer]:
+        return WakingConsumer
+
+    def enqueue(self, message: Message, *, delay: int | None = None) -> Message:
+        """Enqueue as Dramatiq does, then wake the queue's idle consumers; a failed
+        wake-up only leaves them to their polling, so it does not fail the enqueue."""
+        enqueued = super().enqueue(message, delay=delay)
+        try:
+            self.client.publish(wakeup_channel(self, enqueued.queue_name), b"")
+        except redis.RedisError as exc:
+            logger.debug("no wake-up for %s: %s", enqueued.queue_name, exc)
+        return enqueued
+
+
+class WakingConsumer(_RedisConsumer):
+    """Dramatiq's Redis consumer with its idle sleeps cut short by wake-ups and acks."""
+
+    def __init__(self, broker: RedisBroker, queue_name: str, prefetch: int, timeout: int) -> None:
+        super().__init__(broker, queue_name, prefetch, timeout)
+        self.acked = threading.Event()
+        self.wakeups = broker.client.pubsub(ignore_subscribe_messages=True)
+        try:
+            self.wakeups.subscribe(wakeup_channel(broker, queue_name))
+        except redis.ConnectionError as exc:
+            self.wakeups.close()
+            raise ConnectionClosed(exc) from None
+
+    def ack(self, message: Message) -> None:
+        try:
+            super().ack(message)
+        finally:
+            self.acked.set()
+
+    def nack(self, message: Message) -> None:
+        try:
+            super().nack(message)
+        finally:
+            self.acked.set()
+
+    def __next__(self) -> object:
+        if self.message_cache:
+            return super().__next__()
+        try:
+            if self.outstanding_message_count >= self.prefetch:
+                self._idle(self.acked.wait)
+                self.acked.clear()
+                return None
+            self.message_cache = self.broker.do_fetch(
+                self.queue_name, self.prefetch - self.outstanding_message_count
+            )
+            if not self.message_cache:
+                self._idle(self._await_wakeup)
+                return None
+        except redis.ConnectionError as exc:
+            raise ConnectionClosed(exc) from None
+        return super().__next__()
+
+    def _idle(self, wait: Callable[[float], object]) -> None:
+        """Wait up to the next backoff for ``wait`` to report something; anything
+        reported resets the backoff."""
+        self.misses, backoff_ms = compute_backoff(self.misses, max_backoff=self.timeout)
+        if wait(backoff_ms / 1000):
+            self.misses = 0
+
+    def _await_wakeup(self, timeout_s: float) -> bool:
+        """Whether a wake-up came within ``timeout_s``; those queued behind it are read
+        too, since one fetch serves them all. (Reading the subscription's confirmation
+        also returns None, before the timeout: the wait goes on.)"""
+        deadline = time.monotonic() + timeout_s
+        while (left := deadline - time.monotonic()) > 0:
+            if self.wakeups.get_message(timeout=left) is not None:
+                while self.wakeups.get_message(timeout=0) is not None:
+                    pass
+                return True
+        return False
+
+    def close(self) -> None:
+        self.wakeups.close()
