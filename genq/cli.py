@@ -105,6 +105,8 @@ def worker(
     # the broker's heartbeat timeout); Dramatiq's default is 2 per thread, and 1000 per
     # thread of delayed messages.
     env["dramatiq_queue_prefetch"] = str(settings.worker_prefetch or threads)
+    # The runtime sizes its pools from the threads the worker really runs.
+    env["GENQ_WORKER_THREADS"] = str(threads)
     env["dramatiq_delay_queue_prefetch"] = str(settings.worker_delay_prefetch)
     # A fresh interpreter, so the metrics directory and prefetch are set before any import
     # reads them.

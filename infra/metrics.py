@@ -10,7 +10,7 @@ Dramatiq's own ``dramatiq_*`` metrics.
 import logging
 from typing import Any
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from schema.tables import Job
 
@@ -48,6 +48,11 @@ COST_USD = Counter(
 )
 TOKENS = Counter(
     "genq_tokens", "Tokens used, by route, model and direction.", ["route", "model", "direction"]
+)
+CALLS_IN_FLIGHT = Gauge(
+    "genq_provider_calls_in_flight",
+    "Provider calls a worker process holds on its event loop, summed over live processes.",
+    multiprocess_mode="livesum",
 )
 WEBHOOK_ATTEMPTS = Counter(
     "genq_webhook_attempts", "Webhook delivery attempts, by outcome.", ["outcome", "status_class"]
