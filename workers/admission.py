@@ -7,6 +7,7 @@ twice). A tenant already holding its share of the route's in-flight slots is def
 at once, so a burst of its messages never pins the threads another tenant needs. An
 open circuit sends the job to its fallback route if it has one, or makes it wait for
 the circuit's next probe. A route an operator paused holds its jobs, queued, until resumed.
+All of it is one script call (``workers/limits.py``); only a short wait repeats it.
 """
 
 import random
@@ -21,7 +22,7 @@ from schema.names import JOBS_QUEUE, RUN_JOB
 from schema.pricing import estimate_input_tokens, max_output_tokens
 from schema.routes import Protocol, Route
 from schema.tables import Job
-from workers.ratelimit import Slot, SlotRefusal
+from workers.limits import Answer, Hold, Verdict
 from workers.runtime import Runtime
 
 INLINE_WAIT_MS = 500
@@ -36,10 +37,12 @@ TOKEN_PROTOCOLS = (Protocol.OPENAI_CHAT, Protocol.ANTHROPIC_MESSAGES)
 
 @dataclass(frozen=True)
 class Admitted:
-    slot: Slot
+    """Capacity granted: what the call holds, and the tokens it took and booked, so any
+    thread can settle it after the call."""
+
+    hold: Hold
     tokens: float
     expected_tokens: float
-    probe: bool
 
 
 @dataclass(frozen=True)
@@ -76,59 +79,46 @@ def admit(
     input: dict[str, Any],
     booked: bool,
 ) -> Admitted | Deferred | CircuitOpen:
-    permit = runtime.breaker.allow(route)
-    if permit.paused:
-        return Deferred(permit.wait_ms + random.randint(0, SLOT_RETRY_MS), booked=booked)
-    if not permit.allowed:
-        return CircuitOpen(permit.wait_ms)
-    try:
-        verdict = _limits(runtime, job, route, model, input, booked)
-    except BaseException:
-        if permit.probe:
-            runtime.breaker.release_probe(route.name)
-        raise
-    if isinstance(verdict, Deferred):
-        if permit.probe:
-            runtime.breaker.release_probe(route.name)
-        return verdict
-    slot, tokens, expected = verdict
-    return Admitted(slot, tokens, expected, permit.probe)
-
-
-def _limits(
-    runtime: Runtime,
-    job: Job,
-    route: Route,
-    model: str,
-    input: dict[str, Any],
-    booked: bool,
-) -> tuple[Slot, float, float] | Deferred:
-    """Capacity for the call: the tenant's booking, an in-flight slot, the route's take."""
+    """Capacity for the call, in one script call unless a short wait comes first: the
+    circuit, the tenant's booking, an in-flight slot, the route's take."""
     tokens, expected = request_tokens(route, model, input)
-    limiter = runtime.limiter
-    if not booked:
-        booking = limiter.book(route, model, job.tenant_id, expected)
-        if not booking.booked:
-            spread = random.uniform(0, limiter.horizon_ms / 2)
-            return Deferred(booking.wait_ms + int(spread), booked=False)
-        if booking.wait_ms > INLINE_WAIT_MS:
-            return Deferred(booking.wait_ms // EARLY_RETURN, booked=True)
-        time.sleep(booking.wait_ms / 1000)
-    deadline = time.monotonic() + INLINE_WAIT_MS / 1000
-    while not isinstance(slot := limiter.acquire_slot(route, job.tenant_id), Slot):
-        if slot == SlotRefusal.OVER_SHARE or time.monotonic() > deadline:
-            return Deferred(SLOT_RETRY_MS + random.randint(0, SLOT_RETRY_MS), booked=True)
-        time.sleep(SLOT_POLL_MS / 1000)
-    try:
-        while not (taken := limiter.take(route, model, job.tenant_id, tokens)).booked:
-            if taken.wait_ms > INLINE_WAIT_MS:
-                limiter.release_slot(slot)
-                return Deferred(taken.wait_ms + random.randint(0, SLOT_RETRY_MS), booked=True)
-            time.sleep(taken.wait_ms / 1000)
-    except BaseException:
-        limiter.release_slot(slot)
-        raise
-    return slot, tokens, expected
+    limits = runtime.limits
+    slot_deadline = None
+    while True:
+        answer = limits.check(route, model, job.tenant_id, (tokens, expected), booked)
+        if answer.hold is not None:
+            return Admitted(answer.hold, tokens, expected)
+        refusal = _refusal(answer, booked, limits.horizon_ms)
+        if refusal is not None:
+            return refusal
+        booked = True
+        wait_ms = answer.wait_ms
+        if answer.verdict == Verdict.ROUTE_FULL:
+            slot_deadline = slot_deadline or time.monotonic() + INLINE_WAIT_MS / 1000
+            if time.monotonic() > slot_deadline:
+                return Deferred(SLOT_RETRY_MS + random.randint(0, SLOT_RETRY_MS), booked=True)
+            wait_ms = SLOT_POLL_MS
+        time.sleep(wait_ms / 1000)
+
+
+def _refusal(answer: Answer, booked: bool, horizon_ms: int) -> Deferred | CircuitOpen | None:
+    """What a refusal comes to; None when a short wait in the thread will do, the
+    tenant's share being booked by then."""
+    jitter = random.randint(0, SLOT_RETRY_MS)
+    match answer.verdict:
+        case Verdict.HELD:
+            return Deferred(answer.wait_ms + jitter, booked=booked)
+        case Verdict.OPEN:
+            return CircuitOpen(answer.wait_ms)
+        case Verdict.BEYOND_HORIZON:
+            return Deferred(answer.wait_ms + int(random.uniform(0, horizon_ms / 2)), booked=False)
+        case Verdict.BOOKED if answer.wait_ms > INLINE_WAIT_MS:
+            return Deferred(answer.wait_ms // EARLY_RETURN, booked=True)
+        case Verdict.OVER_SHARE:
+            return Deferred(SLOT_RETRY_MS + jitter, booked=True)
+        case Verdict.TAKE_WAIT if answer.wait_ms > INLINE_WAIT_MS:
+            return Deferred(answer.wait_ms + jitter, booked=True)
+    return None
 
 
 def defer(runtime: Runtime, job_id: str, route: str, deferred: Deferred) -> None:

@@ -7,19 +7,15 @@ probe that succeeds closes it, one that fails opens it again. Only the provider'
 trouble counts (5xx, 529, timeouts, connection errors, malformed answers); a refused
 request or a 429 says the provider is up. ``pybreaker`` keeps state per process (or
 in Redis without an exclusive half-open probe) and has no failure-rate window, hence
-this small script.
+these few lines of Lua, run inside the scripts a job's admission and its bookkeeping
+already cost (``workers/limits.py``): the breaker adds no round trip of its own.
 
-An operator's pause (``infra/route_control.py``) is checked in the same script, so it
-costs no extra round trip: a paused route holds its jobs, re-checking every
-``PAUSED_RECHECK_MS``.
+Every success is recorded, even on a quiet circuit: skipping or batching them would let
+failures that interleave with successes (a thousand calls in flight) count as
+consecutive and open the circuit falsely, or delay the failures that should open it.
 """
 
-from dataclasses import dataclass
-
-import redis
-
 from infra.circuits import state_key
-from schema.names import route_hold_key
 from schema.routes import Route
 from workers.providers import ErrorClass
 
@@ -35,99 +31,68 @@ PROVIDER_TROUBLE = frozenset(
     }
 )
 
-ALLOW = """
-if redis.call('EXISTS', KEYS[3]) == 1 then return {3, tonumber(ARGV[2])} end
-local now_parts = redis.call('TIME')
-local now = now_parts[1] * 1000 + math.floor(now_parts[2] / 1000)
-local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
-if state == 'closed' then return {1, 0} end
-local until_ms = tonumber(redis.call('HGET', KEYS[1], 'open_until') or '0')
-if state == 'open' and now < until_ms then return {0, until_ms - now} end
-if redis.call('SET', KEYS[2], '1', 'NX', 'PX', tonumber(ARGV[1])) then
-  redis.call('HSET', KEYS[1], 'state', 'half_open')
-  return {2, 0}
-end
-return {0, 1000}
-"""
-
-RECORD = """
-local now_parts = redis.call('TIME')
-local now = now_parts[1] * 1000 + math.floor(now_parts[2] / 1000)
-local failed = ARGV[1] == '1'
-local probe = ARGV[2] == '1'
-local window = tonumber(ARGV[3])
-local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
-if probe then redis.call('DEL', KEYS[2]) end
-if state == 'half_open' and probe then
-  if failed then
-    redis.call('HSET', KEYS[1], 'state', 'open', 'open_until', now + tonumber(ARGV[6]))
-  else
-    redis.call('DEL', KEYS[1], KEYS[3])
+# Lua functions for the limits' scripts; each needs ``now`` (ms) in scope.
+CIRCUIT = """
+local function circuit(state_key, probe_key, probe_ttl)
+  local state = redis.call('HGET', state_key, 'state') or 'closed'
+  if state == 'closed' then return 0, false end
+  local until_ms = tonumber(redis.call('HGET', state_key, 'open_until') or '0')
+  if state == 'open' and now < until_ms then return until_ms - now, false end
+  if redis.call('SET', probe_key, '1', 'NX', 'PX', probe_ttl) then
+    redis.call('HSET', state_key, 'state', 'half_open')
+    return 0, true
   end
-  return 1
+  return 1000, false
 end
-redis.call('LPUSH', KEYS[3], failed and '1' or '0')
-redis.call('LTRIM', KEYS[3], 0, window - 1)
-local consecutive = 0
-if failed then consecutive = redis.call('HINCRBY', KEYS[1], 'consecutive', 1)
-else redis.call('HSET', KEYS[1], 'consecutive', 0) end
-if state ~= 'closed' then return 1 end
-local outcomes = redis.call('LRANGE', KEYS[3], 0, -1)
-local failures = 0
-for _, outcome in ipairs(outcomes) do if outcome == '1' then failures = failures + 1 end end
-local rate_tripped = #outcomes >= window and failures / #outcomes >= tonumber(ARGV[5])
-if failed and (consecutive >= tonumber(ARGV[4]) or rate_tripped) then
-  redis.call('HSET', KEYS[1], 'state', 'open', 'open_until', now + tonumber(ARGV[6]))
+
+local function record(state_key, probe_key, window_key, failed, probe, limits)
+  local window, failures, rate, cooldown = unpack(limits)
+  local state = redis.call('HGET', state_key, 'state') or 'closed'
+  if probe then redis.call('DEL', probe_key) end
+  if state == 'half_open' and probe then
+    if failed then
+      redis.call('HSET', state_key, 'state', 'open', 'open_until', now + cooldown)
+    else
+      redis.call('DEL', state_key, window_key)
+    end
+    return
+  end
+  redis.call('LPUSH', window_key, failed and '1' or '0')
+  redis.call('LTRIM', window_key, 0, window - 1)
+  local consecutive = 0
+  if failed then consecutive = redis.call('HINCRBY', state_key, 'consecutive', 1)
+  else redis.call('HSET', state_key, 'consecutive', 0) end
+  if state ~= 'closed' or not failed then return end
+  local outcomes = redis.call('LRANGE', window_key, 0, -1)
+  local failed_count = 0
+  for _, outcome in ipairs(outcomes) do
+    if outcome == '1' then failed_count = failed_count + 1 end
+  end
+  local rate_tripped = #outcomes >= window and failed_count / #outcomes >= rate
+  if consecutive >= failures or rate_tripped then
+    redis.call('HSET', state_key, 'state', 'open', 'open_until', now + cooldown)
+  end
 end
-return 1
 """
 
 
-@dataclass(frozen=True)
-class Permit:
-    """May a call go to the route; as a half-open probe; else in how long to ask again,
-    and whether because an operator paused the route."""
-
-    allowed: bool
-    probe: bool
-    wait_ms: int
-    paused: bool = False
+def circuit_keys(route: str) -> list[str]:
+    """The circuit's state hash, its half-open probe and its window of recent outcomes."""
+    key = state_key(route)
+    return [key, f"{key}:probe", f"{key}:window"]
 
 
-class CircuitBreaker:
-    def __init__(self, client: redis.Redis) -> None:
-        self.client = client
-        self._allow = client.register_script(ALLOW)
-        self._record = client.register_script(RECORD)
+def probe_ttl_ms(route: Route) -> int:
+    """How long a probe stays taken if its worker never reports: one call's longest time."""
+    return int((route.timeout_s + route.connect_timeout_s) * 1000) + 1000
 
-    def allow(self, route: Route) -> Permit:
-        probe_ttl_ms = int((route.timeout_s + route.connect_timeout_s) * 1000) + 1000
-        keys = [*self._keys(route)[:2], route_hold_key(route.name)]
-        verdict, wait_ms = self._allow(keys=keys, args=[probe_ttl_ms, PAUSED_RECHECK_MS])
-        if verdict == 3:
-            return Permit(False, False, int(wait_ms), paused=True)
-        return Permit(verdict > 0, verdict == 2, int(wait_ms))
 
-    def record(self, route: Route, error_class: str | None, probe: bool) -> None:
-        """Count one call's outcome (``error_class`` None for a success)."""
-        failed = error_class in PROVIDER_TROUBLE
-        self._record(
-            keys=self._keys(route),
-            args=[
-                int(failed),
-                int(probe),
-                route.breaker_window,
-                route.breaker_failures,
-                route.breaker_failure_rate,
-                int(route.breaker_cooldown_s * 1000),
-            ],
-        )
-
-    def release_probe(self, route_name: str) -> None:
-        """Give back a half-open probe that will not call the provider after all."""
-        self.client.delete(f"{state_key(route_name)}:probe")
-
-    @staticmethod
-    def _keys(route: Route) -> list[str]:
-        key = state_key(route.name)
-        return [key, f"{key}:probe", f"{key}:window"]
+def thresholds(route: Route) -> list[float]:
+    """What ``record`` opens the circuit on: window, consecutive failures, failure rate
+    and how long it then stays open (ms)."""
+    return [
+        route.breaker_window,
+        route.breaker_failures,
+        route.breaker_failure_rate,
+        int(route.breaker_cooldown_s * 1000),
+    ]

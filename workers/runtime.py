@@ -1,6 +1,7 @@
 """What a worker process holds: settings, broker, database sessions, routes, the job
-services (cache, rate limiter, circuit breaker, durations, kept answers, provider clients,
-the call loop) and the webhook sender's gate, client and DNS resolver (a test swaps
+services (cache, limits: circuits, rates and in-flight slots, durations, kept answers,
+provider clients, the call loop) and the webhook sender's gate, client and DNS resolver
+(a test swaps
 ``resolve`` to play DNS).
 
 ``build_runtime`` makes them from settings, with pools sized from what the process really
@@ -24,14 +25,14 @@ from infra.known_secrets import register_configured
 from infra.redis_conn import connect, redis_url
 from schema.routes import Route, Routes, load_routes
 from schema.settings import Settings
-from workers.breaker import CircuitBreaker
 from workers.cache import ResultCache
 from workers.call_loop import CallLoop
 from workers.durations import Durations
 from workers.kept import KeptAnswers
+from workers.limits import Limits
 from workers.providers import Adapter
 from workers.providers.clients import ProviderClients
-from workers.ratelimit import LEASE_TTL_MS, RateLimiter
+from workers.ratelimit import LEASE_TTL_MS
 from workers.webhooks import sender as webhooks_sender
 from workers.webhooks.gate import ReceiverGate
 
@@ -49,8 +50,7 @@ class Runtime:
     routes: Routes
     redis_client: redis.Redis
     cache: ResultCache
-    limiter: RateLimiter
-    breaker: CircuitBreaker
+    limits: Limits
     durations: Durations
     kept: KeptAnswers
     providers: ProviderClients
@@ -99,7 +99,7 @@ class Runtime:
     def _renew_slots(self) -> None:
         while not self._stopping.wait(LEASE_TTL_MS / 3000):
             try:
-                self.limiter.renew_slots()
+                self.limits.renew_slots()
             except redis.RedisError:
                 logger.warning("could not renew in-flight slots", exc_info=True)
 
@@ -129,8 +129,7 @@ def build_runtime(
         routes=routes,
         redis_client=client,
         cache=ResultCache(client),
-        limiter=RateLimiter(client, horizon_ms=int(settings.rate_horizon_s * 1000)),
-        breaker=CircuitBreaker(client),
+        limits=Limits(client, horizon_ms=int(settings.rate_horizon_s * 1000)),
         durations=Durations(client),
         kept=KeptAnswers(client, settings.kept_result_ttl_s),
         providers=ProviderClients(max_connections=threads),

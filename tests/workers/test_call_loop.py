@@ -143,7 +143,7 @@ def test_a_limited_route_gets_its_slots_back_from_the_loop(
 
     assert set(ended(engine, ids).values()) == {"succeeded"}
     assert sim_control.http.get("/_sim/stats").json()["peak_in_flight"] <= 2
-    assert eventually(lambda: loop_runtime.limiter.in_flight("openai"), lambda n: n == 0) == 0
+    assert eventually(lambda: loop_runtime.limits.in_flight("openai"), lambda n: n == 0) == 0
 
 
 @on_postgresql

@@ -216,7 +216,7 @@ def test_a_sigkilled_worker_frees_its_slot_and_the_job_finishes(
     try:
         (job_id,) = submit(client, auth, 1)
         eventually(
-            lambda: (runtime.limiter.in_flight("openai"), status(runtime, job_id)),
+            lambda: (runtime.limits.in_flight("openai"), status(runtime, job_id)),
             lambda seen: seen == (1, ("running", 1)),
             timeout_s=30,
         )
@@ -225,7 +225,7 @@ def test_a_sigkilled_worker_frees_its_slot_and_the_job_finishes(
         doomed.wait()
     sim_control.faults()
 
-    eventually(lambda: runtime.limiter.in_flight("openai"), lambda n: n == 0, timeout_s=20)
+    eventually(lambda: runtime.limits.in_flight("openai"), lambda n: n == 0, timeout_s=20)
     eventually(
         lambda: resend_stalled(runtime.sessions, runtime.broker, grace_s=0),
         lambda resent: resent == 1,

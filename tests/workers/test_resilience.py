@@ -17,6 +17,7 @@ from tests.producers.test_api import CHAT
 from tests.waiting import eventually
 from tests.workers.test_providers import VIDEO
 from workers import execution
+from workers.limits import Verdict
 from workers.providers import ErrorClass, ProviderError
 from workers.providers.errors import from_transport
 from workers.sweeps import resend_stalled
@@ -67,9 +68,11 @@ def test_a_probe_that_never_calls_the_provider_does_not_close_the_circuit(
     age(runtime, late, deadline_at=utcnow() - timedelta(seconds=1))
 
     def probe_allowed() -> bool:  # once the short cool-down is over
-        permit = runtime.breaker.allow(routes.by_name["openai"])
-        runtime.breaker.release_probe("openai")
-        return permit.probe
+        answer = runtime.limits.check(routes.by_name["openai"], "gpt-4o-mini", "t", (1, 1), False)
+        if answer.hold is None:
+            return False
+        runtime.limits.give_back(answer.hold)
+        return answer.hold.probe
 
     eventually(probe_allowed, lambda allowed: allowed)
     execution.run_job(runtime, late)
@@ -82,11 +85,11 @@ def test_a_probe_that_never_calls_the_provider_does_not_close_the_circuit(
 def test_a_request_larger_than_a_tenants_share_still_books(routes, runtime) -> None:
     route = routes.by_name["openai"].model_copy(update={"tpm": 1000})
     for tenant in ("t1", "t2", "t3", "t4"):
-        runtime.limiter.book(route, "gpt-4o-mini", tenant, 1)
+        assert runtime.limits.check(route, "gpt-4o-mini", tenant, (1, 1), False).hold is not None
 
-    booking = runtime.limiter.book(route, "gpt-4o-mini", "t1", 5000)
+    answer = runtime.limits.check(route, "gpt-4o-mini", "t1", (5000, 5000), False)
 
-    assert booking.booked
+    assert answer.verdict is not Verdict.BEYOND_HORIZON
 
 
 @on_postgresql
@@ -109,16 +112,32 @@ def test_a_redis_failure_after_a_paid_call_keeps_the_result(
     client, auth, runtime, monkeypatch
 ) -> None:
     job_id = client.post("/v1/jobs", json=CHAT, headers=auth).json()["id"]
+    monkeypatch.setattr(runtime.limits, "settle", redis_down)
+    monkeypatch.setattr(runtime.limits, "give_back", redis_down)
 
-    def down(*args, **kwargs):  # type: ignore[no-untyped-def]
-        raise redis.ConnectionError("redis went away")
-
-    monkeypatch.setattr(runtime.breaker, "record", down)
     execution.run_job(runtime, job_id)
 
     job = client.get(f"/v1/jobs/{job_id}", headers=auth).json()
     assert job["status"] == "succeeded"
     assert job["output"]["text"]
+
+
+@on_postgresql
+def test_a_redis_failure_after_a_failed_call_keeps_the_attempt(
+    client, auth, runtime, sim_control, monkeypatch
+) -> None:
+    sim_control.faults({"endpoint": "chat.completions", "kind": "status", "code": 500, "count": 1})
+    job_id = client.post("/v1/jobs", json=CHAT, headers=auth).json()["id"]
+    monkeypatch.setattr(runtime.limits, "settle", redis_down)
+
+    execution.run_job(runtime, job_id)
+
+    job = client.get(f"/v1/jobs/{job_id}", headers=auth).json()
+    assert (job["status"], job["attempts"]) == ("queued", 1)
+
+
+def redis_down(*args, **kwargs):  # type: ignore[no-untyped-def]
+    raise redis.ConnectionError("redis went away")
 
 
 @on_postgresql

@@ -17,7 +17,6 @@ from tests.helpers import override
 from tests.producers.test_api import CHAT
 from tests.waiting import eventually
 from workers import execution
-from workers.ratelimit import Slot
 from workers.runtime import Runtime, build_runtime
 
 
@@ -235,15 +234,17 @@ def test_a_runtime_renews_slots_only_between_start_and_close(settings, engine, r
     runtime = build_runtime(settings, broker, engine=engine, routes=routes)
     try:
         assert started_since(before) == []
-        slot = runtime.limiter.acquire_slot(routes.by_name["openai"], "acme")
-        assert isinstance(slot, Slot)
+        route = routes.by_name["openai"]
+        answer = runtime.limits.check(route, "gpt-4o-mini", "acme", (1, 1), booked=False)
+        assert answer.hold is not None and answer.hold.slot
+        lease = answer.hold.lease_id
         key = f"{RATE_LIMIT_PREFIX}:openai:inflight"
-        granted = runtime.redis_client.zscore(key, slot.lease_id)
+        granted = runtime.redis_client.zscore(key, lease)
 
         runtime.start()
 
         assert started_since(before) == ["slot-renewer"]
-        eventually(lambda: runtime.redis_client.zscore(key, slot.lease_id), lambda e: e > granted)
+        eventually(lambda: runtime.redis_client.zscore(key, lease), lambda e: e > granted)
     finally:
         runtime.close()
         broker.close()

@@ -9,7 +9,7 @@ from store.moves import Claim, Outcome
 from workers.admission import Admitted
 from workers.cache import cache_key
 from workers.execution.calls import Call
-from workers.execution.feedback import report_success
+from workers.execution.feedback import give_back, report_success
 from workers.execution.outcomes import Started, attempt_record, submitted, succeeded
 from workers.execution.waiting import next_poll_s, polled, seen_started, with_provider_job
 from workers.kept import Kept
@@ -69,8 +69,8 @@ def cached(
     hit = runtime.cache.get(key, call.route.name)
     if hit is None:
         return key, None
-    if admitted is not None and admitted.probe:
-        runtime.breaker.release_probe(call.route.name)
+    if admitted is not None:
+        give_back(runtime, admitted)
     result = ProviderResult(hit["output"], hit["usage"], hit["request_id"], 200)
     return key, Attempted(succeeded(claim, call, result, started, cached=True))
 
@@ -87,7 +87,7 @@ def answered(
     """What the provider's answer makes of the attempt: the shared limits learn from it,
     the job succeeds, and the result is cached under ``key`` once that is committed."""
     if admitted is not None:
-        report_success(runtime, call, claim.tenant_id, result, admitted)
+        report_success(runtime, call, result, admitted)
     outcome = succeeded(claim, call, result, started)
     if key is None:
         return Attempted(outcome, answer=result)
@@ -114,7 +114,7 @@ def _submit(
             accepted = ProviderResult(
                 {}, {}, poll.request_id, poll.http_status, poll.rate_limit_headers
             )
-            report_success(runtime, call, claim.tenant_id, accepted, admitted)
+            report_success(runtime, call, accepted, admitted)
     return Attempted(_submitted(runtime, claim, call, poll, started), answer=poll)
 
 

@@ -19,39 +19,36 @@ from workers.execution.attempt import answered
 from workers.execution.calls import Call
 from workers.execution.claims import bind
 from workers.execution.ending import conclude
+from workers.execution.feedback import give_back
 from workers.execution.outcomes import Started
 from workers.providers import CallAdapter, ProviderResult
 from workers.runtime import Runtime
 
 
 @dataclass
-class Hold:
+class Capacity:
     """What a job holds from admission to the end of its attempt: a place on the call loop
     (when its call is to go there) and what admission gave it (an in-flight slot, maybe the
-    circuit's probe)."""
+    circuit's probe; settled by the call's report, or given back unused)."""
 
     loop: CallLoop | None = None
     admitted: Admitted | None = None
 
-    def release(self, runtime: Runtime, attempted: bool) -> None:
-        """Give back the slot, and a probe no attempt used."""
-        admitted, self.admitted = self.admitted, None
-        if admitted is None:
-            return
-        runtime.limiter.release_slot(admitted.slot)
-        if not attempted and admitted.probe:
-            runtime.breaker.release_probe(admitted.slot.route)
+    def release(self, runtime: Runtime) -> None:
+        """Give back what admission gave, unless the call's report already settled it."""
+        if self.admitted is not None:
+            give_back(runtime, self.admitted)
 
-    def let_go(self, runtime: Runtime, attempted: bool) -> None:
+    def let_go(self, runtime: Runtime) -> None:
         """``release``, and give back the place on the loop: the job's call never went
         there, or its thread made it."""
-        self.release(runtime, attempted)
+        self.release(runtime)
         if self.loop is not None:
             self.loop.give_back()
 
 
 def hand_over(
-    runtime: Runtime, claim: Claim, call: Call, started: Started, hold: Hold, key: str | None
+    runtime: Runtime, claim: Claim, call: Call, started: Started, hold: Capacity, key: str | None
 ) -> None:
     """Make the call on ``hold.loop``; its answer (or failure) is concluded after."""
     assert hold.loop is not None
@@ -73,7 +70,7 @@ def hand_over(
                     lambda: _answered(runtime, claim, call, started, hold, key, answer),
                 )
             finally:
-                hold.release(runtime, attempted=True)
+                hold.release(runtime)
 
     hold.loop.hand_over(call.route, make, finish)
 
@@ -83,7 +80,7 @@ def _answered(
     claim: Claim,
     call: Call,
     started: Started,
-    hold: Hold,
+    hold: Capacity,
     key: str | None,
     answer: Any,
 ) -> Any:

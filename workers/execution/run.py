@@ -9,7 +9,6 @@ async provider job's submit) is done on the thread.
 import logging
 import random
 from dataclasses import dataclass
-from enum import Enum
 
 from schema.errors import ErrorClass, JobStop
 from schema.jobs import JobStatus
@@ -24,17 +23,11 @@ from workers.execution.calls import Call, chain, next_in_chain, prepare
 from workers.execution.claims import bind, lease_s, recheck_later
 from workers.execution.commit import commit
 from workers.execution.ending import conclude, failed
-from workers.execution.handover import Hold, hand_over
+from workers.execution.handover import Capacity, hand_over
 from workers.execution.outcomes import Started
 from workers.runtime import Runtime
 
 logger = logging.getLogger(__name__)
-
-
-class Ran(Enum):
-    NOT_OURS = "not ours"
-    DONE = "done"
-    HANDED_OVER = "handed over"
 
 
 def run_job(runtime: Runtime, job_id: str, booked: bool = False) -> None:
@@ -49,7 +42,7 @@ def run_job(runtime: Runtime, job_id: str, booked: bool = False) -> None:
     if job is None:
         logger.warning("run_job: no job %s", job_id)
         return
-    hold = Hold()
+    hold = Capacity()
     takeover = None
     lapsed = job.lease_expires_at is not None and job.lease_expires_at < utcnow()
     if job.status == JobStatus.QUEUED or (job.status == JobStatus.RUNNING and lapsed):
@@ -66,17 +59,17 @@ def run_job(runtime: Runtime, job_id: str, booked: bool = False) -> None:
             try:
                 hold.admitted = _admit(runtime, job, call, booked)
             except BaseException:
-                hold.let_go(runtime, attempted=False)
+                hold.let_go(runtime)
                 raise
             if hold.admitted is None:
-                hold.let_go(runtime, attempted=False)
+                hold.let_go(runtime)
                 return
-    ran = Ran.DONE
+    handed_over = False
     try:
-        ran = _run_claimed(runtime, job, hold, takeover)
+        handed_over = _run_claimed(runtime, job, hold, takeover)
     finally:
-        if ran is not Ran.HANDED_OVER:
-            hold.let_go(runtime, attempted=ran is Ran.DONE)
+        if not handed_over:
+            hold.let_go(runtime)
 
 
 def _admit(runtime: Runtime, job: Job, call: Call, booked: bool) -> Admitted | None:
@@ -113,8 +106,9 @@ def _takeover(runtime: Runtime, job: Job, call: Call | None) -> Takeover:
     return Takeover(max_cost_micros(call.route.protocol, call.spec, call.input), kept=False)
 
 
-def _run_claimed(runtime: Runtime, job: Job, hold: Hold, takeover: Takeover | None) -> Ran:
-    """Claim the job and run one attempt, or hand its call over."""
+def _run_claimed(runtime: Runtime, job: Job, hold: Capacity, takeover: Takeover | None) -> bool:
+    """Claim the job and run one attempt; True if its call was handed over to the loop,
+    which then ends the attempt."""
     with runtime.sessions.begin() as session:
         claim = lifecycle.claim(
             session,
@@ -128,7 +122,7 @@ def _run_claimed(runtime: Runtime, job: Job, hold: Hold, takeover: Takeover | No
     if recheck is not None:
         outbox.send(runtime.sessions, runtime.broker, [recheck])
     if claim is None:
-        return Ran.NOT_OURS
+        return False
     bind(claim)
     started = Started()
     kept = runtime.kept.take(claim.job_id, claim.current_model) if takeover else None
@@ -136,7 +130,7 @@ def _run_claimed(runtime: Runtime, job: Job, hold: Hold, takeover: Takeover | No
         call = prepare(runtime.routes, claim.model, claim.current_model, claim.input)
     except JobStop as stop:
         commit(runtime, claim, failed(runtime, claim, None, stop, started))
-        return Ran.DONE
+        return False
 
     def attempted() -> Attempted | None:
         if kept is not None:
@@ -150,8 +144,7 @@ def _run_claimed(runtime: Runtime, job: Job, hold: Hold, takeover: Takeover | No
         hand_over(runtime, claim, call, started, hold, key)
         return None
 
-    handed_over = not conclude(runtime, claim, call, hold.admitted, started, attempted)
-    return Ran.HANDED_OVER if handed_over else Ran.DONE
+    return not conclude(runtime, claim, call, hold.admitted, started, attempted)
 
 
 def _check_may_call(runtime: Runtime, claim: Claim) -> None:
