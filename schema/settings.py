@@ -106,7 +106,10 @@ class Settings(BaseSettings):
         "retry, so the provider is not paid twice.",
     )
     worker_prefetch: int = Field(
-        0, ge=0, description="Messages a worker process holds per queue; 0 = one per thread."
+        0,
+        ge=0,
+        description="Messages a worker process holds per queue; 0 = four per thread with the "
+        "call loop, else one.",
     )
     worker_delay_prefetch: int = Field(
         1000, gt=0, description="Delayed messages a worker process holds until they are due."
