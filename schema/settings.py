@@ -132,6 +132,12 @@ class Settings(BaseSettings):
         description="Re-sent messages are spread at random over this many seconds.",
     )
     relay_interval_s: float = Field(1.0, gt=0, description="How often the outbox is swept.")
+    budget_fold_interval_s: float = Field(
+        0.5,
+        gt=0,
+        description="How often jobs' pending budget entries are folded into their tenants' "
+        "budget rows (reads and the enqueue check count them before).",
+    )
     scheduler_lease_s: float = Field(
         10.0, gt=0, description="Leader lease; a standby scheduler takes over after it."
     )

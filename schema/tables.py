@@ -95,6 +95,23 @@ class BudgetPeriod(Base):
     spent_micros: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class BudgetEntry(Base):
+    """Spend added and reservation given back by one job's move, committed with it and
+    folded into its ``BudgetPeriod`` by the scheduler: an INSERT locks no row a tenant's
+    other jobs need. No foreign key, whose check would lock the tenant's row each time."""
+
+    __tablename__ = "budget_ledger"
+    __table_args__ = (Index(None, "tenant_id", "period_start"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    tenant_id: Mapped[str] = mapped_column(String(40))
+    period_start: Mapped[datetime]
+    spent_micros: Mapped[int] = mapped_column(BigInteger)
+    released_micros: Mapped[int] = mapped_column(BigInteger)
+
+
 class ApiKey(Base):
     """A tenant API key, stored as a SHA-256 digest: keys are random, so a slow hash buys
     nothing, and the digest is what a lookup needs."""

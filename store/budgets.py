@@ -1,22 +1,24 @@
 """Tenant budgets that hold under concurrency.
 
 Every job reserves its estimated maximum cost when it is enqueued, with one conditional
-UPDATE (``spent + reserved + amount <= limit``) in the job's own transaction, so
+UPDATE (``spent + reserved + owed + amount <= limit``) in the job's own transaction, so
 parallel enqueues cannot together pass the limit: the database row lock serialises
-them and each re-checks the condition. Workers then add what each attempt really cost
-to ``spent`` and release the reservation when the job ends.
+them and each re-checks the condition. Workers then record what each attempt really
+cost and the reservation a job gives back as entries in the budget ledger, never locking
+the row (``store/budget_ledger.py``: what is ``owed``, the fold, what a crash can lose).
 """
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from schema.errors import LimitExceededError
-from schema.tables import BudgetPeriod, Tenant, utcnow
+from schema.tables import BudgetEntry, BudgetPeriod, Tenant, utcnow
+from store import budget_ledger
 from store.tenants import find_tenant
 
 PERIODS = ("day", "week", "month")
@@ -69,12 +71,19 @@ def _ensure_row(session: Session, tenant_id: str, start: datetime) -> None:
 
 
 def state(session: Session, tenant: Tenant, now: datetime | None = None) -> BudgetState:
+    """The tenant's budget in the current period, its pending ledger entries included:
+    the row and the entries are read in one statement, so a fold cannot be seen half."""
     start = period_start(tenant.budget_period, now or utcnow())
-    row = session.get(BudgetPeriod, (tenant.id, start))
+    spent, released = budget_ledger.pending(tenant.id, start)
+    row = session.execute(
+        select(BudgetPeriod.spent_micros + spent, BudgetPeriod.reserved_micros - released).where(
+            BudgetPeriod.tenant_id == tenant.id, BudgetPeriod.period_start == start
+        )
+    ).one_or_none()
     return BudgetState(
         limit_micros=tenant.budget_micros,
-        spent_micros=row.spent_micros if row else 0,
-        reserved_micros=row.reserved_micros if row else 0,
+        spent_micros=row[0] if row else 0,
+        reserved_micros=row[1] if row else 0,
         period=tenant.budget_period,
         period_start=start,
         resets_at=period_end(tenant.budget_period, start),
@@ -96,14 +105,16 @@ def reserve(
         BudgetPeriod.tenant_id == tenant_id, BudgetPeriod.period_start == start
     )
     if enforce_limit and tenant.budget_micros is not None:
+        owed = budget_ledger.owed(tenant_id, start)
         query = query.where(
-            BudgetPeriod.spent_micros + BudgetPeriod.reserved_micros + amount_micros
+            BudgetPeriod.spent_micros + BudgetPeriod.reserved_micros + owed + amount_micros
             <= tenant.budget_micros
         )
-    changed = session.execute(
-        query.values(reserved_micros=BudgetPeriod.reserved_micros + amount_micros)
-    ).rowcount
-    if not changed:
+    query = query.values(reserved_micros=BudgetPeriod.reserved_micros + amount_micros)
+    # A fold that commits while this UPDATE waits for the row shows in the row but not in
+    # the statement's snapshot of the ledger, and its entries count twice: a second try
+    # takes a fresh snapshot, so such a race does not refuse a job that fits.
+    if not any(session.execute(query).rowcount for _ in range(2)):
         raise BudgetExceededError(state(session, tenant), amount_micros)
     return start
 
@@ -116,15 +127,17 @@ def settle(
     spent_micros: int = 0,
     released_micros: int = 0,
 ) -> None:
-    """Add real spend and give back a reservation, in the caller's transaction."""
+    """Add real spend and give back a reservation, in the caller's transaction: one entry
+    in the budget ledger, which locks nothing another job needs; a fold adds it to the
+    period's row."""
     if start is None or not (spent_micros or released_micros):
         return
     session.execute(
-        update(BudgetPeriod)
-        .where(BudgetPeriod.tenant_id == tenant_id, BudgetPeriod.period_start == start)
-        .values(
-            spent_micros=BudgetPeriod.spent_micros + spent_micros,
-            reserved_micros=BudgetPeriod.reserved_micros - released_micros,
+        insert(BudgetEntry).values(
+            tenant_id=tenant_id,
+            period_start=start,
+            spent_micros=spent_micros,
+            released_micros=released_micros,
         )
     )
 

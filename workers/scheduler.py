@@ -1,9 +1,9 @@
 """The scheduler process: periodic work on APScheduler, done by one leader among its
-replicas (``workers/leader.py``): relay the outbox, re-send jobs whose worker died or
-whose poll message was lost, end queued jobs past their deadline, send webhook
-deliveries whose next attempt is due, and keep the broker honest: requeue dead workers'
-messages and re-send every open job when the broker lost its data
-(``infra/broker_upkeep.py`` says why)."""
+replicas (``workers/leader.py``): relay the outbox, fold the jobs' budget entries into
+their tenants' budgets, re-send jobs whose worker died or whose poll message was lost,
+end queued jobs past their deadline, send webhook deliveries whose next attempt is due,
+and keep the broker honest: requeue dead workers' messages and re-send every open job
+when the broker lost its data (``infra/broker_upkeep.py`` says why)."""
 
 import logging
 from collections.abc import Callable
@@ -20,6 +20,7 @@ from infra.db import make_engine, make_sessions
 from infra.redis_conn import connect, redis_url
 from schema.names import JOBS_QUEUE, WEBHOOKS_QUEUE
 from schema.settings import Settings
+from store.budget_ledger import fold
 from store.outbox import relay_pending
 from workers.leader import Leadership
 from workers.sweeps import expire_overdue, resend_open, resend_stalled
@@ -80,6 +81,7 @@ def build_scheduler(settings: Settings) -> tuple[BlockingScheduler, Leadership]:
             settings.relay_interval_s,
             lambda: relay_pending(sessions, broker, grace_s=settings.relay_grace_s),
         ),
+        "fold_budgets": (settings.budget_fold_interval_s, lambda: fold(sessions)),
         "resend_stalled": (
             settings.sweep_interval_s,
             lambda: resend_stalled(sessions, broker, spread_s=settings.resend_spread_s),

@@ -1,4 +1,5 @@
-"""Budgets: 402 when spent, and a limit that holds when a tenant fires requests in parallel."""
+"""Budgets: 402 when spent, and a limit that holds when a tenant fires requests in parallel,
+also while spend waits in the ledger to be folded."""
 
 from concurrent.futures import ThreadPoolExecutor
 
@@ -11,7 +12,7 @@ from schema.pricing import max_cost_micros
 from schema.routes import Protocol
 from schema.tables import BudgetPeriod, Job
 from simulator.server import ThreadedServer
-from store import budgets
+from store import budget_ledger, budgets
 from tests.producers.test_api import CHAT, counts
 from tests.waiting import eventually
 from tests.workers.test_worker import job_of
@@ -26,8 +27,11 @@ def estimate(routes) -> int:  # type: ignore[no-untyped-def]
 
 
 def period(engine, tenant_id: str) -> BudgetPeriod:  # type: ignore[no-untyped-def]
-    """The tenant's budget row; an empty one if nothing was ever reserved."""
-    with make_sessions(engine)() as session:
+    """The tenant's budget row once the ledger is folded; an empty one if nothing was ever
+    reserved."""
+    sessions = make_sessions(engine)
+    budget_ledger.fold(sessions)
+    with sessions() as session:
         found = session.scalars(
             select(BudgetPeriod).where(BudgetPeriod.tenant_id == tenant_id)
         ).one_or_none()
@@ -65,6 +69,32 @@ def test_parallel_enqueues_never_pass_the_budget(
         costs = session.scalars(select(Job.cost_micros)).all()
     assert done.spent_micros == sum(costs) > 0
     assert done.spent_micros <= limit
+
+
+def test_pending_spend_counts_before_it_is_folded(producer, engine, routes, tenant, auth) -> None:
+    limit = estimate(routes) * FITS + estimate(routes) // 2
+    budgets.set_budget(engine, tenant.tenant_id, limit, "month")
+    sessions = make_sessions(engine)
+    with sessions.begin() as session:  # a canceled job's reservation, given back unfolded
+        start = budgets.reserve(session, tenant.tenant_id, estimate(routes))
+    with sessions.begin() as session:
+        budgets.settle(session, tenant.tenant_id, start, released_micros=estimate(routes))
+        lost = estimate(routes) * 3  # lost attempts' estimates, owed beyond any reservation
+        budgets.settle(session, tenant.tenant_id, start, spent_micros=lost)
+
+    with ThreadedServer(create_app(producer)) as server, httpx.Client(headers=auth) as http:
+
+        def enqueue(_: int) -> int:
+            return http.post(f"{server.url}/v1/jobs", json=CHAT, timeout=30).status_code
+
+        with ThreadPoolExecutor(PARALLEL) as pool:
+            statuses = sorted(pool.map(enqueue, range(PARALLEL)))
+
+    fits = FITS - 4  # the give-back waits for the fold; the owed spend does not
+    assert statuses == [202] * fits + [402] * (PARALLEL - fits)
+    held = period(engine, tenant.tenant_id)
+    assert held.spent_micros == lost
+    assert held.spent_micros + held.reserved_micros == lost + fits * estimate(routes) <= limit
 
 
 def test_a_spent_budget_refuses_with_402_and_stores_nothing(client, auth, engine, tenant, routes):

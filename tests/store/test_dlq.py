@@ -15,11 +15,12 @@ from genq.cli import app
 from schema.deadletters import ActionResult, DLQFilter, parse_since
 from schema.jobs import JobCreate, JobStatus
 from schema.names import JOBS_QUEUE, RUN_JOB
-from schema.tables import AuditEntry, BudgetPeriod, DeadLetter, Job, JobAttempt, utcnow
+from schema.tables import AuditEntry, DeadLetter, Job, JobAttempt, utcnow
 from store import budgets, deadletters, dlq
 from store.submissions import Submission, store
 from tests.helpers import override
 from tests.producers.test_api import CHAT
+from tests.store.test_budgets import period
 from tests.waiting import eventually
 from tests.workers.test_worker import attempts_of, job_of
 
@@ -134,7 +135,7 @@ def test_a_dead_lettered_job_is_listed_filtered_and_shown_with_its_history(
 
 
 def test_requeue_from_the_cli_runs_the_job_to_success_and_is_audited(
-    cli_env, client, auth, routes, sim_control, worker, runtime
+    cli_env, client, auth, tenant, routes, sim_control, worker, runtime
 ) -> None:
     job_id, letter_id = dead_letter_through_the_worker(client, auth, routes, sim_control)
 
@@ -156,9 +157,8 @@ def test_requeue_from_the_cli_runs_the_job_to_success_and_is_audited(
         False,
     )
     assert "alice" in genq("dlq", "audit").stdout
-    with runtime.sessions() as session:
-        (period,) = session.scalars(select(BudgetPeriod))
-        assert (period.reserved_micros, period.spent_micros > 0) == (0, True)
+    folded = period(runtime.engine, tenant.tenant_id)
+    assert (folded.reserved_micros, folded.spent_micros > 0) == (0, True)
 
 
 def test_concurrent_requeues_of_one_letter_run_the_job_once(
@@ -233,8 +233,7 @@ def test_requeue_starts_over_from_the_requested_model_past_the_budget(
         job = session.get_one(Job, job_id)
         assert (job.status, job.current_model, job.route) == ("queued", job.model, "openai")
         assert job.reserved_micros > 0
-        period = session.get_one(BudgetPeriod, (tenant.tenant_id, job.budget_period_start))
-        assert period.reserved_micros == job.reserved_micros
+        assert period(engine, tenant.tenant_id).reserved_micros == job.reserved_micros
         letter = session.get_one(DeadLetter, letter_id)
         assert (letter.status, letter.resolved_at is not None) == ("requeued", True)
 
