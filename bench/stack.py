@@ -1,5 +1,6 @@
 """Processes the benches run: the simulator, genq's own, and plain Dramatiq workers."""
 
+import argparse
 import json
 import os
 import subprocess
@@ -129,6 +130,22 @@ def run_on_services(
             if not redis_url:
                 stop_embedded_redis(var)
     print(json.dumps(result))
+
+
+def main_on_services(
+    parser: argparse.ArgumentParser,
+    run: Callable[[argparse.Namespace, str, str, Path], dict[str, Any]],
+) -> None:
+    """Parse a bench's arguments, with --database-url (default GENQ_DATABASE_URL) and
+    --redis-url added, and run it on those services as ``run_on_services`` does."""
+    parser.add_argument("--database-url", default=os.environ.get("GENQ_DATABASE_URL"))
+    parser.add_argument("--redis-url")
+    args = parser.parse_args()
+    run_on_services(
+        lambda database_url, redis_url, var: run(args, database_url, redis_url, var),
+        args.database_url,
+        args.redis_url,
+    )
 
 
 @contextmanager

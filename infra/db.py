@@ -13,9 +13,13 @@ from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session, sessionmaker
 
 import schema
+from infra import reconnect
 from schema.settings import Settings
 
 MIGRATIONS_DIR = Path(schema.__file__).with_name("migrations")
+# A pooled connection older than this is replaced at checkout, before the idle timeouts
+# of servers and proxies close it; one closed anyway is handled by ``infra.reconnect``.
+POOL_RECYCLE_S = 1800
 
 
 def normalize_url(url: str) -> URL:
@@ -65,7 +69,11 @@ def _tune_sqlite(busy_ms: int) -> Callable[..., None]:
 def make_engine(url: str, timeouts: Timeouts = Timeouts(), pool_size: int = 10) -> Engine:
     """An engine for ``url``; SQLite gets WAL and a busy timeout so processes can share it.
     Without a statement timeout, SQLite waits 30 s for a lock and PostgreSQL has no limit.
+<<<<<<< HEAD
     ``pool_size`` connections are kept, and up to 20 more opened under a burst."""
+=======
+    PostgreSQL connections are not pinged at checkout: see ``infra.reconnect``."""
+>>>>>>> main
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database:
@@ -79,10 +87,15 @@ def make_engine(url: str, timeouts: Timeouts = Timeouts(), pool_size: int = 10) 
     options = "-c timezone=UTC"
     if timeouts.statement_s is not None:
         options += f" -c statement_timeout={int(timeouts.statement_s * 1000)}"
-    return create_engine(
+    engine = create_engine(
         parsed,
+<<<<<<< HEAD
         pool_pre_ping=True,
         pool_size=pool_size,
+=======
+        pool_recycle=POOL_RECYCLE_S,
+        pool_size=10,
+>>>>>>> main
         max_overflow=20,
         pool_timeout=timeouts.pool_s,
         connect_args={
@@ -91,6 +104,8 @@ def make_engine(url: str, timeouts: Timeouts = Timeouts(), pool_size: int = 10) 
             "options": options,
         },
     )
+    reconnect.watch(engine)
+    return engine
 
 
 def make_sessions(engine: Engine) -> sessionmaker[Session]:

@@ -8,11 +8,10 @@ Dramatiq's own ``dramatiq_*`` metrics.
 """
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
-
-from schema.tables import Job
 
 logger = logging.getLogger(__name__)
 
@@ -59,12 +58,12 @@ WEBHOOK_ATTEMPTS = Counter(
 )
 
 
-def job_ended(job: Job) -> None:
+def job_ended(route: str, status: str, created_at: datetime, finished_at: datetime | None) -> None:
     """Count a job that reached a final status, and how long it took."""
-    JOBS.labels(job.route, job.status).inc()
-    if job.finished_at is not None:
-        elapsed_s = (job.finished_at - job.created_at).total_seconds()
-        JOB_SECONDS.labels(job.route, job.status).observe(max(0.0, elapsed_s))
+    JOBS.labels(route, status).inc()
+    if finished_at is not None:
+        elapsed_s = (finished_at - created_at).total_seconds()
+        JOB_SECONDS.labels(route, status).observe(max(0.0, elapsed_s))
 
 
 def attempt_made(route: str, model: str, attempt: dict[str, Any]) -> None:

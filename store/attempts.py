@@ -14,9 +14,10 @@ from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
 
 from schema.errors import ErrorClass
-from schema.tables import Job, JobAttempt, utcnow
+from schema.tables import utcnow
 from store import budgets
-from store.moves import AttemptRecord, Claim
+from store.job_statements import ATTEMPTS, START_ATTEMPT
+from store.moves import JOBS, AttemptRecord, Claim
 
 OPEN = ("started", "submitted")
 LOST = "the worker was lost mid-attempt; its cost is estimated from the request"
@@ -24,16 +25,17 @@ UNCOMMITTED = "the worker could not commit its answer; the next attempt uses the
 
 
 def start(session: Session, held: Claim, now: datetime) -> None:
-    """Write the held attempt's row, ``started``."""
-    session.add(
-        JobAttempt(
-            job_id=held.job_id,
-            number=held.attempt,
-            route=held.current_model.partition("/")[0],
-            model=held.current_model,
-            status="started",
-            started_at=now,
-        )
+    """Write the held attempt's row, ``started`` (PostgreSQL writes it with the claim)."""
+    session.execute(
+        START_ATTEMPT,
+        {
+            "job_id": held.job_id,
+            "number": held.attempt,
+            "route": held.current_model.partition("/")[0],
+            "model": held.current_model,
+            "status": "started",
+            "started_at": now,
+        },
     )
 
 
@@ -42,11 +44,11 @@ def close_lost(session: Session, held: Claim, cost_micros: int, *, kept: bool = 
     books; an attempt whose answer was kept costs nothing here (the next attempt records
     the answer's real cost)."""
     closed = session.execute(
-        update(JobAttempt)
+        update(ATTEMPTS)
         .where(
-            JobAttempt.job_id == held.job_id,
-            JobAttempt.number == held.attempt - 1,
-            JobAttempt.status == "started",
+            ATTEMPTS.c.job_id == held.job_id,
+            ATTEMPTS.c.number == held.attempt - 1,
+            ATTEMPTS.c.status == "started",
         )
         .values(
             status="lost",
@@ -72,9 +74,9 @@ def close_canceled(
     on the job's cost and the budget (its worker, if alive, replaces it with the real
     outcome); a submitted provider job at nothing (it is canceled at the provider)."""
     now = utcnow()
-    open_call = and_(JobAttempt.job_id == job_id, JobAttempt.status == "started")
+    open_call = and_(ATTEMPTS.c.job_id == job_id, ATTEMPTS.c.status == "started")
     started = session.execute(
-        update(JobAttempt)
+        update(ATTEMPTS)
         .where(open_call)
         .values(
             status="canceled",
@@ -84,8 +86,8 @@ def close_canceled(
         )
     ).rowcount
     session.execute(
-        update(JobAttempt)
-        .where(JobAttempt.job_id == job_id, JobAttempt.status == "submitted")
+        update(ATTEMPTS)
+        .where(ATTEMPTS.c.job_id == job_id, ATTEMPTS.c.status == "submitted")
         .values(status="canceled", finished_at=now)
     )
     if started and estimate_micros:
@@ -100,29 +102,34 @@ def close(session: Session, held: Claim, attempt: AttemptRecord | None) -> int |
     was estimated (that provider job is canceled; the estimate stands)."""
     if attempt is None:
         return 0
-    this_attempt = and_(JobAttempt.job_id == held.job_id, JobAttempt.number == held.attempt)
+    this_attempt = and_(ATTEMPTS.c.job_id == held.job_id, ATTEMPTS.c.number == held.attempt)
     closed = session.execute(
-        update(JobAttempt).where(this_attempt, JobAttempt.status.in_(OPEN)).values(**attempt.values)
+        update(ATTEMPTS).where(this_attempt, ATTEMPTS.c.status.in_(OPEN)).values(**attempt.values)
     ).rowcount
     if closed:
         return 0
     if attempt.values.get("status") == "submitted":
         return None
     estimated = session.scalar(
-        select(JobAttempt.cost_micros).where(this_attempt, JobAttempt.cost_estimated)
+        select(ATTEMPTS.c.cost_micros).where(this_attempt, ATTEMPTS.c.cost_estimated)
     )
     if estimated is None:
         return None
     session.execute(
-        update(JobAttempt).where(this_attempt).values(**attempt.values, cost_estimated=False)
+        update(ATTEMPTS).where(this_attempt).values(**attempt.values, cost_estimated=False)
     )
     return -estimated
+
+
+def add_cost(session: Session, job_id: str, micros: int) -> None:
+    """Put ``micros`` (an estimate, or a correction of one) on the job's cost."""
+    session.execute(
+        update(JOBS).where(JOBS.c.id == job_id).values(cost_micros=JOBS.c.cost_micros + micros)
+    )
 
 
 def _spend(
     session: Session, job_id: str, tenant_id: str, period_start: datetime | None, micros: int
 ) -> None:
-    session.execute(
-        update(Job).where(Job.id == job_id).values(cost_micros=Job.cost_micros + micros)
-    )
+    add_cost(session, job_id, micros)
     budgets.settle(session, tenant_id, period_start, spent_micros=micros)

@@ -10,7 +10,8 @@ move              from -> to                        caller               also wr
 ----------------  --------------------------------  -------------------  ----------------------
 insert            (new) -> queued                   store.submissions    its run_job message
 claim             queued, or running past its       execution.run        lease, attempt counts,
-                    lease -> running                                       started_at
+                    lease -> running                                       started_at, the
+                                                                           attempt's row
 claim_poll        waiting, lease free -> waiting    execution.poll       poll lease, polls + 1
 move_to_fallback  queued -> queued                  execution.run        next model, run_job
 finish            running -> queued, waiting,       execution.commit     the attempt, its cost,
@@ -36,7 +37,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
 
 from schema.errors import ConflictError, ErrorClass, IllegalTransitionError
@@ -47,7 +48,8 @@ from schema.routes import Routes, UnknownModelError
 from schema.settings import Settings
 from schema.tables import Job, OutboxMessage, utcnow
 from store import attempts, budgets, deadletters, outbox, webhook_events
-from store.moves import CLAIM_COLUMNS, AttemptRecord, Claim, Moved, Outcome
+from store.job_statements import CLAIM, CLAIM_AND_START, CLAIM_POLL, HEAD
+from store.moves import JOBS, ROW_COLUMNS, AttemptRecord, Claim, JobHead, JobRow, Moved, Outcome
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +83,12 @@ def insert(session: Session, **columns: Any) -> tuple[Job, OutboxMessage]:
     return job, outbox.stage(session, JOBS_QUEUE, RUN_JOB, {"job_id": job.id})
 
 
+def head(session: Session, job_id: str) -> JobHead | None:
+    """The few columns a worker needs to admit a job and decide whether to claim it."""
+    row = session.execute(HEAD, {"job_id": job_id}).one_or_none()
+    return None if row is None else JobHead(*row)
+
+
 def claim(
     session: Session,
     job_id: str,
@@ -93,57 +101,39 @@ def claim(
     """Take a queued job (or one whose worker's lease lapsed) for a new attempt and write the
     attempt's row before any call may start; None if another worker holds it.
 
-    Taking over from a lost worker counts a lost worker, not a route attempt, and closes
-    the lost attempt as ``lost`` with ``lost_cost_micros``, its cost estimated from the
-    request, on the job's cost and the tenant's budget. A worker that only failed to
-    commit and ``kept`` its answer is not counted as lost; the answer's cost comes with
-    the attempt that uses it.
+    On PostgreSQL the job's UPDATE and the attempt's INSERT are one statement. Taking over
+    from a lost worker counts a lost worker, not a route attempt, and closes the lost
+    attempt as ``lost`` with ``lost_cost_micros``, its cost estimated from the request, on
+    the job's cost and the tenant's budget. A worker that only failed to commit and
+    ``kept`` its answer is not counted as lost; the answer's cost comes with the attempt
+    that uses it.
     """
     now = utcnow()
-    taken_over = Job.status == RUNNING
-    claimable = or_(Job.status == QUEUED, and_(taken_over, Job.lease_expires_at < now))
-    values = {
-        "status": RUNNING,
-        "attempts": Job.attempts + 1,
-        "route_attempts": case((taken_over, Job.route_attempts), else_=Job.route_attempts + 1),
-        "lost_workers": case(
-            (taken_over, Job.lost_workers + (0 if kept else 1)), else_=Job.lost_workers
-        ),
-        "started_at": func.coalesce(Job.started_at, now),
+    params = {
+        "job_id": job_id,
+        "now": now,
+        "lease_until": now + timedelta(seconds=lease_s),
+        "lost": 0 if kept else 1,
     }
-    held = _take(session, job_id, claimable, values, RUNNING, lease_s)
-    if held is None:
+    in_one = session.get_bind().dialect.name == "postgresql"
+    claimed = session.execute(CLAIM_AND_START if in_one else CLAIM, params).one_or_none()
+    if claimed is None:
         return None
+    held = Claim(job_id, RUNNING, *claimed)
+    if not in_one:
+        attempts.start(session, held, now)
     if taking_over:
         attempts.close_lost(session, held, lost_cost_micros, kept=kept)
-    attempts.start(session, held, now)
     return held
 
 
 def claim_poll(session: Session, job_id: str, lease_s: float) -> Claim | None:
-    """Take a waiting job for one poll; None if another worker is polling it."""
+    """Take a waiting job for one poll; None if another worker is polling it. The claim
+    comes with when the provider job was submitted and seen started."""
     now = utcnow()
-    lease_over = or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < now)
-    claimable = and_(Job.status == WAITING, lease_over)
-    return _take(session, job_id, claimable, {"polls": Job.polls + 1}, WAITING, lease_s)
-
-
-def _take(
-    session: Session,
-    job_id: str,
-    claimable: Any,
-    values: dict[str, Any],
-    held: JobStatus,
-    lease_s: float,
-) -> Claim | None:
-    now = utcnow()
-    claimed = session.execute(
-        update(Job)
-        .where(Job.id == job_id, claimable)
-        .values(lease_expires_at=now + timedelta(seconds=lease_s), updated_at=now, **values)
-        .returning(*CLAIM_COLUMNS)
-    ).one_or_none()
-    return Claim(job_id, held, *claimed) if claimed is not None else None
+    params = {"job_id": job_id, "now": now, "lease_until": now + timedelta(seconds=lease_s)}
+    claimed = session.execute(CLAIM_POLL, params).one_or_none()
+    return None if claimed is None else Claim(job_id, WAITING, *claimed)
 
 
 def move_to_fallback(
@@ -189,15 +179,23 @@ def finish(
     }
     if ends:
         values |= {"reserved_micros": 0, "next_poll_at": None, "finished_at": now}
-    # The job's row first, then the attempt's: the order a claim takes them in.
-    still_ours = and_(Job.id == held.job_id, Job.status == held.held, Job.attempts == held.attempt)
-    changed = bool(session.execute(update(Job).where(still_ours).values(**values)).rowcount)
+    # The job's row first, then the attempt's: the order a claim takes them in. The
+    # outcome's cost goes on the job's row with it; the rare correction follows.
+    still_ours = and_(
+        JOBS.c.id == held.job_id, JOBS.c.status == held.held, JOBS.c.attempts == held.attempt
+    )
+    values["cost_micros"] = JOBS.c.cost_micros + outcome.spent_micros
+    written = session.execute(
+        update(JOBS).where(still_ours).values(**values).returning(*ROW_COLUMNS)
+    ).one_or_none()
+    job = None if written is None else JobRow(*written)
+    changed = job is not None
     correction = attempts.close(session, held, outcome.attempt)
     spent = 0 if correction is None else outcome.spent_micros + correction
-    if spent:
-        session.execute(
-            update(Job).where(Job.id == held.job_id).values(cost_micros=Job.cost_micros + spent)
-        )
+    if unbooked := spent - (outcome.spent_micros if changed else 0):
+        attempts.add_cost(session, held.job_id, unbooked)
+        if job is not None:
+            job = job._replace(cost_micros=job.cost_micros + unbooked)
     budgets.settle(
         session,
         held.tenant_id,
@@ -205,7 +203,7 @@ def finish(
         spent_micros=spent,
         released_micros=held.reserved_micros if changed and ends else 0,
     )
-    if not changed:
+    if job is None:
         logger.info("job %s was canceled or taken over; kept the attempt", held.job_id)
         stop = _stop_orphan(session, held, outcome.values.get("provider_job_id"))
         return Moved(messages=[stop] if stop is not None else [], changed=False)
@@ -222,7 +220,6 @@ def finish(
         session.flush()
     started = outcome.status == WAITING and held.held == RUNNING
     if ends or started:
-        job = session.get_one(Job, held.job_id, populate_existing=True)
         announced = _guarded(
             session,
             guarded,
@@ -256,7 +253,7 @@ def _guarded(session: Session, guarded: bool, write: Callable[[bool], Any]) -> A
         return write(True)
 
 
-def _announce(session: Session, settings: Settings, job: Job) -> Moved:
+def _announce(session: Session, settings: Settings, job: JobRow) -> Moved:
     """The job's webhook event; an ended job is also counted after commit."""
     ended = [job] if job.status in TERMINAL_STATUSES else []
     return Moved(messages=webhook_events.job_event(session, settings, job), ended=ended)
@@ -351,10 +348,11 @@ def _release(
     reserved: int,
 ) -> Moved:
     """A job that just ended outside ``finish``: give back its reservation and announce it."""
-    session.execute(update(Job).where(Job.id == job_id).values(reserved_micros=0))
+    row = session.execute(
+        update(JOBS).where(JOBS.c.id == job_id).values(reserved_micros=0).returning(*ROW_COLUMNS)
+    ).one()
     budgets.settle(session, tenant_id, period_start, released_micros=reserved)
-    job = session.get_one(Job, job_id, populate_existing=True)
-    return _announce(session, settings, job)
+    return _announce(session, settings, JobRow(*row))
 
 
 def restart(session: Session, routes: Routes, job_id: str | None) -> OutboxMessage | str:

@@ -3,7 +3,7 @@ attempt, and what a move leaves for after commit."""
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import dramatiq
 from sqlalchemy.orm import Session, sessionmaker
@@ -32,21 +32,79 @@ class Claim:
     deadline_at: datetime | None
     provider_job_id: str | None
     lost_workers: int
+    submitted_at: datetime | None = None
+    """A poll's: when the provider job was submitted (its attempt's start)."""
+    provider_started_at: datetime | None = None
+    """A poll's: when a poll first saw the provider job started."""
 
 
-CLAIM_COLUMNS = (
-    Job.tenant_id,
-    Job.attempts,
-    Job.route_attempts,
-    Job.model,
-    Job.current_model,
-    Job.input,
-    Job.cache_enabled,
-    Job.budget_period_start,
-    Job.reserved_micros,
-    Job.deadline_at,
-    Job.provider_job_id,
-    Job.lost_workers,
+JOBS = Job.__table__
+CLAIM_COLUMNS = tuple(
+    JOBS.c[name]
+    for name in (
+        "tenant_id",
+        "attempts",
+        "route_attempts",
+        "model",
+        "current_model",
+        "input",
+        "cache_enabled",
+        "budget_period_start",
+        "reserved_micros",
+        "deadline_at",
+        "provider_job_id",
+        "lost_workers",
+    )
+)
+
+
+class JobHead(NamedTuple):
+    """What a worker reads of a job before it claims it: enough to admit it and to decide
+    whether it is there to be claimed."""
+
+    id: str
+    tenant_id: str
+    status: str
+    model: str
+    current_model: str
+    route: str
+    input: dict[str, Any]
+    lease_expires_at: datetime | None
+
+
+HEAD_COLUMNS = tuple(JOBS.c[name] for name in JobHead._fields)
+
+
+class JobRow(NamedTuple):
+    """A job as a move leaves it, in the columns its view, its webhook event and the
+    ended-job metric read; returned by the move's own UPDATE, so nothing reads it again."""
+
+    id: str
+    tenant_id: str
+    status: str
+    kind: str
+    model: str
+    route: str
+    input: dict[str, Any]
+    meta: dict[str, Any]
+    webhook_url: str | None
+    webhook_events: list[str] | None
+    output: dict[str, Any] | None
+    usage: dict[str, Any] | None
+    cost_micros: int
+    cached: bool
+    served_by: str | None
+    progress: float | None
+    deadline_at: datetime | None
+    error: dict[str, Any] | None
+    attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+ROW_COLUMNS = tuple(
+    JOBS.c["metadata"].label("meta") if name == "meta" else JOBS.c[name] for name in JobRow._fields
 )
 
 
@@ -84,7 +142,7 @@ class Moved:
     """What a move leaves for after commit: messages to send and jobs that ended."""
 
     messages: list[OutboxMessage] = field(default_factory=list)
-    ended: list[Job] = field(default_factory=list)
+    ended: list[JobRow] = field(default_factory=list)
     changed: bool = True
 
     def add(self, other: "Moved") -> None:
@@ -95,5 +153,5 @@ class Moved:
         """After commit: count the jobs that ended and send the staged messages. A message
         that cannot be sent now stays in the outbox for the relay, so the move stands."""
         for job in self.ended:
-            metrics.job_ended(job)
+            metrics.job_ended(job.route, job.status, job.created_at, job.finished_at)
         outbox.send_after_commit(sessions, broker, self.messages)

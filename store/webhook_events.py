@@ -19,7 +19,6 @@ from schema.jobs import JobStatus, WebhookEventType
 from schema.names import DELIVER_WEBHOOK, WEBHOOKS_QUEUE
 from schema.settings import Settings
 from schema.tables import (
-    Job,
     OutboxMessage,
     WebhookDelivery,
     WebhookEndpoint,
@@ -30,6 +29,7 @@ from schema.webhooks import TEST_EVENT, DeliveryStatus, EndpointEventType
 from store import outbox
 from store.ids import new_id
 from store.jobs import view
+from store.moves import JobRow
 
 EVENT_FOR_STATUS = {
     JobStatus.SUCCEEDED: WebhookEventType.SUCCEEDED,
@@ -56,9 +56,9 @@ class Target(NamedTuple):
 DISABLED = "endpoint disabled: "
 
 
-def job_event(session: Session, settings: Settings, job: Job) -> list[OutboxMessage]:
-    """Record the event for the job's current status, if anyone listens; return the
-    outbox rows to send after commit."""
+def job_event(session: Session, settings: Settings, job: JobRow) -> list[OutboxMessage]:
+    """Record the event for the job's status as ``job`` (the row its move returned) has
+    it, if anyone listens; return the outbox rows to send after commit."""
     event_type = EVENT_FOR_STATUS.get(JobStatus(job.status))
     if event_type is None:
         return []
@@ -200,7 +200,7 @@ def _endpoint_targets(session: Session, tenant_id: str, event_type: str) -> list
     ]
 
 
-def _job_data(job: Job, settings: Settings) -> dict[str, Any]:
+def _job_data(job: JobRow, settings: Settings) -> dict[str, Any]:
     """The job as the API shows it, without its input, trimmed to fit the body limit: a
     large output becomes a link to the job, then large metadata and errors are cut."""
     data = view(job).model_dump(mode="json", exclude={"input"})

@@ -21,7 +21,7 @@ from infra import metrics
 from schema.names import JOBS_QUEUE, RUN_JOB
 from schema.pricing import estimate_input_tokens, max_output_tokens
 from schema.routes import Protocol, Route
-from schema.tables import Job
+from store.moves import JobHead
 from workers.limits import Answer, Hold, Verdict
 from workers.runtime import Runtime
 
@@ -73,7 +73,7 @@ def request_tokens(route: Route, model: str, input: dict[str, Any]) -> tuple[flo
 
 def admit(
     runtime: Runtime,
-    job: Job,
+    job: JobHead,
     route: Route,
     model: str,
     input: dict[str, Any],

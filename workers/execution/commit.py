@@ -13,7 +13,7 @@ import logging
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from infra import metrics
+from infra import metrics, reconnect
 from infra.scrub import scrub
 from schema.errors import ErrorClass
 from schema.tables import utcnow
@@ -64,8 +64,10 @@ def commit(runtime: Runtime, claim: Claim, attempted: Attempted | Outcome) -> No
         if values.get("provider_request_id"):
             bind_job(provider_request_id=values["provider_request_id"])
     try:
-        with runtime.sessions.begin() as session:
-            moved = lifecycle.finish(session, runtime.settings, claim, outcome)
+        moved = reconnect.transaction(
+            runtime.sessions,
+            lambda session: lifecycle.finish(session, runtime.settings, claim, outcome),
+        )
     except Exception as exc:
         if is_transient(exc):
             _keep(runtime, claim, attempted)

@@ -4,12 +4,13 @@ moves the job on; ``cancel_at_provider`` stops a provider job that should not ru
 import logging
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from infra import reconnect
 from schema.errors import AttemptError, ErrorClass, JobStop
 from schema.jobs import JobStatus
 from schema.names import POLL_JOB
-from schema.tables import Job, JobAttempt, utcnow
+from schema.tables import Job, OutboxMessage, utcnow
 from store import lifecycle, outbox
 from store.moves import Claim
 from workers.execution.calls import Call, prepare
@@ -26,25 +27,22 @@ logger = logging.getLogger(__name__)
 
 def poll_job(runtime: Runtime, job_id: str) -> None:
     """Ask the provider how a waiting job is doing, and move it on when it is done."""
-    with runtime.sessions.begin() as session:
-        job = session.get(Job, job_id)
+
+    def take(session: Session) -> tuple[Claim | None, OutboxMessage | None]:
+        job = lifecycle.head(session, job_id)
         if job is None or job.status != JobStatus.WAITING:
-            return
+            return None, None
         claim = lifecycle.claim_poll(session, job_id, lease_s(runtime, job.current_model))
         recheck = None if claim else recheck_later(session, job_id, POLL_JOB, JobStatus.WAITING)
-        submitted_at = (
-            session.scalar(
-                select(JobAttempt.started_at).where(
-                    JobAttempt.job_id == job_id, JobAttempt.number == job.attempts
-                )
-            )
-            or utcnow()
-        )
-        started_at = job.provider_started_at
+        return claim, recheck
+
+    claim, recheck = reconnect.transaction(runtime.sessions, take)
     if recheck is not None:
         outbox.send(runtime.sessions, runtime.broker, [recheck])
     if claim is None or claim.provider_job_id is None:
         return
+    submitted_at = claim.submitted_at or utcnow()
+    started_at = claim.provider_started_at
     bind(claim)
     call = None
     try:

@@ -10,13 +10,16 @@ import logging
 import random
 from dataclasses import dataclass
 
+from sqlalchemy.orm import Session
+
+from infra import reconnect
 from schema.errors import ErrorClass, JobStop
 from schema.jobs import JobStatus
 from schema.names import RUN_JOB
 from schema.pricing import max_cost_micros
-from schema.tables import Job, utcnow
+from schema.tables import OutboxMessage, utcnow
 from store import lifecycle, outbox
-from store.moves import Claim
+from store.moves import Claim, JobHead
 from workers.admission import Admitted, CircuitOpen, Deferred, admit, defer
 from workers.execution.attempt import Attempted, attempt, cached
 from workers.execution.calls import Call, chain, next_in_chain, prepare
@@ -37,8 +40,7 @@ def run_job(runtime: Runtime, job_id: str, booked: bool = False) -> None:
     passes admission (circuit, rate limits, in-flight slots); waiting there re-enqueues the
     message and costs no attempt.
     """
-    with runtime.sessions() as session:
-        job = session.get(Job, job_id)
+    job = reconnect.transaction(runtime.sessions, lambda session: lifecycle.head(session, job_id))
     if job is None:
         logger.warning("run_job: no job %s", job_id)
         return
@@ -72,7 +74,7 @@ def run_job(runtime: Runtime, job_id: str, booked: bool = False) -> None:
             hold.let_go(runtime)
 
 
-def _admit(runtime: Runtime, job: Job, call: Call, booked: bool) -> Admitted | None:
+def _admit(runtime: Runtime, job: JobHead, call: Call, booked: bool) -> Admitted | None:
     """Admission's capacity for the call; None when the job was put off or moved to its
     fallback instead."""
     verdict = admit(runtime, job, call.route, call.model, call.input, booked)
@@ -96,7 +98,7 @@ class Takeover:
     kept: bool
 
 
-def _takeover(runtime: Runtime, job: Job, call: Call | None) -> Takeover:
+def _takeover(runtime: Runtime, job: JobHead, call: Call | None) -> Takeover:
     """The request's maximum cost stands for a lost attempt; a kept answer's real cost is
     recorded by the attempt that uses it."""
     if runtime.kept.holds(job.id, job.current_model):
@@ -106,10 +108,11 @@ def _takeover(runtime: Runtime, job: Job, call: Call | None) -> Takeover:
     return Takeover(max_cost_micros(call.route.protocol, call.spec, call.input), kept=False)
 
 
-def _run_claimed(runtime: Runtime, job: Job, hold: Capacity, takeover: Takeover | None) -> bool:
+def _run_claimed(runtime: Runtime, job: JobHead, hold: Capacity, takeover: Takeover | None) -> bool:
     """Claim the job and run one attempt; True if its call was handed over to the loop,
     which then ends the attempt."""
-    with runtime.sessions.begin() as session:
+
+    def take(session: Session) -> tuple[Claim | None, OutboxMessage | None]:
         claim = lifecycle.claim(
             session,
             job.id,
@@ -119,6 +122,9 @@ def _run_claimed(runtime: Runtime, job: Job, hold: Capacity, takeover: Takeover 
             kept=bool(takeover and takeover.kept),
         )
         recheck = None if claim else recheck_later(session, job.id, RUN_JOB, JobStatus.RUNNING)
+        return claim, recheck
+
+    claim, recheck = reconnect.transaction(runtime.sessions, take)
     if recheck is not None:
         outbox.send(runtime.sessions, runtime.broker, [recheck])
     if claim is None:
@@ -160,7 +166,7 @@ def _check_may_call(runtime: Runtime, claim: Claim) -> None:
         raise JobStop(ErrorClass.DEADLINE, "the job's deadline passed")
 
 
-def _fall_back_now(runtime: Runtime, job: Job) -> bool:
+def _fall_back_now(runtime: Runtime, job: JobHead) -> bool:
     """Move a queued job off a route whose circuit is open, if it has somewhere to go."""
     fallback = next_in_chain(chain(runtime.routes, job.model), job.current_model)
     if fallback is None:

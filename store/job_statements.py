@@ -1,0 +1,101 @@
+"""The statements of a job's common path, built once: their shape never changes, only their
+parameters, so SQLAlchemy compiles each one the first time and serves it from its
+compiled cache after that. Core on the tables, not the ORM: nothing on this path needs
+the unit of work.
+
+``CLAIM_AND_START`` takes a job and writes its attempt's row in one statement, a
+data-modifying CTE (PostgreSQL); SQLite has no such CTEs and runs ``CLAIM``, then
+``START_ATTEMPT``. Parameters: ``job_id``, ``now``, ``lease_until`` and, for a claim,
+``lost`` (1 when a takeover counts a lost worker, else 0).
+"""
+
+from sqlalchemy import (
+    Integer,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    literal,
+    literal_column,
+    or_,
+    select,
+    update,
+)
+
+from schema.jobs import JobStatus
+from schema.tables import JobAttempt
+from store.moves import CLAIM_COLUMNS, HEAD_COLUMNS, JOBS
+
+ATTEMPTS = JobAttempt.__table__
+
+_now = bindparam("now", type_=JOBS.c.updated_at.type)
+_lease_until = bindparam("lease_until", type_=JOBS.c.lease_expires_at.type)
+_this_job = JOBS.c.id == bindparam("job_id", type_=JOBS.c.id.type)
+_taken_over = JOBS.c.status == JobStatus.RUNNING
+
+HEAD = select(*HEAD_COLUMNS).where(_this_job)
+
+CLAIM = (
+    update(JOBS)
+    .where(
+        _this_job,
+        or_(JOBS.c.status == JobStatus.QUEUED, and_(_taken_over, JOBS.c.lease_expires_at < _now)),
+    )
+    .values(
+        status=JobStatus.RUNNING,
+        attempts=JOBS.c.attempts + 1,
+        route_attempts=case((_taken_over, JOBS.c.route_attempts), else_=JOBS.c.route_attempts + 1),
+        lost_workers=case(
+            (_taken_over, JOBS.c.lost_workers + bindparam("lost", type_=Integer)),
+            else_=JOBS.c.lost_workers,
+        ),
+        started_at=func.coalesce(JOBS.c.started_at, _now),
+        lease_expires_at=_lease_until,
+        updated_at=_now,
+    )
+    .returning(*CLAIM_COLUMNS)
+)
+
+START_ATTEMPT = insert(ATTEMPTS)
+
+_claimed = CLAIM.returning(JOBS.c.id).cte("claimed")
+# A CTE's INSERT gets no Python-side column defaults at execution: they are written here.
+_defaults = {
+    column.name: literal(column.default.arg, column.type)
+    for column in ATTEMPTS.c
+    if column.default is not None and column.default.is_scalar
+}
+_attempt = {
+    "job_id": _claimed.c.id,
+    "number": _claimed.c.attempts,
+    "route": func.split_part(_claimed.c.current_model, "/", 1),
+    "model": _claimed.c.current_model,
+    "status": literal("started"),
+    "started_at": _now,
+    **_defaults,
+}
+_started = (
+    insert(ATTEMPTS)
+    .from_select(list(_attempt), select(*_attempt.values()), include_defaults=False)
+    .cte("started")
+)
+CLAIM_AND_START = select(*(_claimed.c[column.name] for column in CLAIM_COLUMNS)).add_cte(_started)
+
+_lease_free = or_(JOBS.c.lease_expires_at.is_(None), JOBS.c.lease_expires_at < _now)
+# Named in full: SQLite's RETURNING names the table's columns bare, and a bare ``id``
+# inside the subquery would be the attempt's own.
+_submitted_at = (
+    select(ATTEMPTS.c.started_at)
+    .where(
+        ATTEMPTS.c.job_id == literal_column("jobs.id"),
+        ATTEMPTS.c.number == literal_column("jobs.attempts"),
+    )
+    .scalar_subquery()
+)
+CLAIM_POLL = (
+    update(JOBS)
+    .where(_this_job, JOBS.c.status == JobStatus.WAITING, _lease_free)
+    .values(polls=JOBS.c.polls + 1, lease_expires_at=_lease_until, updated_at=_now)
+    .returning(*CLAIM_COLUMNS, _submitted_at, JOBS.c.provider_started_at)
+)

@@ -1,0 +1,82 @@
+"""No pre-ping: a pooled connection the server dropped is found by the transaction's first
+statement, and that transaction runs again on a new connection; one lost later in a
+transaction is not run again."""
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
+
+from infra.db import make_engine, make_sessions
+from infra.reconnect import transaction
+from schema.tables import Job
+from tests.producers.test_api import CHAT
+from tests.waiting import eventually
+from workers import execution
+
+on_postgresql = pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
+
+
+def drop_connections(engine: Engine) -> None:
+    """End every other session on the engine's database, as a server restart would, and
+    wait until they are gone."""
+    admin = create_engine(engine.url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    others = "datname = current_database() AND pid <> pg_backend_pid()"
+    with admin.connect() as connection:
+        connection.execute(
+            text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {others}")
+        )
+        count = text(f"SELECT count(*) FROM pg_stat_activity WHERE {others}")
+        eventually(lambda: connection.execute(count).scalar(), lambda left: left == 0)
+    admin.dispose()
+
+
+@pytest.fixture
+def own_engine(pg_url: str) -> Iterator[Engine]:
+    engine = make_engine(pg_url)
+    yield engine
+    engine.dispose()
+
+
+def test_a_transaction_on_a_dropped_pooled_connection_runs_again(own_engine: Engine) -> None:
+    sessions = make_sessions(own_engine)
+    with own_engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+    drop_connections(own_engine)
+    runs = []
+
+    def work(session: Session) -> int:
+        runs.append(True)
+        return session.execute(text("SELECT 41 + 1")).scalar_one()
+
+    assert transaction(sessions, work) == 42
+    assert len(runs) == 2
+
+
+def test_a_connection_lost_mid_transaction_is_not_run_again(own_engine: Engine) -> None:
+    runs = []
+
+    def work(session: Session) -> None:
+        runs.append(True)
+        session.execute(text("SELECT 1"))
+        session.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+
+    with pytest.raises(DBAPIError) as raised:
+        transaction(make_sessions(own_engine), work)
+    assert raised.value.connection_invalidated
+    assert len(runs) == 1
+
+
+@on_postgresql
+def test_the_next_job_runs_after_the_pooled_connections_were_dropped(client, auth, runtime) -> None:
+    first, second = (client.post("/v1/jobs", json=CHAT, headers=auth).json()["id"] for _ in "ab")
+    execution.run_job(runtime, first)
+    drop_connections(runtime.engine)
+
+    execution.run_job(runtime, second)
+
+    with runtime.sessions() as session:
+        assert session.get_one(Job, second).status == "succeeded"
