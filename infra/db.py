@@ -69,11 +69,8 @@ def _tune_sqlite(busy_ms: int) -> Callable[..., None]:
 def make_engine(url: str, timeouts: Timeouts = Timeouts(), pool_size: int = 10) -> Engine:
     """An engine for ``url``; SQLite gets WAL and a busy timeout so processes can share it.
     Without a statement timeout, SQLite waits 30 s for a lock and PostgreSQL has no limit.
-<<<<<<< HEAD
-    ``pool_size`` connections are kept, and up to 20 more opened under a burst."""
-=======
+    ``pool_size`` connections are kept, and up to 20 more opened under a burst.
     PostgreSQL connections are not pinged at checkout: see ``infra.reconnect``."""
->>>>>>> main
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database:
@@ -89,13 +86,8 @@ def make_engine(url: str, timeouts: Timeouts = Timeouts(), pool_size: int = 10) 
         options += f" -c statement_timeout={int(timeouts.statement_s * 1000)}"
     engine = create_engine(
         parsed,
-<<<<<<< HEAD
-        pool_pre_ping=True,
-        pool_size=pool_size,
-=======
         pool_recycle=POOL_RECYCLE_S,
-        pool_size=10,
->>>>>>> main
+        pool_size=pool_size,
         max_overflow=20,
         pool_timeout=timeouts.pool_s,
         connect_args={
