@@ -1,4 +1,4 @@
-"""CPU time read from /proc: a process and its descendants, and the whole machine."""
+"""CPU time and memory read from /proc: a process and its descendants, and the whole machine."""
 
 import os
 from dataclasses import dataclass
@@ -19,24 +19,30 @@ def _stat_fields(pid: str) -> list[str] | None:
 
 def tree_cpu_s(root: int) -> float:
     """User plus system CPU seconds of ``root`` and every live descendant."""
-    parents: dict[int, int] = {}
-    ticks: dict[int, int] = {}
+    # After the name: state, ppid, …; utime and stime are fields 14 and 15 of stat.
+    ticks = {pid: int(fields[11]) + int(fields[12]) for pid, fields in _tree(root).items()}
+    return sum(ticks.values()) / TICKS_PER_S
+
+
+def tree_rss_mb(root: int) -> float:
+    """Resident memory of ``root`` and every live descendant, in MiB."""
+    pages = sum(int(fields[21]) for fields in _tree(root).values())
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _tree(root: int) -> dict[int, list[str]]:
+    """The stat fields of ``root`` and its live descendants, by pid."""
+    stats: dict[int, list[str]] = {}
     for entry in PROC.iterdir():
-        if not entry.name.isdigit():
-            continue
-        fields = _stat_fields(entry.name)
-        if fields is None:
-            continue
-        # After the name: state, ppid, …; utime and stime are fields 14 and 15 of stat.
-        parents[int(entry.name)] = int(fields[1])
-        ticks[int(entry.name)] = int(fields[11]) + int(fields[12])
+        if entry.name.isdigit() and (fields := _stat_fields(entry.name)) is not None:
+            stats[int(entry.name)] = fields
     tree = {root}
     grew = True
     while grew:
-        children = {pid for pid, parent in parents.items() if parent in tree} - tree
+        children = {pid for pid, fields in stats.items() if int(fields[1]) in tree} - tree
         tree |= children
         grew = bool(children)
-    return sum(ticks.get(pid, 0) for pid in tree) / TICKS_PER_S
+    return {pid: stats[pid] for pid in tree if pid in stats}
 
 
 def machine_busy_s() -> float:

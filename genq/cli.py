@@ -75,6 +75,9 @@ def api(
     )
 
 
+PREFETCH_PER_THREAD_ON_LOOP = 4
+
+
 @app.command()
 def worker(
     processes: Annotated[int | None, typer.Option(help="[GENQ_WORKER_PROCESSES]")] = None,
@@ -103,8 +106,13 @@ def worker(
         raise typer.Exit(2) from None
     # Bounded prefetch: a killed worker strands only what it held (back on the queue after
     # the broker's heartbeat timeout); Dramatiq's default is 2 per thread, and 1000 per
-    # thread of delayed messages.
-    env["dramatiq_queue_prefetch"] = str(settings.worker_prefetch or threads)
+    # thread of delayed messages. A worker with a call loop acknowledges each message as
+    # soon as its job is claimed, so it holds a few per thread: with only one, its
+    # consumer would wait out an idle backoff between every batch.
+    per_thread = PREFETCH_PER_THREAD_ON_LOOP if settings.worker_in_flight else 1
+    env["dramatiq_queue_prefetch"] = str(settings.worker_prefetch or threads * per_thread)
+    # The runtime sizes its pools from the threads the worker really runs.
+    env["GENQ_WORKER_THREADS"] = str(threads)
     env["dramatiq_delay_queue_prefetch"] = str(settings.worker_delay_prefetch)
     # A fresh interpreter, so the metrics directory and prefetch are set before any import
     # reads them.

@@ -66,9 +66,10 @@ def _tune_sqlite(busy_ms: int) -> Callable[..., None]:
     return tune
 
 
-def make_engine(url: str, timeouts: Timeouts = Timeouts()) -> Engine:
+def make_engine(url: str, timeouts: Timeouts = Timeouts(), pool_size: int = 10) -> Engine:
     """An engine for ``url``; SQLite gets WAL and a busy timeout so processes can share it.
     Without a statement timeout, SQLite waits 30 s for a lock and PostgreSQL has no limit.
+    ``pool_size`` connections are kept, and up to 20 more opened under a burst.
     PostgreSQL connections are not pinged at checkout: see ``infra.reconnect``."""
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -86,7 +87,7 @@ def make_engine(url: str, timeouts: Timeouts = Timeouts()) -> Engine:
     engine = create_engine(
         parsed,
         pool_recycle=POOL_RECYCLE_S,
-        pool_size=10,
+        pool_size=pool_size,
         max_overflow=20,
         pool_timeout=timeouts.pool_s,
         connect_args={

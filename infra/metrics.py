@@ -11,7 +11,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +47,11 @@ COST_USD = Counter(
 )
 TOKENS = Counter(
     "genq_tokens", "Tokens used, by route, model and direction.", ["route", "model", "direction"]
+)
+CALLS_IN_FLIGHT = Gauge(
+    "genq_provider_calls_in_flight",
+    "Provider calls a worker process holds on its event loop, summed over live processes.",
+    multiprocess_mode="livesum",
 )
 WEBHOOK_ATTEMPTS = Counter(
     "genq_webhook_attempts", "Webhook delivery attempts, by outcome.", ["outcome", "status_class"]

@@ -82,7 +82,16 @@ class Settings(BaseSettings):
 
     worker_processes: int = Field(2, gt=0)
     worker_threads: int = Field(
-        100, gt=0, description="Threads per worker process; provider calls are I/O-bound."
+        16,
+        gt=0,
+        description="Threads per worker process: they admit and claim jobs, submit async "
+        "provider jobs, poll them and deliver webhooks; as many finish the calls of the loop.",
+    )
+    worker_in_flight: int = Field(
+        1000,
+        ge=0,
+        description="Provider calls a worker process keeps in flight on its event loop; "
+        "0 makes each call on a worker thread instead.",
     )
     rate_horizon_s: float = Field(
         20.0, gt=0, description="How far ahead a tenant may book its share of a route."
@@ -103,7 +112,10 @@ class Settings(BaseSettings):
         "retry, so the provider is not paid twice.",
     )
     worker_prefetch: int = Field(
-        0, ge=0, description="Messages a worker process holds per queue; 0 = one per thread."
+        0,
+        ge=0,
+        description="Messages a worker process holds per queue; 0 = four per thread with the "
+        "call loop, else one.",
     )
     worker_delay_prefetch: int = Field(
         1000, gt=0, description="Delayed messages a worker process holds until they are due."

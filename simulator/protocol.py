@@ -88,6 +88,13 @@ class Protocol(abc.ABC):
         def decorate(endpoint: Endpoint) -> Endpoint:
             @functools.wraps(endpoint)
             async def answer(request: Request) -> Response:
+                request.app.state.stats.call_started()
+                try:
+                    return await counted(request)
+                finally:
+                    request.app.state.stats.call_ended()
+
+            async def counted(request: Request) -> Response:
                 started = time.perf_counter()
                 state = request.app.state
                 state.stats.calls[name] += 1

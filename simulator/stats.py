@@ -7,7 +7,8 @@ from typing import Any
 
 @dataclass
 class Stats:
-    """Per endpoint: calls, error answers, 429s among them and injected faults; plus tokens.
+    """Per endpoint: calls, error answers, 429s among them and injected faults; plus tokens
+    and the calls being answered now (and the most ever at once).
 
     Every request counts as a call, faulted or not. Injected faults are not
     errors; rate-limited answers are.
@@ -19,6 +20,15 @@ class Stats:
     faults: Counter[str] = field(default_factory=Counter)
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    in_flight: int = 0
+    peak_in_flight: int = 0
+
+    def call_started(self) -> None:
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
+    def call_ended(self) -> None:
+        self.in_flight -= 1
 
     def record_usage(self, prompt_tokens: int, completion_tokens: int) -> None:
         """Add the usage of one successful call."""
@@ -32,6 +42,8 @@ class Stats:
             "errors": dict(self.errors),
             "rate_limited": dict(self.rate_limited),
             "faults": dict(self.faults),
+            "in_flight": self.in_flight,
+            "peak_in_flight": self.peak_in_flight,
             "tokens": {
                 "prompt_tokens": self.prompt_tokens,
                 "completion_tokens": self.completion_tokens,
@@ -44,3 +56,4 @@ class Stats:
         for counter in (self.calls, self.errors, self.rate_limited, self.faults):
             counter.clear()
         self.prompt_tokens = self.completion_tokens = 0
+        self.peak_in_flight = self.in_flight

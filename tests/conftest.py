@@ -180,6 +180,9 @@ def settings(tmp_path: Path, engine: Engine, redis_url: str) -> Settings:
         relay_grace_s=0,
         webhook_allow_networks=["127.0.0.0/8", "::1/128"],
         webhook_retry_schedule_s=WEBHOOK_TEST_SCHEDULE_S,
+        # Calls on the worker's threads, so a test that runs a job by hand finds it ended;
+        # tests/workers/test_call_loop.py and the process tests run them on the loop.
+        worker_in_flight=0,
         _env_file=None,
     )
 

@@ -1,11 +1,13 @@
 """What a worker process holds: settings, broker, database sessions, routes, the job
 services (cache, limits: circuits, rates and in-flight slots, durations, kept answers,
-provider clients) and the webhook sender's gate, client and DNS resolver (a test swaps
+provider clients, the call loop) and the webhook sender's gate, client and DNS resolver
+(a test swaps
 ``resolve`` to play DNS).
 
-``build_runtime`` makes them from settings. A ``Runtime`` only holds them: like Dramatiq's
-``Worker``, ``start`` starts its thread (the slot renewer) and ``close`` stops it and closes
-what it holds."""
+``build_runtime`` makes them from settings, with pools sized from what the process really
+runs at once: its threads, its finishers and the calls on its loop. A ``Runtime`` only
+holds them: like Dramatiq's ``Worker``, ``start`` starts its threads (the slot renewer, the
+call loop) and ``close`` stops them and closes what it holds."""
 
 import logging
 import threading
@@ -24,6 +26,7 @@ from infra.redis_conn import connect, redis_url
 from schema.routes import Route, Routes, load_routes
 from schema.settings import Settings
 from workers.cache import ResultCache
+from workers.call_loop import CallLoop
 from workers.durations import Durations
 from workers.kept import KeptAnswers
 from workers.limits import Limits
@@ -53,6 +56,7 @@ class Runtime:
     providers: ProviderClients
     webhook_gate: ReceiverGate
     webhook_client: httpx.Client
+    calls: CallLoop | None = None
     resolve: Resolver = resolve_host
     _stopping: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
     _renewer: threading.Thread | None = field(default=None, init=False, repr=False)
@@ -66,14 +70,23 @@ class Runtime:
         return route.timeout_s + self.settings.job_lease_margin_s
 
     def start(self) -> None:
-        """Start renewing this process's in-flight slots: a live worker keeps its slots, a
-        dead one's lapse within ``LEASE_TTL_MS``."""
+        """Start renewing this process's in-flight slots (a live worker keeps its slots, a
+        dead one's lapse within ``LEASE_TTL_MS``) and the call loop."""
         self._stopping.clear()
         self._renewer = threading.Thread(target=self._renew_slots, name="slot-renewer", daemon=True)
         self._renewer.start()
+        if self.calls is not None:
+            self.calls.start()
 
     def close(self) -> None:
-        """Stop the slot renewer, then close the clients and the engine this runtime holds."""
+        """Let the calls in flight end (for as long as the longest lease, after which
+        another worker may take their jobs over anyway), stop the slot renewer, then close
+        the clients and the engine this runtime holds."""
+        if self.calls is not None:
+            longest = max(
+                (self.lease_s(route) for route in self.routes.by_name.values()), default=0.0
+            )
+            self.calls.close(drain_s=longest)
         self._stopping.set()
         if self._renewer is not None:
             self._renewer.join()
@@ -100,7 +113,11 @@ def build_runtime(
 ) -> Runtime:
     """A runtime whose services are made from ``settings``; a test passes its own engine and
     routes to share them."""
-    engine = engine or make_engine(settings.database_url_value)
+    threads = settings.worker_threads
+    finishers = threads if settings.worker_in_flight else 0
+    # A connection for each thread and finisher, and two for the renewer and the recheck
+    # a claim may send.
+    engine = engine or make_engine(settings.database_url_value, pool_size=threads + finishers + 2)
     routes = routes or load_routes(settings.routes_file)
     register_configured(settings, routes)
     client = connect(redis_url(settings))
@@ -115,9 +132,10 @@ def build_runtime(
         limits=Limits(client, horizon_ms=int(settings.rate_horizon_s * 1000)),
         durations=Durations(client),
         kept=KeptAnswers(client, settings.kept_result_ttl_s),
-        providers=ProviderClients(max_connections=settings.worker_threads),
+        providers=ProviderClients(max_connections=threads),
         webhook_gate=ReceiverGate(client, settings.webhook_max_in_flight),
-        webhook_client=webhooks_sender.make_client(settings.worker_threads),
+        webhook_client=webhooks_sender.make_client(threads),
+        calls=CallLoop(settings.worker_in_flight, finishers) if finishers else None,
     )
 
 

@@ -119,11 +119,16 @@ def test_messages_prefetched_by_a_killed_worker_run_within_a_minute(
     sim_control: SimControl,
     tmp_path: Path,
 ) -> None:
-    # Every call hangs: the doomed worker's one thread is stuck on its first job while the
-    # rest of its prefetch sits in memory, never claimed.
+    # Every call hangs: the doomed worker's one place on its call loop is stuck on its
+    # first job, so its thread waits for it while the rest of its prefetch sits in memory,
+    # never claimed.
     sim_control.faults({"endpoint": "chat.completions", "kind": "timeout", "delay_s": 60})
     env = environment(engine, redis_url, sim, tmp_path)
-    doomed_env = {**env, "GENQ_WORKER_PREFETCH": str(STRANDED_JOBS + 5)}
+    doomed_env = {
+        **env,
+        "GENQ_WORKER_PREFETCH": str(STRANDED_JOBS + 5),
+        "GENQ_WORKER_IN_FLIGHT": "1",
+    }
     doomed = Process(
         "doomed", ["worker", "--processes", "1", "--threads", "1"], doomed_env, tmp_path
     )

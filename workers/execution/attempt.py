@@ -46,40 +46,76 @@ def attempt(
 ) -> Attempted:
     """Serve the job from the answer its previous worker kept, from the cache, or from the
     provider."""
-    key = None
-    if kept is None and claim.cache_enabled and call.route.cache_ttl_s and not call.route.is_async:
-        scope = "shared" if call.route.cache_shared else claim.tenant_id
-        key = cache_key(call.route.name, call.model, call.input, scope)
-        hit = runtime.cache.get(key, call.route.name)
-        if hit is not None:
-            if admitted is not None:
-                give_back(runtime, admitted)
-            result = ProviderResult(hit["output"], hit["usage"], hit["request_id"], 200)
-            return Attempted(succeeded(claim, call, result, started, cached=True))
-    adapter = runtime.adapter(call.route)
     if call.route.is_async:
-        if isinstance(kept, PollResult):
-            poll = kept
-        else:
-            callback_url = call.route.callback_url(claim.job_id)
-            poll = adapter.submit(call.model, call.input, callback_url)  # type: ignore[union-attr]
-            if admitted is not None:
-                accepted = ProviderResult(
-                    {}, {}, poll.request_id, poll.http_status, poll.rate_limit_headers
-                )
-                report_success(runtime, call, accepted, admitted)
-        return Attempted(_submitted(runtime, claim, call, poll, started), answer=poll)
+        return _submit(runtime, claim, call, started, admitted, kept)
     if isinstance(kept, ProviderResult):
-        result = kept
-    else:
-        result = adapter.run(call.model, call.input)  # type: ignore[union-attr]
-        if admitted is not None:
-            report_success(runtime, call, result, admitted)
+        return answered(runtime, claim, call, started, None, kept, None)
+    key, hit = cached(runtime, claim, call, started, admitted)
+    if hit is not None:
+        return hit
+    result = runtime.adapter(call.route).run(call.model, call.input)  # type: ignore[union-attr]
+    return answered(runtime, claim, call, started, admitted, result, key)
+
+
+def cached(
+    runtime: Runtime, claim: Claim, call: Call, started: Started, admitted: Admitted | None
+) -> tuple[str | None, Attempted | None]:
+    """The job's cache key (None when its result is not cached) and, on a hit, the attempt
+    the cache serves."""
+    if not (claim.cache_enabled and call.route.cache_ttl_s):
+        return None, None
+    scope = "shared" if call.route.cache_shared else claim.tenant_id
+    key = cache_key(call.route.name, call.model, call.input, scope)
+    hit = runtime.cache.get(key, call.route.name)
+    if hit is None:
+        return key, None
+    if admitted is not None:
+        give_back(runtime, admitted)
+    result = ProviderResult(hit["output"], hit["usage"], hit["request_id"], 200)
+    return key, Attempted(succeeded(claim, call, result, started, cached=True))
+
+
+def answered(
+    runtime: Runtime,
+    claim: Claim,
+    call: Call,
+    started: Started,
+    admitted: Admitted | None,
+    result: ProviderResult,
+    key: str | None,
+) -> Attempted:
+    """What the provider's answer makes of the attempt: the shared limits learn from it,
+    the job succeeds, and the result is cached under ``key`` once that is committed."""
+    if admitted is not None:
+        report_success(runtime, call, result, admitted)
     outcome = succeeded(claim, call, result, started)
     if key is None:
         return Attempted(outcome, answer=result)
     value = {"output": result.output, "usage": result.usage, "request_id": result.request_id}
     return Attempted(outcome, CacheWrite(key, value, call.route.cache_ttl_s), result)
+
+
+def _submit(
+    runtime: Runtime,
+    claim: Claim,
+    call: Call,
+    started: Started,
+    admitted: Admitted | None,
+    kept: Kept | None,
+) -> Attempted:
+    """Submit the provider job, or take the one the previous worker's submit kept."""
+    if isinstance(kept, PollResult):
+        poll = kept
+    else:
+        callback_url = call.route.callback_url(claim.job_id)
+        adapter = runtime.adapter(call.route)
+        poll = adapter.submit(call.model, call.input, callback_url)  # type: ignore[union-attr]
+        if admitted is not None:
+            accepted = ProviderResult(
+                {}, {}, poll.request_id, poll.http_status, poll.rate_limit_headers
+            )
+            report_success(runtime, call, accepted, admitted)
+    return Attempted(_submitted(runtime, claim, call, poll, started), answer=poll)
 
 
 def _submitted(

@@ -1,4 +1,10 @@
-"""``run_job``: admit a queued job, claim it, make one attempt and commit what came of it."""
+"""``run_job``: admit a queued job, claim it, make one attempt and commit what came of it.
+
+In a worker process with a call loop, a call to a protocol that answers in one response
+(chat, messages, images) is handed to the loop once the job is claimed and recorded, and
+the thread goes on to its next message; everything else (a cache hit, a kept answer, an
+async provider job's submit) is done on the thread.
+"""
 
 import logging
 import random
@@ -7,22 +13,21 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from infra import reconnect
-from infra.scrub import scrub
-from schema.errors import AttemptError, ErrorClass, JobStop
+from schema.errors import ErrorClass, JobStop
 from schema.jobs import JobStatus
 from schema.names import RUN_JOB
 from schema.pricing import max_cost_micros
 from schema.tables import OutboxMessage, utcnow
 from store import lifecycle, outbox
-from store.moves import Claim, JobHead, Outcome
+from store.moves import Claim, JobHead
 from workers.admission import Admitted, CircuitOpen, Deferred, admit, defer
-from workers.execution.attempt import Attempted, attempt
+from workers.execution.attempt import Attempted, attempt, cached
 from workers.execution.calls import Call, chain, next_in_chain, prepare
 from workers.execution.claims import bind, lease_s, recheck_later
 from workers.execution.commit import commit
-from workers.execution.feedback import give_back, report_failure
-from workers.execution.outcomes import Started, after_failure, attempt_record, situation_of
-from workers.execution.policy import decide
+from workers.execution.ending import conclude, failed
+from workers.execution.handover import Capacity, hand_over
+from workers.execution.outcomes import Started
 from workers.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -31,14 +36,15 @@ logger = logging.getLogger(__name__)
 def run_job(runtime: Runtime, job_id: str, booked: bool = False) -> None:
     """Execute ``job_id`` once if it is ours to run; otherwise leave it be.
 
-    A queued job first passes admission (circuit, rate limits, in-flight slots); waiting
-    there re-enqueues the message and costs no attempt.
+    A queued job first takes a place on the call loop (when its call is to go there), then
+    passes admission (circuit, rate limits, in-flight slots); waiting there re-enqueues the
+    message and costs no attempt.
     """
     job = reconnect.transaction(runtime.sessions, lambda session: lifecycle.head(session, job_id))
     if job is None:
         logger.warning("run_job: no job %s", job_id)
         return
-    admitted = None
+    hold = Capacity()
     takeover = None
     lapsed = job.lease_expires_at is not None and job.lease_expires_at < utcnow()
     if job.status == JobStatus.QUEUED or (job.status == JobStatus.RUNNING and lapsed):
@@ -49,21 +55,38 @@ def run_job(runtime: Runtime, job_id: str, booked: bool = False) -> None:
         if job.status == JobStatus.RUNNING:
             takeover = _takeover(runtime, job, call)
         if call is not None:
-            verdict = admit(runtime, job, call.route, call.model, call.input, booked)
-            if isinstance(verdict, CircuitOpen):
-                if not _fall_back_now(runtime, job):
-                    wait_ms = verdict.wait_ms + random.randint(0, 1000)
-                    defer(runtime, job_id, call.route.name, Deferred(wait_ms, booked))
+            if runtime.calls is not None and not call.route.is_async:
+                hold.loop = runtime.calls
+                hold.loop.take_place()
+            try:
+                hold.admitted = _admit(runtime, job, call, booked)
+            except BaseException:
+                hold.let_go(runtime)
+                raise
+            if hold.admitted is None:
+                hold.let_go(runtime)
                 return
-            if isinstance(verdict, Deferred):
-                defer(runtime, job_id, call.route.name, verdict)
-                return
-            admitted = verdict
+    handed_over = False
     try:
-        _run_claimed(runtime, job, admitted, takeover)
+        handed_over = _run_claimed(runtime, job, hold, takeover)
     finally:
-        if admitted is not None:
-            give_back(runtime, admitted)
+        if not handed_over:
+            hold.let_go(runtime)
+
+
+def _admit(runtime: Runtime, job: JobHead, call: Call, booked: bool) -> Admitted | None:
+    """Admission's capacity for the call; None when the job was put off or moved to its
+    fallback instead."""
+    verdict = admit(runtime, job, call.route, call.model, call.input, booked)
+    if isinstance(verdict, CircuitOpen):
+        if not _fall_back_now(runtime, job):
+            wait_ms = verdict.wait_ms + random.randint(0, 1000)
+            defer(runtime, job.id, call.route.name, Deferred(wait_ms, booked))
+        return None
+    if isinstance(verdict, Deferred):
+        defer(runtime, job.id, call.route.name, verdict)
+        return None
+    return verdict
 
 
 @dataclass(frozen=True)
@@ -85,10 +108,9 @@ def _takeover(runtime: Runtime, job: JobHead, call: Call | None) -> Takeover:
     return Takeover(max_cost_micros(call.route.protocol, call.spec, call.input), kept=False)
 
 
-def _run_claimed(
-    runtime: Runtime, job: JobHead, admitted: Admitted | None, takeover: Takeover | None
-) -> bool:
-    """Claim the job and run one attempt; False if it was not ours to run."""
+def _run_claimed(runtime: Runtime, job: JobHead, hold: Capacity, takeover: Takeover | None) -> bool:
+    """Claim the job and run one attempt; True if its call was handed over to the loop,
+    which then ends the attempt."""
 
     def take(session: Session) -> tuple[Claim | None, OutboxMessage | None]:
         claim = lifecycle.claim(
@@ -109,23 +131,26 @@ def _run_claimed(
         return False
     bind(claim)
     started = Started()
-    call = None
     kept = runtime.kept.take(claim.job_id, claim.current_model) if takeover else None
     try:
         call = prepare(runtime.routes, claim.model, claim.current_model, claim.input)
-        if kept is None:
-            _check_may_call(runtime, claim)
-        attempted = attempt(runtime, claim, call, started, admitted, kept)
-    except AttemptError as error:
-        if call is not None and admitted is not None:
-            report_failure(runtime, call.route, error, admitted)
-        attempted = Attempted(_failed(runtime, claim, call, error, started))
-    except Exception as exc:
-        logger.exception("run_job: %s broke in the adapter", job.id)
-        broke = JobStop(ErrorClass.INTERNAL, scrub(f"{type(exc).__name__}: {exc}"))
-        attempted = Attempted(_failed(runtime, claim, None, broke, started))
-    commit(runtime, claim, attempted)
-    return True
+    except JobStop as stop:
+        commit(runtime, claim, failed(runtime, claim, None, stop, started))
+        return False
+
+    def attempted() -> Attempted | None:
+        if kept is not None:
+            return attempt(runtime, claim, call, started, hold.admitted, kept)
+        _check_may_call(runtime, claim)
+        if hold.loop is None or call.route.is_async:
+            return attempt(runtime, claim, call, started, hold.admitted)
+        key, hit = cached(runtime, claim, call, started, hold.admitted)
+        if hit is not None:
+            return hit
+        hand_over(runtime, claim, call, started, hold, key)
+        return None
+
+    return not conclude(runtime, claim, call, hold.admitted, started, attempted)
 
 
 def _check_may_call(runtime: Runtime, claim: Claim) -> None:
@@ -139,14 +164,6 @@ def _check_may_call(runtime: Runtime, claim: Claim) -> None:
         raise JobStop(ErrorClass.WORKER_LOST, lost)
     if claim.deadline_at is not None and utcnow() >= claim.deadline_at:
         raise JobStop(ErrorClass.DEADLINE, "the job's deadline passed")
-
-
-def _failed(
-    runtime: Runtime, claim: Claim, call: Call | None, error: AttemptError, started: Started
-) -> Outcome:
-    """Retry, fall back or end, as the policy decides."""
-    attempt = attempt_record("failed", started, error=error)
-    return after_failure(error, decide(error, situation_of(runtime.routes, claim, call)), attempt)
 
 
 def _fall_back_now(runtime: Runtime, job: JobHead) -> bool:

@@ -1,8 +1,9 @@
 """Provider adapters: one module per wire protocol, all over httpx.
 
-Sync adapters ``run`` a request to its result; async ones ``submit`` a provider job,
-``poll`` it and ``cancel`` it. ``submit`` takes the job's ``callback_url`` when its route
-has callbacks on; a provider that cannot call back ignores it.
+Call adapters ``run`` a request to its result, on a worker thread or (``run_async``) on the
+worker's event loop; async ones ``submit`` a provider job, ``poll`` it and ``cancel`` it.
+``submit`` takes the job's ``callback_url`` when its route has callbacks on; a provider
+that cannot call back ignores it.
 """
 
 from typing import Any, Protocol
@@ -12,6 +13,7 @@ import httpx
 from schema.routes import Protocol as WireProtocol
 from schema.routes import Route
 from workers.providers.anthropic_messages import AnthropicMessages
+from workers.providers.base import CallAdapter
 from workers.providers.errors import ErrorClass, ProviderError
 from workers.providers.fal_queue import FalQueue
 from workers.providers.google_veo import GoogleVeo
@@ -23,10 +25,6 @@ from workers.providers.result import AsyncState, PollResult, ProviderResult
 from workers.providers.runway_tasks import RunwayTasks
 
 
-class SyncAdapter(Protocol):
-    def run(self, model: str, input: dict[str, Any]) -> ProviderResult: ...
-
-
 class AsyncAdapter(Protocol):
     def submit(
         self, model: str, input: dict[str, Any], callback_url: str | None = None
@@ -35,7 +33,7 @@ class AsyncAdapter(Protocol):
     def cancel(self, provider_job_id: str) -> None: ...
 
 
-Adapter = SyncAdapter | AsyncAdapter
+Adapter = CallAdapter | AsyncAdapter
 
 ADAPTERS: dict[WireProtocol, Any] = {
     WireProtocol.OPENAI_CHAT: OpenAIChat,
@@ -51,11 +49,24 @@ ADAPTERS: dict[WireProtocol, Any] = {
 
 def make_client(route: Route, max_connections: int) -> httpx.Client:
     """One pooled client per route, with the route's timeouts and no redirects."""
-    return httpx.Client(
-        timeout=httpx.Timeout(route.timeout_s, connect=route.connect_timeout_s),
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=32),
-        follow_redirects=False,
-    )
+    return httpx.Client(**client_options(route, max_connections))
+
+
+def make_async_client(route: Route, max_connections: int) -> httpx.AsyncClient:
+    """``make_client`` for an event loop."""
+    return httpx.AsyncClient(**client_options(route, max_connections))
+
+
+def client_options(route: Route, max_connections: int) -> dict[str, Any]:
+    """Connections kept alive for every call the pool may hold at once, so a full pool
+    does not open and close one per call."""
+    return {
+        "timeout": httpx.Timeout(route.timeout_s, connect=route.connect_timeout_s),
+        "limits": httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        ),
+        "follow_redirects": False,
+    }
 
 
 def adapter_for(route: Route, client: httpx.Client) -> Adapter:
@@ -65,11 +76,12 @@ def adapter_for(route: Route, client: httpx.Client) -> Adapter:
 __all__ = [
     "AsyncAdapter",
     "AsyncState",
+    "CallAdapter",
     "ErrorClass",
     "PollResult",
     "ProviderError",
     "ProviderResult",
-    "SyncAdapter",
     "adapter_for",
+    "make_async_client",
     "make_client",
 ]

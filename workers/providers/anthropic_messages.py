@@ -3,12 +3,10 @@ content blocks, stop reasons, and 529 when overloaded (retryable by the taxonomy
 
 from typing import Any
 
-from workers.providers.base import RouteAdapter
-from workers.providers.http import (
-    SHAPE_ERRORS,
-    invalid_shape,
-    request_json,
-)
+import httpx
+
+from workers.providers.base import CallAdapter, ProviderRequest
+from workers.providers.http import SHAPE_ERRORS, invalid_shape
 from workers.providers.result import ProviderResult
 
 FINISH_REASONS = {
@@ -20,21 +18,18 @@ FINISH_REASONS = {
 }
 
 
-class AnthropicMessages(RouteAdapter):
+class AnthropicMessages(CallAdapter):
     def _headers(self) -> dict[str, str]:
         headers = {"anthropic-version": self.route.anthropic_version}
         if key := self.route.api_key():
             headers["x-api-key"] = key.get_secret_value()
         return headers
 
-    def run(self, model: str, input: dict[str, Any]) -> ProviderResult:
-        response, data = request_json(
-            self.client,
-            "POST",
-            f"{self.base}/v1/messages",
-            json={**input, "model": model},
-            headers=self._headers(),
-        )
+    def request(self, model: str, input: dict[str, Any]) -> ProviderRequest:
+        url = f"{self.base}/v1/messages"
+        return ProviderRequest("POST", url, {**input, "model": model}, self._headers())
+
+    def answer(self, response: httpx.Response, data: dict[str, Any]) -> ProviderResult:
         try:
             blocks = data["content"]
             text = "".join(block["text"] for block in blocks if block.get("type") == "text")

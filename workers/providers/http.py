@@ -30,6 +30,22 @@ def send(client: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx.Re
         response = client.request(method, url, **kwargs)
     except httpx.TransportError as exc:
         raise from_transport(exc) from None
+    return success(response)
+
+
+async def send_async(
+    client: httpx.AsyncClient, method: str, url: str, **kwargs: Any
+) -> httpx.Response:
+    """``send`` on an event loop."""
+    try:
+        response = await client.request(method, url, **kwargs)
+    except httpx.TransportError as exc:
+        raise from_transport(exc) from None
+    return success(response)
+
+
+def success(response: httpx.Response) -> httpx.Response:
+    """The answer if it is 2xx; otherwise the ``ProviderError`` it says."""
     if not response.is_success:
         raise from_response(response, request_id_of(response))
     return response

@@ -2,26 +2,19 @@
 
 from typing import Any
 
-from workers.providers.base import RouteAdapter
-from workers.providers.http import (
-    SHAPE_ERRORS,
-    bearer,
-    invalid_shape,
-    request_json,
-)
+import httpx
+
+from workers.providers.base import CallAdapter, ProviderRequest
+from workers.providers.http import SHAPE_ERRORS, bearer, invalid_shape
 from workers.providers.result import ProviderResult
 
 
-class OpenAIChat(RouteAdapter):
-    def run(self, model: str, input: dict[str, Any]) -> ProviderResult:
-        """Call the provider once; raise ``ProviderError`` on any failure."""
-        response, data = request_json(
-            self.client,
-            "POST",
-            f"{self.base}/chat/completions",
-            json={**input, "model": model},
-            headers=bearer(self.route),
-        )
+class OpenAIChat(CallAdapter):
+    def request(self, model: str, input: dict[str, Any]) -> ProviderRequest:
+        url = f"{self.base}/chat/completions"
+        return ProviderRequest("POST", url, {**input, "model": model}, bearer(self.route))
+
+    def answer(self, response: httpx.Response, data: dict[str, Any]) -> ProviderResult:
         try:
             choices = [
                 {
