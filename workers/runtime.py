@@ -12,7 +12,6 @@ import threading
 from dataclasses import dataclass, field
 
 import dramatiq
-import httpx
 import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -30,7 +29,7 @@ from workers.kept import KeptAnswers
 from workers.providers import Adapter
 from workers.providers.clients import ProviderClients
 from workers.ratelimit import LEASE_TTL_MS, RateLimiter
-from workers.webhooks import sender as webhooks_sender
+from workers.webhooks.connections import Connections
 from workers.webhooks.gate import ReceiverGate
 
 logger = logging.getLogger(__name__)
@@ -53,7 +52,7 @@ class Runtime:
     kept: KeptAnswers
     providers: ProviderClients
     webhook_gate: ReceiverGate
-    webhook_client: httpx.Client
+    webhook_connections: Connections
     resolve: Resolver = resolve_host
     _stopping: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
     _renewer: threading.Thread | None = field(default=None, init=False, repr=False)
@@ -80,7 +79,7 @@ class Runtime:
             self._renewer.join()
             self._renewer = None
         self.providers.close()
-        self.webhook_client.close()
+        self.webhook_connections.close()
         self.redis_client.close()
         self.engine.dispose()
 
@@ -119,7 +118,10 @@ def build_runtime(
         kept=KeptAnswers(client, settings.kept_result_ttl_s),
         providers=ProviderClients(max_connections=settings.worker_threads),
         webhook_gate=ReceiverGate(client, settings.webhook_max_in_flight),
-        webhook_client=webhooks_sender.make_client(settings.worker_threads),
+        webhook_connections=Connections(
+            max_connections=settings.worker_threads,
+            max_keepalive=min(settings.worker_threads, settings.webhook_max_in_flight),
+        ),
     )
 
 

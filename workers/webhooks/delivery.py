@@ -180,7 +180,7 @@ def _sign_and_post(runtime: Runtime, claim: Claim, destination: Destination) -> 
         return Verdict("failed", None, None, "no signing secret; rotate one to create it", 0)
     headers = signed_headers(claim.secrets, claim.event_id, int(time.time()), claim.body)
     reply = sender.post(
-        runtime.webhook_client,
+        runtime.webhook_connections,
         destination,
         headers,
         claim.body.encode(),
