@@ -5,7 +5,9 @@ time a worker sends to it. A tenant has at most ``webhook_max_endpoints`` of the
 enabled or not, so the events genq sends for it stay bounded.
 """
 
-from sqlalchemy import func, select, update
+from datetime import datetime
+
+from sqlalchemy import func, select, true, update
 from sqlalchemy.orm import Session
 
 from infra.destinations import Destination, Resolver, check_url, resolve_host
@@ -108,13 +110,19 @@ def change(
     return endpoint
 
 
-def disable(session: Session, endpoint_id: str, reason: str) -> list[OutboxMessage]:
-    """Disable an enabled endpoint and tell the tenant's others; return their outbox rows.
-    A conditional UPDATE, so concurrent failures announce it once."""
+def disable(
+    session: Session, endpoint_id: str, reason: str, *, failing_before: datetime | None = None
+) -> list[OutboxMessage]:
+    """Disable an enabled endpoint (only if it has been failing since ``failing_before``,
+    when given) and tell the tenant's others; return their outbox rows. A conditional
+    UPDATE, so concurrent failures announce it once."""
     now = utcnow()
+    still_failing = (
+        true() if failing_before is None else WebhookEndpoint.failing_since <= failing_before
+    )
     disabled = session.execute(
         update(WebhookEndpoint)
-        .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.enabled.is_(True))
+        .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.enabled.is_(True), still_failing)
         .values(enabled=False, disabled_reason=reason, disabled_at=now, updated_at=now)
     ).rowcount
     if not disabled:
