@@ -15,7 +15,7 @@ from schema.errors import LimitExceededError
 from schema.settings import Settings
 from schema.tables import OutboxMessage, Tenant, WebhookEndpoint, utcnow
 from schema.webhooks import EndpointCreate, EndpointUpdate, EndpointView
-from store import webhook_events, webhook_secrets
+from store import webhook_events, webhook_secrets, webhook_targets
 from store.ids import new_id
 
 
@@ -63,6 +63,7 @@ def create(
     session.add(endpoint)
     session.flush()
     _check_count(session, tenant_id, settings.webhook_max_endpoints)
+    webhook_targets.changed(session, tenant_id)
     secret, _ = webhook_secrets.rotate(session, tenant_id, endpoint.id, grace_s=0)
     return endpoint, secret
 
@@ -107,6 +108,7 @@ def change(
         endpoint.disabled_at = None if request.enabled else utcnow()
         endpoint.failing_since = None
     session.flush()
+    webhook_targets.changed(session, endpoint.tenant_id)
     return endpoint
 
 
@@ -128,6 +130,7 @@ def disable(
     if not disabled:
         return []
     endpoint = session.get_one(WebhookEndpoint, endpoint_id, populate_existing=True)
+    webhook_targets.changed(session, endpoint.tenant_id)
     return webhook_events.endpoint_disabled(session, endpoint)
 
 

@@ -22,6 +22,8 @@ from infra.known_secrets import register_configured
 from infra.redis_conn import connect, redis_url
 from schema.routes import Route, Routes, load_routes
 from schema.settings import Settings
+from store import webhook_targets
+from store.webhook_targets import EndpointCache
 from workers.breaker import CircuitBreaker
 from workers.cache import ResultCache
 from workers.durations import Durations
@@ -104,11 +106,13 @@ def build_runtime(
     routes = routes or load_routes(settings.routes_file)
     register_configured(settings, routes)
     client = connect(redis_url(settings))
+    sessions = make_sessions(engine)
+    webhook_targets.attach(sessions, EndpointCache(client))
     return Runtime(
         settings=settings,
         broker=broker,
         engine=engine,
-        sessions=make_sessions(engine),
+        sessions=sessions,
         routes=routes,
         redis_client=client,
         cache=ResultCache(client),
