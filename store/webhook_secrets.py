@@ -43,7 +43,9 @@ def signing_secrets(session: Session, tenant_id: str, endpoint_id: str | None) -
 
 
 def signing_secrets_of(
-    tenant_id: ColumnElement[str], endpoint_id: ColumnElement[str | None], now: datetime
+    tenant_id: ColumnElement[str],
+    endpoint_id: ColumnElement[str | None],
+    now: ColumnElement[datetime],
 ) -> ScalarSelect[str]:
     """The secrets that sign a delivery now as one value, to read with the delivery in a
     single statement (``tenant_id`` and ``endpoint_id`` are its columns); ``unpack`` it."""

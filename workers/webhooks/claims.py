@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, Engine, and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from schema.tables import WebhookDelivery, WebhookEndpoint, WebhookEvent, utcnow
@@ -41,44 +41,55 @@ def pending(delivery_id: str) -> ColumnElement[bool]:
     return and_(WebhookDelivery.id == delivery_id, WebhookDelivery.status == DeliveryStatus.PENDING)
 
 
-def ready(delivery_id: str, now: datetime) -> ColumnElement[bool]:
-    """Pending, due, and nobody at it."""
-    return and_(
-        pending(delivery_id),
-        WebhookDelivery.next_attempt_at <= now + timedelta(seconds=1),
-        lease_free(now),
+def _claim_statement() -> Any:
+    """The claim, built once: ``delivery_id``, ``now``, ``soon`` (due up to then) and
+    ``lease_until`` are bound at each execution."""
+    now = bindparam("now", type_=WebhookDelivery.updated_at.type)
+    due = bindparam("soon", type_=WebhookDelivery.updated_at.type)
+    return (
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.id == bindparam("delivery_id"),
+            WebhookDelivery.status == DeliveryStatus.PENDING,
+            WebhookDelivery.next_attempt_at <= due,
+            lease_free(now),
+            or_(WebhookDelivery.endpoint_id.is_(None), _enabled()),
+        )
+        .values(
+            attempts=WebhookDelivery.attempts + 1,
+            lease_expires_at=bindparam("lease_until", type_=WebhookDelivery.updated_at.type),
+            url=func.coalesce(_of_endpoint(WebhookEndpoint.url), WebhookDelivery.url),
+            updated_at=now,
+        )
+        .returning(
+            WebhookDelivery.event_id,
+            WebhookDelivery.tenant_id,
+            WebhookDelivery.endpoint_id,
+            WebhookDelivery.attempts,
+            WebhookDelivery.schedule_step,
+            WebhookDelivery.generation,
+            WebhookDelivery.url,
+            select(WebhookEvent.body)
+            .where(WebhookEvent.id == WebhookDelivery.event_id)
+            .scalar_subquery(),
+            signing_secrets_of(WebhookDelivery.tenant_id, WebhookDelivery.endpoint_id, now),
+            _of_endpoint(WebhookEndpoint.failing_since),
+        )
     )
 
 
-def claim(sessions: sessionmaker[Session], delivery_id: str, lease_s: float) -> Claim | None:
+def claim(engine: Engine, delivery_id: str, lease_s: float) -> Claim | None:
     """Take the delivery for one attempt if it is due, nobody is at it and its endpoint
     (if any) is enabled; None otherwise."""
     now = utcnow()
-    with sessions.begin() as session:
-        claimed = session.execute(
-            update(WebhookDelivery)
-            .where(ready(delivery_id, now), or_(WebhookDelivery.endpoint_id.is_(None), _enabled()))
-            .values(
-                attempts=WebhookDelivery.attempts + 1,
-                lease_expires_at=now + timedelta(seconds=lease_s),
-                url=func.coalesce(_of_endpoint(WebhookEndpoint.url), WebhookDelivery.url),
-                updated_at=now,
-            )
-            .returning(
-                WebhookDelivery.event_id,
-                WebhookDelivery.tenant_id,
-                WebhookDelivery.endpoint_id,
-                WebhookDelivery.attempts,
-                WebhookDelivery.schedule_step,
-                WebhookDelivery.generation,
-                WebhookDelivery.url,
-                select(WebhookEvent.body)
-                .where(WebhookEvent.id == WebhookDelivery.event_id)
-                .scalar_subquery(),
-                signing_secrets_of(WebhookDelivery.tenant_id, WebhookDelivery.endpoint_id, now),
-                _of_endpoint(WebhookEndpoint.failing_since),
-            )
-        ).one_or_none()
+    bound = {
+        "delivery_id": delivery_id,
+        "now": now,
+        "soon": now + timedelta(seconds=1),
+        "lease_until": now + timedelta(seconds=lease_s),
+    }
+    with engine.begin() as connection:
+        claimed = connection.execute(CLAIM, bound).one_or_none()
     if claimed is None:
         return None
     *fields, packed, failing_since = claimed
@@ -131,3 +142,6 @@ def _enabled() -> ColumnElement[bool]:
 def _of_endpoint(column: Any) -> Any:
     """The delivery's endpoint's ``column``, as a correlated subquery."""
     return select(column).where(WebhookEndpoint.id == WebhookDelivery.endpoint_id).scalar_subquery()
+
+
+CLAIM = _claim_statement()

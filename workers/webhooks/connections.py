@@ -10,13 +10,11 @@ resolves elsewhere gets a new pool, never the old connection.
 
 The pools sit in a bounded LRU; an evicted pool closes once no request is using it.
 
-The network streams note themselves in the calling thread's exchange on every read and
-write, kept-alive ones included, so a watchdog can shut down the sockets of a request that
-outlives its deadline.
+Their network streams note their sockets for the ``watchdog``, which bounds each
+request's whole exchange, kept-alive connections included.
 """
 
 import contextlib
-import socket
 import ssl
 import threading
 from collections import OrderedDict
@@ -28,44 +26,12 @@ import httpcore
 import httpx
 
 from infra.destinations import Destination
+from workers.webhooks import watchdog
 
 MAX_POOLS = 64
 KEEPALIVE_EXPIRY_S = 30.0
 
 PoolKey = tuple[str, str, int, str]
-
-
-class Exchange:
-    """The sockets one request touched, for its watchdog to shut down."""
-
-    def __init__(self) -> None:
-        self.sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-
-    def note(self, sock: socket.socket) -> None:
-        with self._lock:
-            if sock not in self.sockets:
-                self.sockets.append(sock)
-
-    def cut(self) -> None:
-        """Shut the sockets down, which wakes the thread blocked reading them."""
-        with self._lock:
-            for sock in self.sockets:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-
-
-_current = threading.local()
-
-
-@contextlib.contextmanager
-def exchange() -> Iterator[Exchange]:
-    """Collect the sockets this thread reads and writes until the block ends."""
-    _current.exchange = Exchange()
-    try:
-        yield _current.exchange
-    finally:
-        _current.exchange = None
 
 
 class _NotedStream(httpcore.NetworkStream):
@@ -98,9 +64,7 @@ class _NotedStream(httpcore.NetworkStream):
         return self._stream.get_extra_info(info)
 
     def _note(self) -> None:
-        found = getattr(_current, "exchange", None)
-        if found is not None:
-            found.note(self._stream.get_extra_info("socket"))
+        watchdog.note(self._stream.get_extra_info("socket"))
 
 
 class _PinnedBackend(httpcore.NetworkBackend):
@@ -142,6 +106,7 @@ class Connections:
         self._ssl_context = httpx.create_ssl_context()
         self._entries: OrderedDict[PoolKey, _Entry] = OrderedDict()
         self._lock = threading.Lock()
+        self.watchdog = watchdog.Watchdog()
 
     @contextlib.contextmanager
     def pool(self, destination: Destination) -> Iterator[httpcore.ConnectionPool]:
@@ -159,6 +124,7 @@ class Connections:
             self._entries.clear()
         for entry in entries:
             entry.pool.close()
+        self.watchdog.close()
 
     def _take(self, key: PoolKey) -> _Entry:
         evicted: list[_Entry] = []

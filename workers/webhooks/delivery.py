@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert, update
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.orm import Session
 
 from infra import metrics
@@ -35,6 +35,17 @@ LEASE_MARGIN_S = 30.0
 JITTER = 0.1
 
 
+ATTEMPT = insert(WebhookAttempt)
+# The delivery's next state, if the claim still holds; the columns to set come with the
+# parameters, so each outcome's form is compiled once and cached.
+SETTLE = update(WebhookDelivery).where(
+    WebhookDelivery.id == bindparam("b_id"),
+    WebhookDelivery.status == DeliveryStatus.PENDING,
+    WebhookDelivery.attempts == bindparam("b_attempt"),
+    WebhookDelivery.generation == bindparam("b_gen"),
+)
+
+
 @dataclass(frozen=True)
 class Verdict:
     """How an attempt ended, for the attempt log and the delivery."""
@@ -50,7 +61,7 @@ class Verdict:
 def deliver(runtime: Runtime, delivery_id: str) -> None:
     """Make one attempt at ``delivery_id`` if it is due and nobody else is at it."""
     lease_s = runtime.settings.webhook_timeout_s + LEASE_MARGIN_S
-    claim = claims.claim(runtime.sessions, delivery_id, lease_s)
+    claim = claims.claim(runtime.engine, delivery_id, lease_s)
     if claim is None:
         claims.give_up_if_disabled(runtime.sessions, delivery_id)
         return
@@ -119,7 +130,8 @@ def _record(runtime: Runtime, claim: Claim, verdict: Verdict, origin: str | None
     status_class = f"{verdict.status_code // 100}xx" if verdict.status_code else "none"
     metrics.WEBHOOK_ATTEMPTS.labels(verdict.outcome, status_class).inc()
     with runtime.sessions.begin() as session:
-        session.execute(insert(WebhookAttempt).values(_attempt(claim, verdict, now)))
+        connection = session.connection()
+        connection.execute(ATTEMPT, _attempt(claim, verdict, now))
         values: dict[str, object] = {
             "last_status_code": verdict.status_code,
             "last_error": verdict.error,
@@ -133,15 +145,8 @@ def _record(runtime: Runtime, claim: Claim, verdict: Verdict, origin: str | None
             values.update(schedule_step=claim.schedule_step + 1, **due_in(delay_s))
         else:
             values.update(status=DeliveryStatus.FAILED, next_attempt_at=None)
-        changed = session.execute(
-            update(WebhookDelivery)
-            .where(
-                pending(claim.delivery_id),
-                WebhookDelivery.attempts == claim.attempt,
-                WebhookDelivery.generation == claim.generation,
-            )
-            .values(**values)
-        ).rowcount
+        held = {"b_id": claim.delivery_id, "b_attempt": claim.attempt, "b_gen": claim.generation}
+        changed = connection.execute(SETTLE, {**held, **values}).rowcount
         if changed and delay_s is not None:
             row = stage_if_near(session, claim.delivery_id, delay_s)
             rows.extend([row] if row else [])

@@ -10,7 +10,6 @@ Redirects are never followed, and ``timeout_s`` bounds the whole exchange, not e
 so a receiver that trickles its answer a byte at a time cannot hold a worker thread.
 """
 
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ import httpx
 
 from infra.destinations import Destination
 from workers.providers.errors import retry_after_s
-from workers.webhooks.connections import Connections, exchange
+from workers.webhooks.connections import Connections
 
 EXCERPT_BYTES = 512
 USER_AGENT = "genq-webhooks/0.1"
@@ -57,9 +56,7 @@ def post(
     headers = {**headers, "host": url.netloc.decode("ascii"), "user-agent": USER_AGENT}
     timeouts = dict.fromkeys(("connect", "read", "write", "pool"), timeout_s)
     started = time.monotonic()
-    with connections.pool(destination) as pool, exchange() as sockets:
-        watchdog = threading.Timer(timeout_s, sockets.cut)
-        watchdog.start()
+    with connections.pool(destination) as pool, connections.watchdog.exchange(timeout_s) as watched:
         try:
             with pool.stream(
                 "POST",
@@ -69,14 +66,13 @@ def post(
                 extensions={"timeout": timeouts},
             ) as response:
                 excerpt = _excerpt(response.iter_stream())
+                watched.finish()
         except httpcore.TimeoutException:
             return Reply(None, None, f"no answer within {timeout_s:g} s", None, _ms(started))
         except TRANSPORT_ERRORS as exc:
             if time.monotonic() - started >= timeout_s:
                 return Reply(None, None, f"no answer within {timeout_s:g} s", None, _ms(started))
             return Reply(None, None, f"{type(exc).__name__}: {exc}"[:300], None, _ms(started))
-        finally:
-            watchdog.cancel()
     answered = httpx.Headers(response.headers)
     error = None
     if response.status in REDIRECTS:
