@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from infra.destinations import Destination
+from tests.workers.test_webhook_sender import trickle
 from workers.webhooks import sender
 from workers.webhooks.connections import Connections
 
@@ -166,12 +167,7 @@ def answers_then_trickles() -> Iterator[tuple[int, threading.Event]]:
             connection.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
             read_request(connection, rest)
             second.set()
-            connection.sendall(b"HTTP/1.1 200 OK\r\n")
-            while not stop.wait(0.2):
-                try:
-                    connection.sendall(b"X")
-                except OSError:
-                    return
+            trickle(connection, stop)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()

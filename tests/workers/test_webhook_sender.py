@@ -60,6 +60,16 @@ def test_a_body_that_fails_to_decode_is_an_answer_not_a_crash(server) -> None:
     assert reply.excerpt == "this is not gzip"
 
 
+def trickle(connection: socket.socket, stop: threading.Event) -> None:
+    """Answer with a status line, then one header byte every 0.2 s until ``stop``."""
+    connection.sendall(b"HTTP/1.1 200 OK\r\n")
+    while not stop.wait(0.2):
+        try:
+            connection.sendall(b"X")
+        except OSError:
+            return
+
+
 @pytest.fixture
 def trickler() -> Iterator[int]:
     """A receiver that answers one header byte every 0.2 s, forever: each read is quick,
@@ -71,12 +81,7 @@ def trickler() -> Iterator[int]:
         connection, _ = listener.accept()
         with connection:
             connection.recv(65536)
-            connection.sendall(b"HTTP/1.1 200 OK\r\n")
-            while not stop.wait(0.2):
-                try:
-                    connection.sendall(b"X")
-                except OSError:
-                    return
+            trickle(connection, stop)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
