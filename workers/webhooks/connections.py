@@ -29,7 +29,9 @@ from infra.destinations import Destination
 from workers.webhooks import watchdog
 
 MAX_POOLS = 64
-KEEPALIVE_EXPIRY_S = 30.0
+# Under the 5 s after which common servers (Node's default) close an idle connection, so a
+# request rarely meets a connection the receiver is closing.
+KEEPALIVE_EXPIRY_S = 4.0
 
 PoolKey = tuple[str, str, int, str]
 
