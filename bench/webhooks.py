@@ -11,10 +11,12 @@ message.
 
 The baseline posts the same N bodies, signed the same way, in a sequential loop on one
 ``httpx.Client``: no threads, no store. So genq's figure pays for the store on every
-delivery and has T threads; the baseline pays for neither. Both go to the simulator's
-sample receiver, served on a thread of this process, in the same run; it checks each
-signature with the ``standardwebhooks`` library, and the bench fails unless both hooks
-verified all N.
+delivery and has T threads; the baseline pays for neither. A second baseline is a bare
+Dramatiq actor on the same broker and worker (T threads) that signs and posts each body
+from memory on one shared ``httpx.Client``: what a queue and threads cost before any
+store. All go to the simulator's sample receiver, served on a thread of this process, in
+the same run; it checks each signature with the ``standardwebhooks`` library, and the
+bench fails unless every hook verified all N.
 
     python bench/webhooks.py [--deliveries N] [--threads T] [--database-url URL] [--redis-url URL]
 
@@ -25,6 +27,7 @@ temporary directory. The last line printed is JSON.
 import argparse
 import json
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -52,6 +55,7 @@ from workers.actors import declare_actors
 from workers.runtime import Runtime, build_runtime
 from workers.webhooks.signing import signed_headers
 
+BARE_QUEUE = "bench.webhooks.bare"
 EVENTS_PER_TRANSACTION = 100
 POLL_INTERVAL_S = 0.05
 TIMEOUT_S = 90.0
@@ -155,6 +159,31 @@ def bench_httpx(url: str, secrets: list[str], events: list[tuple[str, str]]) -> 
         return len(events) / (time.perf_counter() - started)
 
 
+def bench_dramatiq(
+    broker: dramatiq.Broker, url: str, secrets: list[str], events: list[tuple[str, str]]
+) -> float:
+    """Deliveries per second of a bare Dramatiq actor signing and posting each body, from
+    the first send until the last POST is answered; a worker must be consuming."""
+    done = threading.Semaphore(0)
+
+    with httpx.Client(timeout=15) as client:
+
+        @dramatiq.actor(broker=broker, queue_name=BARE_QUEUE, max_retries=0)
+        def post_event(number: int) -> None:
+            event_id, body = events[number]
+            headers = signed_headers(secrets, event_id, int(time.time()), body)
+            client.post(url, content=body.encode(), headers=headers).raise_for_status()
+            done.release()
+
+        started = time.perf_counter()
+        for number in range(len(events)):
+            post_event.send(number)
+        for _ in events:
+            if not done.acquire(timeout=TIMEOUT_S):
+                raise SystemExit("the bare Dramatiq actor did not post every event")
+        return len(events) / (time.perf_counter() - started)
+
+
 def bench_genq(runtime: Runtime, batches: list[list[OutboxMessage]], endpoint_id: str) -> float:
     """Deliveries per second from the first send until the store shows all succeeded."""
     count = sum(len(batch) for batch in batches)
@@ -189,10 +218,11 @@ def run(sim: SimServer, settings: Settings, count: int, threads: int) -> dict[st
         with producer.sessions.begin() as session:
             tenant_id = create_tenant(session, f"bench-{time.time_ns()}").tenant_id
         genq_hook, httpx_hook = f"genq-{time.time_ns()}", f"httpx-{time.time_ns()}"
+        bare_hook = f"dramatiq-{time.time_ns()}"
         hook_url = f"{sim.url}/hooks/{genq_hook}"
         endpoint = producer.webhooks.create_endpoint(tenant_id, EndpointCreate(url=hook_url))
         assert endpoint.secret is not None  # shown on creation
-        for hook in (genq_hook, httpx_hook):
+        for hook in (genq_hook, httpx_hook, bare_hook):
             configure_hook(sim, hook, endpoint.secret)
 
         batches = record_events(producer.sessions, tenant_id, endpoint.id, hook_url, count)
@@ -204,6 +234,10 @@ def run(sim: SimServer, settings: Settings, count: int, threads: int) -> dict[st
         worker = dramatiq.Worker(runtime.broker, worker_timeout=100, worker_threads=threads)
         worker.start()
         try:
+            bare_rate = bench_dramatiq(
+                runtime.broker, f"{sim.url}/hooks/{bare_hook}", secrets, events
+            )
+            print(f"bare Dramatiq actor: {bare_rate:.1f} deliveries/s")
             genq_rate = bench_genq(runtime, batches, endpoint.id)
         finally:
             worker.stop()
@@ -213,9 +247,10 @@ def run(sim: SimServer, settings: Settings, count: int, threads: int) -> dict[st
         runtime.close()
         producer.close()
 
-    genq_verified, httpx_verified = verified(sim, genq_hook), verified(sim, httpx_hook)
-    if genq_verified != count or httpx_verified != count:
-        raise SystemExit(f"verified {genq_verified} (genq) and {httpx_verified} (httpx) of {count}")
+    genq_verified = verified(sim, genq_hook)
+    others = {"httpx": verified(sim, httpx_hook), "dramatiq": verified(sim, bare_hook)}
+    if genq_verified != count or set(others.values()) != {count}:
+        raise SystemExit(f"verified {genq_verified} (genq) and {others} of {count}")
     return {
         "bench": "webhooks",
         "deliveries": count,
@@ -223,7 +258,9 @@ def run(sim: SimServer, settings: Settings, count: int, threads: int) -> dict[st
         "store": engine.url.get_backend_name(),
         "deliveries_per_s": round(genq_rate, 1),
         "baseline_per_s": round(baseline_rate, 1),
+        "dramatiq_per_s": round(bare_rate, 1),
         "ratio_vs_httpx": round(genq_rate / baseline_rate, 3),
+        "ratio_vs_dramatiq": round(genq_rate / bare_rate, 3),
         "verified": genq_verified,
     }
 

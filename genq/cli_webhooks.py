@@ -4,7 +4,7 @@ delivery as a customer would."""
 
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Annotated
@@ -14,9 +14,12 @@ from rich.console import Console
 from rich.table import Table
 
 from genq.cli_support import Actor, default_actor, fail, open_broker, open_store, when
+from infra.redis_conn import connect, redis_url
 from schema.settings import Settings
 from schema.webhooks import DeliveryStatus, DeliveryView, EndpointUpdate
+from store import webhook_targets
 from store.outbox import send_after_commit
+from store.webhook_targets import EndpointCache
 from store.webhooks import Webhooks
 
 webhooks = typer.Typer(no_args_is_help=True, help="Webhook endpoints and deliveries.")
@@ -29,7 +32,12 @@ DeliveryId = Annotated[str, typer.Argument(help="A webhook delivery id (whd_…)
 def _webhooks() -> Iterator[Webhooks]:
     """The service behind the /v1 webhook API, used across every tenant (``tenant_id=None``)."""
     settings = Settings()
-    with open_store(settings) as store, open_broker(settings) as broker:
+    with (
+        open_store(settings) as store,
+        open_broker(settings) as broker,
+        closing(connect(redis_url(settings))) as client,
+    ):
+        webhook_targets.attach(store.sessions, EndpointCache(client))
         yield Webhooks(store.sessions, settings, partial(send_after_commit, store.sessions, broker))
 
 

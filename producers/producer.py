@@ -29,10 +29,11 @@ from schema.routes import Routes, load_routes
 from schema.settings import Settings
 from schema.tables import OutboxMessage
 from schema.usage import GroupBy, UsageReport
-from store import jobs, lifecycle, outbox, usage, webhook_endpoints
+from store import jobs, lifecycle, outbox, usage, webhook_endpoints, webhook_targets
 from store.sent_marks import SentMarks
 from store.submissions import Submission, Submitted, store
 from store.webhook_secrets import has_default_secret
+from store.webhook_targets import EndpointCache
 from store.webhooks import Webhooks
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class Producer:
         url = redis_url(self.settings)
         # Redis for tenant activity, enqueue rate and circuits, whichever the broker is.
         self.redis = connect(url)
+        webhook_targets.attach(self.sessions, EndpointCache(self.redis))
         self.enqueue_rate = EnqueueRate(url)
         self.webhook_test_rate = WebhookTestRate(url, self.settings.webhook_test_sends_per_minute)
         self.webhooks = Webhooks(self.sessions, self.settings, self._send)

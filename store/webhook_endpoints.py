@@ -5,7 +5,9 @@ time a worker sends to it. A tenant has at most ``webhook_max_endpoints`` of the
 enabled or not, so the events genq sends for it stay bounded.
 """
 
-from sqlalchemy import func, select, update
+from datetime import datetime
+
+from sqlalchemy import func, select, true, update
 from sqlalchemy.orm import Session
 
 from infra.destinations import Destination, Resolver, check_url, resolve_host
@@ -13,7 +15,7 @@ from schema.errors import LimitExceededError
 from schema.settings import Settings
 from schema.tables import OutboxMessage, Tenant, WebhookEndpoint, utcnow
 from schema.webhooks import EndpointCreate, EndpointUpdate, EndpointView
-from store import webhook_events, webhook_secrets
+from store import webhook_events, webhook_secrets, webhook_targets
 from store.ids import new_id
 
 
@@ -61,6 +63,7 @@ def create(
     session.add(endpoint)
     session.flush()
     _check_count(session, tenant_id, settings.webhook_max_endpoints)
+    webhook_targets.changed(session, tenant_id)
     secret, _ = webhook_secrets.rotate(session, tenant_id, endpoint.id, grace_s=0)
     return endpoint, secret
 
@@ -105,21 +108,29 @@ def change(
         endpoint.disabled_at = None if request.enabled else utcnow()
         endpoint.failing_since = None
     session.flush()
+    webhook_targets.changed(session, endpoint.tenant_id)
     return endpoint
 
 
-def disable(session: Session, endpoint_id: str, reason: str) -> list[OutboxMessage]:
-    """Disable an enabled endpoint and tell the tenant's others; return their outbox rows.
-    A conditional UPDATE, so concurrent failures announce it once."""
+def disable(
+    session: Session, endpoint_id: str, reason: str, *, failing_before: datetime | None = None
+) -> list[OutboxMessage]:
+    """Disable an enabled endpoint (only if it has been failing since ``failing_before``,
+    when given) and tell the tenant's others; return their outbox rows. A conditional
+    UPDATE, so concurrent failures announce it once."""
     now = utcnow()
+    still_failing = (
+        true() if failing_before is None else WebhookEndpoint.failing_since <= failing_before
+    )
     disabled = session.execute(
         update(WebhookEndpoint)
-        .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.enabled.is_(True))
+        .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.enabled.is_(True), still_failing)
         .values(enabled=False, disabled_reason=reason, disabled_at=now, updated_at=now)
     ).rowcount
     if not disabled:
         return []
     endpoint = session.get_one(WebhookEndpoint, endpoint_id, populate_existing=True)
+    webhook_targets.changed(session, endpoint.tenant_id)
     return webhook_events.endpoint_disabled(session, endpoint)
 
 

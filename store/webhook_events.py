@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from infra.scrub import scrub_known, scrub_value
@@ -26,7 +25,7 @@ from schema.tables import (
     utcnow,
 )
 from schema.webhooks import TEST_EVENT, DeliveryStatus, EndpointEventType
-from store import outbox
+from store import outbox, webhook_targets
 from store.ids import new_id
 from store.jobs import view
 from store.moves import JobRow
@@ -182,21 +181,10 @@ def _wants(event_types: Sequence[str] | None, event_type: str) -> bool:
 
 def _endpoint_targets(session: Session, tenant_id: str, event_type: str) -> list[Target]:
     """The tenant's endpoints that subscribe to ``event_type``, disabled ones included."""
-    endpoints = session.execute(
-        select(
-            WebhookEndpoint.id,
-            WebhookEndpoint.url,
-            WebhookEndpoint.event_types,
-            WebhookEndpoint.enabled,
-            WebhookEndpoint.disabled_reason,
-        )
-        .where(WebhookEndpoint.tenant_id == tenant_id)
-        .order_by(WebhookEndpoint.created_at)
-    ).all()
     return [
-        Target(id_, url, None if enabled else reason or "")
-        for id_, url, types, enabled, reason in endpoints
-        if _wants(types, event_type)
+        Target(row.id, row.url, None if row.enabled else row.disabled_reason or "")
+        for row in webhook_targets.endpoints(session, tenant_id)
+        if _wants(row.event_types, event_type)
     ]
 
 

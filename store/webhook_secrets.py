@@ -7,7 +7,7 @@ import base64
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, delete, or_, select, update
+from sqlalchemy import ColumnElement, ScalarSelect, String, cast, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from infra.scrub import register_secret
@@ -38,6 +38,34 @@ def signing_secrets(session: Session, tenant_id: str, endpoint_id: str | None) -
             .order_by(WebhookSecret.id.desc())
         )
     )
+    _register(*found)
+    return found
+
+
+def signing_secrets_of(
+    tenant_id: ColumnElement[str],
+    endpoint_id: ColumnElement[str | None],
+    now: ColumnElement[datetime],
+) -> ScalarSelect[str]:
+    """The secrets that sign a delivery now as one value, to read with the delivery in a
+    single statement (``tenant_id`` and ``endpoint_id`` are its columns); ``unpack`` it."""
+    return (
+        select(
+            func.aggregate_strings(cast(WebhookSecret.id, String) + ":" + WebhookSecret.secret, " ")
+        )
+        .where(
+            WebhookSecret.tenant_id == tenant_id,
+            WebhookSecret.endpoint_id.is_not_distinct_from(endpoint_id),
+            or_(WebhookSecret.expires_at.is_(None), WebhookSecret.expires_at > now),
+        )
+        .scalar_subquery()
+    )
+
+
+def unpack(packed: str | None) -> list[str]:
+    """The secrets of ``signing_secrets_of``, newest first, registered for redaction."""
+    numbered = [item.split(":", 1) for item in (packed or "").split()]
+    found = [secret for _, secret in sorted(numbered, key=lambda pair: -int(pair[0]))]
     _register(*found)
     return found
 

@@ -23,7 +23,13 @@ from schema.webhooks import (
     RecoverView,
     SecretView,
 )
-from store import webhook_deliveries, webhook_endpoints, webhook_events, webhook_secrets
+from store import (
+    webhook_deliveries,
+    webhook_endpoints,
+    webhook_events,
+    webhook_secrets,
+    webhook_targets,
+)
 
 Send = Callable[[list[OutboxMessage]], None]
 
@@ -83,6 +89,7 @@ class Webhooks:
             if endpoint is None:
                 return False
             session.delete(endpoint)
+            webhook_targets.changed(session, endpoint.tenant_id)
             return True
 
     def rotate_secret(

@@ -14,7 +14,6 @@ import threading
 from dataclasses import dataclass, field
 
 import dramatiq
-import httpx
 import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,6 +24,8 @@ from infra.known_secrets import register_configured
 from infra.redis_conn import connect, redis_url
 from schema.routes import Route, Routes, load_routes
 from schema.settings import Settings
+from store import webhook_targets
+from store.webhook_targets import EndpointCache
 from workers.cache import ResultCache
 from workers.call_loop import CallLoop
 from workers.durations import Durations
@@ -33,7 +34,7 @@ from workers.limits import Limits
 from workers.providers import Adapter
 from workers.providers.clients import ProviderClients
 from workers.ratelimit import LEASE_TTL_MS
-from workers.webhooks import sender as webhooks_sender
+from workers.webhooks.connections import Connections
 from workers.webhooks.gate import ReceiverGate
 
 logger = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ class Runtime:
     kept: KeptAnswers
     providers: ProviderClients
     webhook_gate: ReceiverGate
-    webhook_client: httpx.Client
+    webhook_connections: Connections
     calls: CallLoop | None = None
     resolve: Resolver = resolve_host
     _stopping: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
@@ -92,7 +93,7 @@ class Runtime:
             self._renewer.join()
             self._renewer = None
         self.providers.close()
-        self.webhook_client.close()
+        self.webhook_connections.close()
         self.redis_client.close()
         self.engine.dispose()
 
@@ -121,11 +122,13 @@ def build_runtime(
     routes = routes or load_routes(settings.routes_file)
     register_configured(settings, routes)
     client = connect(redis_url(settings))
+    sessions = make_sessions(engine)
+    webhook_targets.attach(sessions, EndpointCache(client))
     return Runtime(
         settings=settings,
         broker=broker,
         engine=engine,
-        sessions=make_sessions(engine),
+        sessions=sessions,
         routes=routes,
         redis_client=client,
         cache=ResultCache(client),
@@ -134,7 +137,10 @@ def build_runtime(
         kept=KeptAnswers(client, settings.kept_result_ttl_s),
         providers=ProviderClients(max_connections=threads),
         webhook_gate=ReceiverGate(client, settings.webhook_max_in_flight),
-        webhook_client=webhooks_sender.make_client(threads),
+        webhook_connections=Connections(
+            max_connections=threads,
+            max_keepalive=min(threads, settings.webhook_max_in_flight),
+        ),
         calls=CallLoop(settings.worker_in_flight, finishers) if finishers else None,
     )
 

@@ -5,6 +5,7 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
+from contextlib import closing
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ from starlette.routing import Route
 from infra.destinations import Destination
 from simulator.server import ThreadedServer
 from workers.webhooks import sender
+from workers.webhooks.connections import Connections
 
 
 async def echo(request: Request) -> Response:
@@ -41,9 +43,9 @@ def destination(url: str, address: str = "127.0.0.1") -> Destination:
 
 def test_it_connects_to_the_vetted_address_under_the_urls_own_host(server) -> None:
     port = httpx.URL(server.url).port
-    with sender.make_client(4) as client:
+    with closing(Connections(4, 4)) as connections:
         reply = sender.post(
-            client, destination(f"http://hooks.invalid:{port}/echo"), {}, b"{}", timeout_s=5
+            connections, destination(f"http://hooks.invalid:{port}/echo"), {}, b"{}", timeout_s=5
         )
 
     assert reply.ok
@@ -51,11 +53,21 @@ def test_it_connects_to_the_vetted_address_under_the_urls_own_host(server) -> No
 
 
 def test_a_body_that_fails_to_decode_is_an_answer_not_a_crash(server) -> None:
-    with sender.make_client(4) as client:
-        reply = sender.post(client, destination(f"{server.url}/gz"), {}, b"{}", timeout_s=5)
+    with closing(Connections(4, 4)) as connections:
+        reply = sender.post(connections, destination(f"{server.url}/gz"), {}, b"{}", timeout_s=5)
 
     assert (reply.status_code, reply.ok) == (200, True)
     assert reply.excerpt == "this is not gzip"
+
+
+def trickle(connection: socket.socket, stop: threading.Event) -> None:
+    """Answer with a status line, then one header byte every 0.2 s until ``stop``."""
+    connection.sendall(b"HTTP/1.1 200 OK\r\n")
+    while not stop.wait(0.2):
+        try:
+            connection.sendall(b"X")
+        except OSError:
+            return
 
 
 @pytest.fixture
@@ -69,12 +81,7 @@ def trickler() -> Iterator[int]:
         connection, _ = listener.accept()
         with connection:
             connection.recv(65536)
-            connection.sendall(b"HTTP/1.1 200 OK\r\n")
-            while not stop.wait(0.2):
-                try:
-                    connection.sendall(b"X")
-                except OSError:
-                    return
+            trickle(connection, stop)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
@@ -86,9 +93,9 @@ def trickler() -> Iterator[int]:
 
 @pytest.mark.timeout(30)
 def test_the_timeout_bounds_the_whole_answer_not_each_read(trickler: int) -> None:
-    with sender.make_client(4) as client:
+    with closing(Connections(4, 4)) as connections:
         reply = sender.post(
-            client, destination(f"http://127.0.0.1:{trickler}/"), {}, b"{}", timeout_s=1
+            connections, destination(f"http://127.0.0.1:{trickler}/"), {}, b"{}", timeout_s=1
         )
 
     assert reply.status_code is None

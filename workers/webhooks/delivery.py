@@ -1,10 +1,8 @@
-"""Delivering one webhook: vet the URL, wait for the receiver's gate, claim the delivery,
-sign, POST, and record the attempt and what comes next in one transaction.
+"""Delivering one webhook: claim the delivery (one statement that returns what the POST
+needs), vet the URL, wait for the receiver's gate, sign, POST, and record the attempt and
+what comes next in one short transaction of Core statements.
 
-A delivery is claimed with a conditional UPDATE and a lease, like a job, so a duplicate
-message does not POST twice while an attempt is under way; a worker that dies mid-POST
-leaves a lease that lapses, and the dispatch sweep sends the delivery again. Waiting at
-the gate is scheduling: it costs no attempt.
+Waiting at the gate is scheduling: the claim is given back and costs no attempt.
 """
 
 import logging
@@ -13,26 +11,18 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, update
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.orm import Session
 
 from infra import metrics
 from infra.destinations import Destination, UnsafeDestinationError
-from schema.tables import (
-    OutboxMessage,
-    WebhookAttempt,
-    WebhookDelivery,
-    WebhookEndpoint,
-    WebhookEvent,
-    utcnow,
-)
+from schema.tables import OutboxMessage, WebhookAttempt, WebhookDelivery, WebhookEndpoint, utcnow
 from schema.webhooks import DeliveryStatus
 from store import outbox, webhook_endpoints
-from store.webhook_events import DISABLED
-from store.webhook_secrets import signing_secrets
 from workers.runtime import Runtime
-from workers.webhooks import sender
-from workers.webhooks.dispatch import due_in, lease_free, stage_if_near
+from workers.webhooks import claims, sender
+from workers.webhooks.claims import Claim, pending
+from workers.webhooks.dispatch import due_in, stage_if_near
 from workers.webhooks.signing import signed_headers
 
 logger = logging.getLogger(__name__)
@@ -45,18 +35,15 @@ LEASE_MARGIN_S = 30.0
 JITTER = 0.1
 
 
-@dataclass(frozen=True)
-class Claim:
-    delivery_id: str
-    event_id: str
-    tenant_id: str
-    endpoint_id: str | None
-    attempt: int
-    schedule_step: int
-    generation: int
-    body: str
-    secrets: list[str]
-    endpoint_failing: bool
+ATTEMPT = insert(WebhookAttempt)
+# The delivery's next state, if the claim still holds; the columns to set come with the
+# parameters, so each outcome's form is compiled once and cached.
+SETTLE = update(WebhookDelivery).where(
+    WebhookDelivery.id == bindparam("b_id"),
+    WebhookDelivery.status == DeliveryStatus.PENDING,
+    WebhookDelivery.attempts == bindparam("b_attempt"),
+    WebhookDelivery.generation == bindparam("b_gen"),
+)
 
 
 @dataclass(frozen=True)
@@ -73,96 +60,30 @@ class Verdict:
 
 def deliver(runtime: Runtime, delivery_id: str) -> None:
     """Make one attempt at ``delivery_id`` if it is due and nobody else is at it."""
-    with runtime.sessions() as session:
-        delivery = session.get(WebhookDelivery, delivery_id)
-        if delivery is None or not _due(delivery):
-            return
-        url, failing = delivery.url, False
-        if delivery.endpoint_id:
-            endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
-            if endpoint is None:
-                return
-            if not endpoint.enabled:
-                _give_up(runtime, delivery_id, DISABLED + (endpoint.disabled_reason or ""))
-                return
-            url, failing = endpoint.url, endpoint.failing_since is not None
     lease_s = runtime.settings.webhook_timeout_s + LEASE_MARGIN_S
+    claim = claims.claim(runtime.engine, delivery_id, lease_s)
+    if claim is None:
+        claims.give_up_if_disabled(runtime.sessions, delivery_id)
+        return
     try:
-        destination = webhook_endpoints.guard(runtime.settings, url, runtime.resolve)
+        destination = webhook_endpoints.guard(runtime.settings, claim.url, runtime.resolve)
     except UnsafeDestinationError as exc:
-        _attempt_unsent(runtime, delivery_id, url, exc, lease_s, failing)
+        _record(runtime, claim, _unsent(claim, exc), None)
         return
     origin = f"{destination.scheme}://{destination.host}:{destination.port}"
-    lease = runtime.webhook_gate.acquire(origin, int(lease_s * 1000))
+    try:
+        lease = runtime.webhook_gate.acquire(origin, int(lease_s * 1000))
+    except Exception:
+        _give_back(runtime, claim, None)
+        raise
     if not isinstance(lease, str):
-        wait_s = lease / 1000 if lease > 0 else random.uniform(*BUSY_RETRY_S)
-        _reschedule(runtime, delivery_id, wait_s)
+        _give_back(runtime, claim, lease / 1000 if lease > 0 else random.uniform(*BUSY_RETRY_S))
         return
     try:
-        claim = _claim(runtime, delivery_id, url, lease_s, failing)
-        if claim is not None:
-            verdict = _send(runtime, claim, destination)
-            _record(runtime, claim, verdict, origin)
+        verdict = _send(runtime, claim, destination)
+        _record(runtime, claim, verdict, origin)
     finally:
         runtime.webhook_gate.release(origin, lease)
-
-
-def _due(delivery: WebhookDelivery) -> bool:
-    now = utcnow()
-    return (
-        delivery.status == DeliveryStatus.PENDING
-        and delivery.next_attempt_at is not None
-        and delivery.next_attempt_at <= now + timedelta(seconds=1)
-        and (delivery.lease_expires_at is None or delivery.lease_expires_at < now)
-    )
-
-
-def _pending(delivery_id: str) -> ColumnElement[bool]:
-    return and_(WebhookDelivery.id == delivery_id, WebhookDelivery.status == DeliveryStatus.PENDING)
-
-
-def _ready(delivery_id: str, now: datetime) -> ColumnElement[bool]:
-    """Pending, due, and nobody at it."""
-    return and_(
-        _pending(delivery_id),
-        WebhookDelivery.next_attempt_at <= now + timedelta(seconds=1),
-        lease_free(now),
-    )
-
-
-def _claim(
-    runtime: Runtime, delivery_id: str, url: str, lease_s: float, endpoint_failing: bool
-) -> Claim | None:
-    """Take the delivery for one attempt to ``url`` (the endpoint's URL now, which a
-    tenant may have fixed since the event), with the body and secrets to sign it."""
-    now = utcnow()
-    with runtime.sessions.begin() as session:
-        claimed = session.execute(
-            update(WebhookDelivery)
-            .where(_ready(delivery_id, now))
-            .values(
-                attempts=WebhookDelivery.attempts + 1,
-                lease_expires_at=now + timedelta(seconds=lease_s),
-                url=url,
-                updated_at=now,
-            )
-            .returning(
-                WebhookDelivery.event_id,
-                WebhookDelivery.tenant_id,
-                WebhookDelivery.endpoint_id,
-                WebhookDelivery.attempts,
-                WebhookDelivery.schedule_step,
-                WebhookDelivery.generation,
-            )
-        ).one_or_none()
-        if claimed is None:
-            return None
-        event_id, tenant_id, endpoint_id, *counters = claimed
-        body = session.get_one(WebhookEvent, event_id).body
-        secrets = signing_secrets(session, tenant_id, endpoint_id)
-    return Claim(
-        delivery_id, event_id, tenant_id, endpoint_id, *counters, body, secrets, endpoint_failing
-    )
 
 
 def _send(runtime: Runtime, claim: Claim, destination: Destination) -> Verdict:
@@ -180,7 +101,7 @@ def _sign_and_post(runtime: Runtime, claim: Claim, destination: Destination) -> 
         return Verdict("failed", None, None, "no signing secret; rotate one to create it", 0)
     headers = signed_headers(claim.secrets, claim.event_id, int(time.time()), claim.body)
     reply = sender.post(
-        runtime.webhook_client,
+        runtime.webhook_connections,
         destination,
         headers,
         claim.body.encode(),
@@ -209,7 +130,8 @@ def _record(runtime: Runtime, claim: Claim, verdict: Verdict, origin: str | None
     status_class = f"{verdict.status_code // 100}xx" if verdict.status_code else "none"
     metrics.WEBHOOK_ATTEMPTS.labels(verdict.outcome, status_class).inc()
     with runtime.sessions.begin() as session:
-        session.add(_attempt_row(claim.delivery_id, claim.attempt, verdict, now))
+        connection = session.connection()
+        connection.execute(ATTEMPT, _attempt(claim, verdict, now))
         values: dict[str, object] = {
             "last_status_code": verdict.status_code,
             "last_error": verdict.error,
@@ -223,26 +145,15 @@ def _record(runtime: Runtime, claim: Claim, verdict: Verdict, origin: str | None
             values.update(schedule_step=claim.schedule_step + 1, **due_in(delay_s))
         else:
             values.update(status=DeliveryStatus.FAILED, next_attempt_at=None)
-        changed = session.execute(
-            update(WebhookDelivery)
-            .where(
-                _pending(claim.delivery_id),
-                WebhookDelivery.attempts == claim.attempt,
-                WebhookDelivery.generation == claim.generation,
-            )
-            .values(**values)
-        ).rowcount
+        held = {"b_id": claim.delivery_id, "b_attempt": claim.attempt, "b_gen": claim.generation}
+        changed = connection.execute(SETTLE, {**held, **values}).rowcount
         if changed and delay_s is not None:
             row = stage_if_near(session, claim.delivery_id, delay_s)
             rows.extend([row] if row else [])
         elif not changed:
             rows.extend(_hand_over(session, claim))
         if claim.endpoint_id is not None:
-            rows.extend(
-                _endpoint_health(
-                    runtime, session, claim.endpoint_id, claim.endpoint_failing, verdict, now
-                )
-            )
+            rows.extend(_endpoint_health(runtime, session, claim.endpoint_id, claim, verdict, now))
     if origin is not None and verdict.status_code in SLOW_DOWN_STATUSES:
         pause_s = verdict.retry_after_s or SLOW_DOWN_DEFAULT_S
         runtime.webhook_gate.pause(origin, min(pause_s, SLOW_DOWN_MAX_S))
@@ -253,7 +164,7 @@ def _hand_over(session: Session, claim: Claim) -> list[OutboxMessage]:
     """Free a delivery a resend moved to a new round while this attempt was under way."""
     freed = session.execute(
         update(WebhookDelivery)
-        .where(_pending(claim.delivery_id), WebhookDelivery.attempts == claim.attempt)
+        .where(pending(claim.delivery_id), WebhookDelivery.attempts == claim.attempt)
         .values(lease_expires_at=None)
     ).rowcount
     row = stage_if_near(session, claim.delivery_id, 0) if freed else None
@@ -276,95 +187,71 @@ def _endpoint_health(
     runtime: Runtime,
     session: Session,
     endpoint_id: str,
-    was_failing: bool,
+    claim: Claim,
     verdict: Verdict,
     now: datetime,
 ) -> list[OutboxMessage]:
     """A success ends the endpoint's failure streak (if it had one); 410, or failing for
-    too long, disables it and tells the tenant."""
+    too long, disables it and tells the tenant. The streak's start comes with the claim,
+    so only a change of it is written."""
     if verdict.outcome == "succeeded":
-        if not was_failing:
-            return []
-        session.execute(
-            update(WebhookEndpoint)
-            .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.failing_since.is_not(None))
-            .values(failing_since=None)
-        )
+        if claim.failing_since is not None:
+            session.execute(
+                update(WebhookEndpoint)
+                .where(
+                    WebhookEndpoint.id == endpoint_id, WebhookEndpoint.failing_since.is_not(None)
+                )
+                .values(failing_since=None)
+            )
         return []
     if verdict.outcome == "gone":
         return webhook_endpoints.disable(session, endpoint_id, "the receiver answered 410 Gone")
-    session.execute(
-        update(WebhookEndpoint)
-        .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.failing_since.is_(None))
-        .values(failing_since=now)
-    )
-    failing_since = session.get_one(
-        WebhookEndpoint, endpoint_id, populate_existing=True
-    ).failing_since
-    limit = timedelta(days=runtime.settings.webhook_disable_after_days)
-    if failing_since is not None and now - failing_since >= limit:
-        days = runtime.settings.webhook_disable_after_days
-        return webhook_endpoints.disable(session, endpoint_id, f"failing for {days:g} days")
-    return []
-
-
-def _attempt_row(delivery_id: str, number: int, verdict: Verdict, now: datetime) -> WebhookAttempt:
-    return WebhookAttempt(
-        delivery_id=delivery_id,
-        number=number,
-        outcome=verdict.outcome,
-        status_code=verdict.status_code,
-        response_excerpt=verdict.excerpt,
-        error=verdict.error,
-        duration_ms=verdict.duration_ms,
-        started_at=now - timedelta(milliseconds=verdict.duration_ms),
-    )
-
-
-def _attempt_unsent(
-    runtime: Runtime,
-    delivery_id: str,
-    url: str,
-    refusal: UnsafeDestinationError,
-    lease_s: float,
-    endpoint_failing: bool,
-) -> None:
-    """Log an attempt that sent nothing. A name that does not resolve now may tomorrow,
-    so it is retried; one that resolves to a non-public address fails the delivery."""
-    claim = _claim(runtime, delivery_id, url, lease_s, endpoint_failing)
-    if claim is None:
-        return
-    logger.warning("webhook %s not sent: %s", delivery_id, refusal)
-    outcome = "failed" if refusal.reason == "unresolvable" else "refused"
-    _record(runtime, claim, Verdict(outcome, None, None, str(refusal), 0), None)
-
-
-def _give_up(runtime: Runtime, delivery_id: str, reason: str) -> None:
-    """Fail a delivery without an attempt (its endpoint is disabled); a recover after the
-    endpoint is enabled again sends it."""
-    with runtime.sessions.begin() as session:
+    days = runtime.settings.webhook_disable_after_days
+    limit = timedelta(days=days)
+    since = claim.failing_since
+    if since is None:
         session.execute(
-            update(WebhookDelivery)
-            .where(_pending(delivery_id), lease_free(utcnow()))
-            .values(
-                status=DeliveryStatus.FAILED,
-                last_error=reason,
-                next_attempt_at=None,
-                updated_at=utcnow(),
-            )
+            update(WebhookEndpoint)
+            .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.failing_since.is_(None))
+            .values(failing_since=now)
         )
+        since = now
+    if now - since < limit:
+        return []
+    return webhook_endpoints.disable(
+        session, endpoint_id, f"failing for {days:g} days", failing_before=now - limit
+    )
 
 
-def _reschedule(runtime: Runtime, delivery_id: str, delay_s: float) -> None:
-    """Come back when the receiver's gate may let this delivery through (unless the
-    delivery moved on meanwhile: claimed, or scheduled for later)."""
-    now = utcnow()
+def _attempt(claim: Claim, verdict: Verdict, now: datetime) -> dict[str, object]:
+    return {
+        "delivery_id": claim.delivery_id,
+        "number": claim.attempt,
+        "outcome": verdict.outcome,
+        "status_code": verdict.status_code,
+        "response_excerpt": verdict.excerpt,
+        "error": verdict.error,
+        "duration_ms": verdict.duration_ms,
+        "started_at": now - timedelta(milliseconds=verdict.duration_ms),
+    }
+
+
+def _unsent(claim: Claim, refusal: UnsafeDestinationError) -> Verdict:
+    """An attempt that sent nothing. A name that does not resolve now may tomorrow, so it
+    is retried; one that resolves to a non-public address fails the delivery."""
+    logger.warning("webhook %s not sent: %s", claim.delivery_id, refusal)
+    outcome = "failed" if refusal.reason == "unresolvable" else "refused"
+    return Verdict(outcome, None, None, str(refusal), 0)
+
+
+def _give_back(runtime: Runtime, claim: Claim, delay_s: float | None) -> None:
+    """Give the claim back unsent: come back in ``delay_s``, when the receiver's gate may
+    let it through, or (None) when the message is retried."""
     with runtime.sessions.begin() as session:
-        changed = session.execute(
-            update(WebhookDelivery)
-            .where(_ready(delivery_id, now))
-            .values(**due_in(delay_s), updated_at=utcnow())
-        ).rowcount
-        row = stage_if_near(session, delivery_id, delay_s) if changed else None
+        if delay_s is None:
+            claims.unclaim(session, claim)
+            return
+        given = claims.unclaim(session, claim, **due_in(delay_s), updated_at=utcnow())
+        row = stage_if_near(session, claim.delivery_id, delay_s) if given else None
         session.flush()
     outbox.send(runtime.sessions, runtime.broker, [row] if row else [])

@@ -2,28 +2,29 @@
 
 The request goes to an address the SSRF guard checked a moment ago, not to whatever the
 name resolves to next (DNS rebinding); the Host header and TLS server name stay the URL's
-own, so virtual hosts and certificates work. Since the connection is made to an address,
-it is never kept for another request: a pooled connection would be reused for any other
-host on that address, under a certificate checked for the first one.
+own, so virtual hosts and certificates work. Connections are kept alive and reused only
+within a pool of that one (scheme, checked address, port, host name): see
+``connections``.
 
 Redirects are never followed, and ``timeout_s`` bounds the whole exchange, not each read,
 so a receiver that trickles its answer a byte at a time cannot hold a worker thread.
 """
 
-import contextlib
-import socket
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
+import httpcore
 import httpx
 
 from infra.destinations import Destination
 from workers.providers.errors import retry_after_s
+from workers.webhooks.connections import Connections
 
 EXCERPT_BYTES = 512
+USER_AGENT = "genq-webhooks/0.1"
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+TRANSPORT_ERRORS = (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol)
 
 
 @dataclass(frozen=True)
@@ -41,76 +42,48 @@ class Reply:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def make_client(max_connections: int) -> httpx.Client:
-    return httpx.Client(
-        follow_redirects=False,
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=0),
-        headers={"user-agent": "genq-webhooks/0.1"},
-        trust_env=False,
-    )
-
-
 def post(
-    client: httpx.Client,
+    connections: Connections,
     destination: Destination,
     headers: dict[str, str],
     body: bytes,
     timeout_s: float,
 ) -> Reply:
     url = httpx.URL(destination.url)
-    pinned = url.copy_with(host=destination.addresses[0])
-    streams: list[Any] = []
-    extensions: dict[str, Any] = {"trace": _keep_streams(streams)}
-    if url.scheme == "https":
-        extensions["sni_hostname"] = destination.host
-    watchdog = threading.Timer(timeout_s, _cut, args=(streams,))
-    started = time.monotonic()
-    watchdog.start()
-    try:
-        with client.stream(
-            "POST",
-            pinned,
-            content=body,
-            headers={**headers, "host": url.netloc.decode("ascii")},
-            extensions=extensions,
-            timeout=timeout_s,
-        ) as response:
-            excerpt = _excerpt(response)
-    except httpx.HTTPError as exc:
-        if isinstance(exc, httpx.TimeoutException) or time.monotonic() - started >= timeout_s:
-            return Reply(None, None, f"no answer within {timeout_s:g} s", None, _ms(started))
-        return Reply(None, None, f"{type(exc).__name__}: {exc}"[:300], None, _ms(started))
-    finally:
-        watchdog.cancel()
-    error = None
-    if response.is_redirect:
-        location = response.headers.get("location", "")[:200]
-        error = f"redirect to {location!r} not followed; set the endpoint's final URL"
-    return Reply(
-        response.status_code, excerpt, error, retry_after_s(response.headers), _ms(started)
+    target = httpcore.URL(
+        scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
     )
+    headers = {**headers, "host": url.netloc.decode("ascii"), "user-agent": USER_AGENT}
+    timeouts = dict.fromkeys(("connect", "read", "write", "pool"), timeout_s)
+    started = time.monotonic()
+    with connections.pool(destination) as pool, connections.watchdog.exchange(timeout_s) as watched:
+        try:
+            with pool.stream(
+                "POST",
+                target,
+                headers=headers,
+                content=body,
+                extensions={"timeout": timeouts},
+            ) as response:
+                excerpt = _excerpt(response.iter_stream())
+                watched.finish()
+        except httpcore.TimeoutException:
+            return Reply(None, None, f"no answer within {timeout_s:g} s", None, _ms(started))
+        except TRANSPORT_ERRORS as exc:
+            if time.monotonic() - started >= timeout_s:
+                return Reply(None, None, f"no answer within {timeout_s:g} s", None, _ms(started))
+            return Reply(None, None, f"{type(exc).__name__}: {exc}"[:300], None, _ms(started))
+    answered = httpx.Headers(response.headers)
+    error = None
+    if response.status in REDIRECTS:
+        location = answered.get("location", "")[:200]
+        error = f"redirect to {location!r} not followed; set the endpoint's final URL"
+    return Reply(response.status, excerpt, error, retry_after_s(answered), _ms(started))
 
 
-def _keep_streams(streams: list[Any]) -> Callable[[str, dict[str, Any]], None]:
-    """An httpcore trace hook that collects the request's network streams (TCP, then TLS)."""
-
-    def trace(event: str, info: dict[str, Any]) -> None:
-        if event in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
-            streams.append(info["return_value"])
-
-    return trace
-
-
-def _cut(streams: list[Any]) -> None:
-    """Shut the request's sockets down, which wakes the thread blocked reading them."""
-    for stream in streams:
-        with contextlib.suppress(OSError):
-            stream.get_extra_info("socket").shutdown(socket.SHUT_RDWR)
-
-
-def _excerpt(response: httpx.Response) -> str:
+def _excerpt(chunks: Iterable[bytes]) -> str:
     received = b""
-    for chunk in response.iter_raw():
+    for chunk in chunks:
         received += chunk
         if len(received) >= EXCERPT_BYTES:
             break
