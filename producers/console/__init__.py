@@ -2,9 +2,10 @@
 
 import secrets
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from producers.console import (
     auth_pages,
@@ -26,14 +27,28 @@ POLICY = (
 )
 
 
-async def _guard(request: Request, call_next: RequestResponseEndpoint) -> Response:
-    response = await call_next(request)
-    if request.url.path.startswith("/console"):
-        response.headers["Content-Security-Policy"] = POLICY
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "same-origin"
-        response.headers.setdefault("Cache-Control", "no-store")
-    return response
+class ConsoleHeaders:
+    """The console's security headers on its responses; every other request passes
+    through untouched (a plain ASGI middleware, so the API's requests pay nothing)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/console"):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_guarded(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["Content-Security-Policy"] = POLICY
+                headers["X-Content-Type-Options"] = "nosniff"
+                headers["Referrer-Policy"] = "same-origin"
+                headers.setdefault("Cache-Control", "no-store")
+            await send(message)
+
+        await self.app(scope, receive, send_guarded)
 
 
 def install(app: FastAPI, settings: Settings) -> None:
@@ -56,4 +71,4 @@ def install(app: FastAPI, settings: Settings) -> None:
         app.include_router(module.router, include_in_schema=False)
     for exc, handler in HANDLERS.items():
         app.add_exception_handler(exc, handler)
-    app.add_middleware(BaseHTTPMiddleware, dispatch=_guard)
+    app.add_middleware(ConsoleHeaders)

@@ -35,10 +35,12 @@ def drop_connections(engine: Engine) -> None:
 
 
 @pytest.fixture
-def own_engine(pg_url: str) -> Iterator[Engine]:
+def own_engine(pg_url: str, pg_store: Engine) -> Iterator[Engine]:
     engine = make_engine(pg_url)
     yield engine
     engine.dispose()
+    # The test ended every session on the database, the suite's shared pool's too.
+    pg_store.dispose()
 
 
 def test_a_transaction_on_a_dropped_pooled_connection_runs_again(own_engine: Engine) -> None:
@@ -80,3 +82,5 @@ def test_the_next_job_runs_after_the_pooled_connections_were_dropped(client, aut
 
     with runtime.sessions() as session:
         assert session.get_one(Job, second).status == "succeeded"
+    # The suite's own cleanup shares this pool, and is not on the path that reconnects.
+    runtime.engine.dispose()

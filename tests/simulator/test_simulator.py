@@ -199,6 +199,7 @@ def test_stats_count_calls_and_reset(server: SimServer, client: openai.OpenAI) -
 
     counted = stats(server)
     assert counted["calls"] == {"chat.completions": 3, "models.list": 1}
+    assert (counted["in_flight"], counted["peak_in_flight"]) == (0, 1)
     assert counted["errors"] == {"chat.completions": 1}
     assert first.usage is not None
     assert second.usage is not None
@@ -214,6 +215,8 @@ def test_stats_count_calls_and_reset(server: SimServer, client: openai.OpenAI) -
         "errors": {},
         "rate_limited": {},
         "faults": {},
+        "in_flight": 0,
+        "peak_in_flight": 0,
         "tokens": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
     }
 
