@@ -4,15 +4,17 @@ connection pings, Redis round trips and CPU.
 N distinct OpenAI chat jobs (no result cache) are stored through the Producer for a new
 tenant that has a webhook endpoint, so each job's event is recorded; then this process
 runs each one through the real ``workers.execution.run_job``, one after another, on a
-runtime of its own (its own engine and Redis client, a Dramatiq StubBroker that keeps the
-messages run_job sends) against the simulator running in-process. A few jobs run first,
-uncounted, to warm the pool and SQLAlchemy's statement cache.
+started runtime of its own (its own engine and Redis client, its call loop, a Dramatiq
+StubBroker that keeps the messages run_job sends), each to its end, against the simulator
+in its own process. A few jobs run first, uncounted, to warm the pool and SQLAlchemy's
+statement cache.
 
 Counted on the runtime's engine and Redis client only: transactions (the engine's
 ``begin`` events), statements (``before_cursor_execute``), pings (the dialect's
 ``do_ping``, what ``pool_pre_ping`` runs on every checkout), Redis round trips (packets
 the runtime's Redis connections send: one per command, one per pipeline) and the CPU time
-of the thread that runs the jobs (the simulator's threads excluded).
+of this process (the thread that claims, the call loop and its finishers; the simulator
+runs apart).
 
 These are counts per job, not speeds: they need no baseline run beside them, so the JSON
 line printed last has no ratios.
@@ -39,7 +41,7 @@ from sqlalchemy import Engine, event, func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from stack import SIM_KEY, genq_env, main_on_services
+from stack import SIM_KEY, Simulator, genq_env, main_on_services
 from throughput import held_jobs
 
 from infra.db import make_engine, make_sessions, migrate
@@ -48,8 +50,6 @@ from schema.routes import load_routes
 from schema.settings import Settings
 from schema.tables import Job
 from schema.webhooks import EndpointCreate
-from simulator import SimServer
-from simulator.config import SimConfig
 from store import webhook_endpoints
 from workers.actors import declare_actors
 from workers.execution import run_job
@@ -123,9 +123,17 @@ def stored_jobs(settings: Settings, engine: Engine, jobs: int, hook_url: str) ->
     return [message.kwargs["job_id"] for message in messages]
 
 
+def run_to_end(runtime: Runtime, job_id: str) -> None:
+    """Run the job, then wait for the call it handed to the loop to be finished."""
+    run_job(runtime, job_id)
+    while runtime.calls is not None and runtime.calls.taken:
+        time.sleep(0.0005)
+
+
 def run(args: argparse.Namespace, database_url: str, redis_url: str, var: Path) -> dict[str, Any]:
     """Store the jobs, run the warm-up uncounted and the rest counted; the JSON result."""
-    with SimServer(SimConfig(latency_ms=args.latency_ms, rpm_limit=10**8, tpm_limit=10**9)) as sim:
+    sim = Simulator(args.latency_ms, var)
+    try:
         settings = prepare(database_url, redis_url, var, sim.url)
         engine = make_engine(database_url)
         migrate(engine)
@@ -135,17 +143,18 @@ def run(args: argparse.Namespace, database_url: str, redis_url: str, var: Path) 
             settings, StubBroker(), engine=make_engine(database_url), routes=routes
         )
         declare_actors(runtime)
+        runtime.start()
         counts = Counts()
         watch_engine(runtime.engine, counts)
         watch_redis(runtime, counts)
         try:
             for job_id in job_ids[: args.warmup]:
-                run_job(runtime, job_id)
+                run_to_end(runtime, job_id)
             counts.on = True
-            cpu_started = time.thread_time()
+            cpu_started = time.process_time()
             for job_id in job_ids[args.warmup :]:
-                run_job(runtime, job_id)
-            cpu_s = time.thread_time() - cpu_started
+                run_to_end(runtime, job_id)
+            cpu_s = time.process_time() - cpu_started
             counts.on = False
         finally:
             runtime.close()
@@ -154,6 +163,8 @@ def run(args: argparse.Namespace, database_url: str, redis_url: str, var: Path) 
                 select(func.count()).where(Job.id.in_(job_ids), Job.status == JobStatus.SUCCEEDED)
             )
         engine.dispose()
+    finally:
+        sim.stop()
     if succeeded != len(job_ids):
         raise SystemExit(f"only {succeeded} of {len(job_ids)} jobs succeeded")
     per_job = args.jobs

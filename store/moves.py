@@ -1,6 +1,7 @@
 """The values the job state machine takes and gives back: a claim on a job, the outcome of an
 attempt, and what a move leaves for after commit."""
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -149,9 +150,19 @@ class Moved:
         self.messages.extend(other.messages)
         self.ended.extend(other.ended)
 
-    def publish(self, sessions: sessionmaker[Session], broker: dramatiq.Broker) -> None:
+    def publish(
+        self,
+        sessions: sessionmaker[Session],
+        broker: dramatiq.Broker,
+        mark_later: Callable[[list[int]], None] | None = None,
+    ) -> None:
         """After commit: count the jobs that ended and send the staged messages. A message
-        that cannot be sent now stays in the outbox for the relay, so the move stands."""
+        that cannot be sent now stays in the outbox for the relay, so the move stands.
+        With ``mark_later``, the sent rows are marked in a later batch, not in one more
+        transaction of the caller's."""
         for job in self.ended:
             metrics.job_ended(job.route, job.status, job.created_at, job.finished_at)
-        outbox.send_after_commit(sessions, broker, self.messages)
+        if mark_later is None:
+            outbox.send_after_commit(sessions, broker, self.messages)
+        elif self.messages:
+            outbox.send_leaving_marks(sessions, broker, self.messages, mark_later)

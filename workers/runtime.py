@@ -25,6 +25,7 @@ from infra.redis_conn import connect, redis_url
 from schema.routes import Route, Routes, load_routes
 from schema.settings import Settings
 from store import webhook_targets
+from store.sent_marks import SentMarks
 from store.webhook_targets import EndpointCache
 from workers.cache import ResultCache
 from workers.call_loop import CallLoop
@@ -57,6 +58,7 @@ class Runtime:
     providers: ProviderClients
     webhook_gate: ReceiverGate
     webhook_connections: Connections
+    sent_marks: SentMarks
     calls: CallLoop | None = None
     resolve: Resolver = resolve_host
     _stopping: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
@@ -81,8 +83,9 @@ class Runtime:
 
     def close(self) -> None:
         """Let the calls in flight end (for as long as the longest lease, after which
-        another worker may take their jobs over anyway), stop the slot renewer, then close
-        the clients and the engine this runtime holds."""
+        another worker may take their jobs over anyway), stop the slot renewer, mark the
+        messages sent that are still to be marked, then close the clients and the engine
+        this runtime holds."""
         if self.calls is not None:
             longest = max(
                 (self.lease_s(route) for route in self.routes.by_name.values()), default=0.0
@@ -92,6 +95,7 @@ class Runtime:
         if self._renewer is not None:
             self._renewer.join()
             self._renewer = None
+        self.sent_marks.close()
         self.providers.close()
         self.webhook_connections.close()
         self.redis_client.close()
@@ -141,6 +145,7 @@ def build_runtime(
             max_connections=threads,
             max_keepalive=min(threads, settings.webhook_max_in_flight),
         ),
+        sent_marks=SentMarks(sessions),
         calls=CallLoop(settings.worker_in_flight, finishers) if finishers else None,
     )
 

@@ -79,7 +79,7 @@ def commit(runtime: Runtime, claim: Claim, attempted: Attempted | Outcome) -> No
         except Exception:
             _keep(runtime, claim, attempted)
             raise
-    moved.publish(runtime.sessions, runtime.broker)
+    moved.publish(runtime.sessions, runtime.broker, runtime.sent_marks.add)
     if moved.changed and attempted.cache is not None:
         cache = attempted.cache
         runtime.cache.put(cache.key, cache.value, cache.ttl_s)
