@@ -10,12 +10,15 @@ Redis and the commit, both synchronous and short) runs on a small pool of finish
 Places bound the calls. A thread takes one before it asks admission for the job, and waits
 while all are taken: it stops fetching messages, and the broker keeps them for the other
 processes. A place is given back when the call's finish has run, or at once by a thread
-whose job did not reach the loop.
+whose job did not reach the loop. A thread also waits while the loop runs late (its beat,
+every ``BEAT_S``, came or is due more than ``LAG_LIMIT_S`` late): the process is short of
+CPU, and more calls would starve the ones in flight until their connects time out.
 """
 
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -29,6 +32,9 @@ from workers.providers import make_async_client
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+BEAT_S = 0.05
+LAG_LIMIT_S = 0.1
 
 
 class CallLoop:
@@ -44,22 +50,41 @@ class CallLoop:
         self._loop = asyncio.new_event_loop()
         self._thread: threading.Thread | None = None
         self._clients: dict[str, httpx.AsyncClient] = {}
+        self._lag_s = 0.0
+        self._next_beat = float("inf")
 
     @property
     def taken(self) -> int:
         """Places taken now: calls in flight, or about to be."""
         return self._taken
 
+    @property
+    def late_s(self) -> float:
+        """How late the loop's last beat came, or how overdue its next one is."""
+        return max(self._lag_s, time.monotonic() - self._next_beat)
+
     def start(self) -> None:
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="call-loop", daemon=True
         )
         self._thread.start()
+        self._loop.call_soon_threadsafe(self._beat, None)
+
+    def _beat(self, due: float | None) -> None:
+        now = self._loop.time()
+        lag_s = 0.0 if due is None else max(0.0, now - due)
+        with self._changed:
+            self._lag_s, self._next_beat = lag_s, now + BEAT_S
+            self._changed.notify_all()
+        self._loop.call_at(now + BEAT_S, self._beat, now + BEAT_S)
 
     def take_place(self) -> None:
-        """Wait for a free place; ``give_back`` returns it."""
+        """Wait for a free place, and for the loop to keep time; ``give_back`` returns the
+        place."""
         self._free.acquire()
         with self._changed:
+            while self.late_s > LAG_LIMIT_S:
+                self._changed.wait(BEAT_S)
             self._taken += 1
         metrics.CALLS_IN_FLIGHT.inc()
 
@@ -114,6 +139,9 @@ class CallLoop:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join()
             self._thread = None
+        with self._changed:
+            self._lag_s, self._next_beat = 0.0, float("inf")
+            self._changed.notify_all()
         self._finishers.shutdown(wait=True)
         self._loop.close()
 

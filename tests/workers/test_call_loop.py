@@ -20,7 +20,7 @@ from tests.helpers import override
 from tests.waiting import eventually
 from tests.workers.test_limits import submit
 from workers.actors import declare_actors
-from workers.call_loop import CallLoop
+from workers.call_loop import LAG_LIMIT_S, CallLoop
 from workers.runtime import Runtime, build_runtime
 
 on_postgresql = pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
@@ -210,6 +210,28 @@ def test_a_finish_that_breaks_still_gives_the_place_back() -> None:
     loop.close(drain_s=1)
 
     assert done.is_set()
+
+
+def test_a_loop_that_runs_late_holds_new_calls_back_until_it_keeps_time() -> None:
+    loop = CallLoop(places=4, finishers=1)
+    loop.start()
+    stuck, order = threading.Event(), []
+    loop._loop.call_soon_threadsafe(stuck.wait)  # the loop's thread busy, as on a short CPU
+    eventually(lambda: loop.late_s, lambda late_s: late_s > LAG_LIMIT_S)
+
+    def take() -> None:
+        loop.take_place()
+        order.append("taken")
+
+    taker = threading.Thread(target=take)
+    taker.start()
+    order.append("released")
+    stuck.set()
+    taker.join(10)
+    loop.give_back()
+    loop.close(drain_s=1)
+
+    assert order == ["released", "taken"]
 
 
 def _route():  # type: ignore[no-untyped-def]
