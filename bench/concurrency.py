@@ -21,7 +21,6 @@ The last line printed is JSON.
 """
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -29,19 +28,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from pydantic import SecretStr
 from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cpu import tree_rss_mb
-from stack import bench_stack, run_on_services, stop_all, wait_ready
-from throughput import held_jobs, send_all
+from stack import bench_stack, main_on_services, stop_all, wait_ready
+from throughput import genq_settings, held_jobs, send_all
 
 from genq.processes import Process
 from infra.brokers import make_broker
 from schema.jobs import TERMINAL_STATUSES, JobStatus
-from schema.settings import Settings
 from schema.tables import Job
 
 SAMPLE_EVERY_S = 0.25
@@ -49,13 +46,7 @@ SAMPLE_EVERY_S = 0.25
 
 def run(args: argparse.Namespace, database_url: str, redis_url: str, var: Path) -> dict[str, Any]:
     with bench_stack(database_url, redis_url, args.latency_ms, var) as (engine, sim, env):
-        settings = Settings(
-            database_url=SecretStr(env["GENQ_DATABASE_URL"]),
-            redis_url=SecretStr(env["GENQ_REDIS_URL"]),
-            routes_file=Path(env["GENQ_ROUTES_FILE"]),
-            tenant_rate_per_minute=int(env["GENQ_TENANT_RATE_PER_MINUTE"]),
-            _env_file=None,
-        )
+        settings = genq_settings(env)
         tenant_id, messages = held_jobs(settings, engine, args.jobs)
         broker = make_broker(settings, consumer=False)
         by_status = (
@@ -128,15 +119,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=3000)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--latency-ms", type=float, default=20_000.0)
-    parser.add_argument("--database-url", default=os.environ.get("GENQ_DATABASE_URL"))
-    parser.add_argument("--redis-url")
     parser.add_argument("--timeout-s", type=float, default=240.0)
-    args = parser.parse_args()
-    run_on_services(
-        lambda database_url, redis_url, var: run(args, database_url, redis_url, var),
-        args.database_url,
-        args.redis_url,
-    )
+    main_on_services(parser, run)
 
 
 if __name__ == "__main__":

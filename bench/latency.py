@@ -19,7 +19,6 @@ file; a private Redis unless --redis-url. The last line printed is JSON.
 """
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -40,7 +39,7 @@ from stack import (
     DramatiqWorkers,
     Simulator,
     bench_stack,
-    run_on_services,
+    main_on_services,
     stop_all,
     wait_ready,
 )
@@ -201,15 +200,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--latency-ms", type=float, default=2.0)
     parser.add_argument("--threads", type=int, default=8)
-    parser.add_argument("--database-url", default=os.environ.get("GENQ_DATABASE_URL"))
-    parser.add_argument("--redis-url")
-    args = parser.parse_args()
-
-    run_on_services(
-        lambda database_url, redis_url, var: run(args, database_url, redis_url, var),
-        args.database_url,
-        args.redis_url,
-    )
+    main_on_services(parser, run)
 
 
 if __name__ == "__main__":

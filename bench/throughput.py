@@ -22,7 +22,6 @@ unless --redis-url. The simulator runs as its own process. The last line printed
 """
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -42,7 +41,7 @@ from stack import (
     DramatiqWorkers,
     Simulator,
     bench_stack,
-    run_on_services,
+    main_on_services,
     stop_all,
     wait_ready,
 )
@@ -194,17 +193,22 @@ def held_jobs(settings: Settings, engine: Engine, jobs: int) -> tuple[str, list[
     return tenant_id, held.held
 
 
-def run_genq(
-    engine: Engine, sim: Simulator, env: dict[str, str], args: argparse.Namespace, var: Path
-) -> Figures:
-    """genq: `genq worker` and the scheduler, jobs stored beforehand, messages sent at once."""
-    settings = Settings(
+def genq_settings(env: dict[str, str]) -> Settings:
+    """The settings of genq's processes, for the bench's own producer."""
+    return Settings(
         database_url=SecretStr(env["GENQ_DATABASE_URL"]),
         redis_url=SecretStr(env["GENQ_REDIS_URL"]),
         routes_file=Path(env["GENQ_ROUTES_FILE"]),
         tenant_rate_per_minute=int(env["GENQ_TENANT_RATE_PER_MINUTE"]),
         _env_file=None,
     )
+
+
+def run_genq(
+    engine: Engine, sim: Simulator, env: dict[str, str], args: argparse.Namespace, var: Path
+) -> Figures:
+    """genq: `genq worker` and the scheduler, jobs stored beforehand, messages sent at once."""
+    settings = genq_settings(env)
     started = time.perf_counter()
     tenant_id, messages = held_jobs(settings, engine, args.jobs)
     print(f"genq: {args.jobs} jobs stored in {time.perf_counter() - started:.1f}s", flush=True)
@@ -286,16 +290,8 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--threads", type=int, default=32)
     parser.add_argument("--latency-ms", type=float, default=20.0)
-    parser.add_argument("--database-url", default=os.environ.get("GENQ_DATABASE_URL"))
-    parser.add_argument("--redis-url")
     parser.add_argument("--timeout-s", type=float, default=150.0, help="Bound on each system.")
-    args = parser.parse_args()
-
-    run_on_services(
-        lambda database_url, redis_url, var: run(args, database_url, redis_url, var),
-        args.database_url,
-        args.redis_url,
-    )
+    main_on_services(parser, run)
 
 
 if __name__ == "__main__":
