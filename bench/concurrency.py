@@ -108,7 +108,9 @@ def figures(
         "peak_in_flight": max(sample[1] for sample in samples),
         "mean_in_flight": round(mean_in_flight, 1),
         "jobs_per_s": round(jobs_per_s, 1),
-        "ratio_vs_littles_law": round(jobs_per_s / (mean_in_flight / latency_s), 3),
+        "ratio_vs_littles_law": (
+            round(jobs_per_s * latency_s / mean_in_flight, 3) if mean_in_flight else None
+        ),
         "rss_mb": round(max(sample[4] for sample in samples), 1),
         "total_s": round(samples[-1][0], 1),
     }
