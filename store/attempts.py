@@ -10,7 +10,7 @@ same provider job) is left as it is.
 
 from datetime import datetime
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from schema.errors import ErrorClass
@@ -20,6 +20,12 @@ from store.job_statements import ATTEMPTS, START_ATTEMPT
 from store.moves import JOBS, AttemptRecord, Claim
 
 OPEN = ("started", "submitted")
+# Closes an open attempt: its new values come as parameters by name, beside its key.
+CLOSE = update(ATTEMPTS).where(
+    ATTEMPTS.c.job_id == bindparam("b_job_id"),
+    ATTEMPTS.c.number == bindparam("b_number"),
+    ATTEMPTS.c.status.in_(OPEN),
+)
 LOST = "the worker was lost mid-attempt; its cost is estimated from the request"
 UNCOMMITTED = "the worker could not commit its answer; the next attempt uses the kept answer"
 
@@ -102,12 +108,10 @@ def close(session: Session, held: Claim, attempt: AttemptRecord | None) -> int |
     was estimated (that provider job is canceled; the estimate stands)."""
     if attempt is None:
         return 0
-    this_attempt = and_(ATTEMPTS.c.job_id == held.job_id, ATTEMPTS.c.number == held.attempt)
-    closed = session.execute(
-        update(ATTEMPTS).where(this_attempt, ATTEMPTS.c.status.in_(OPEN)).values(**attempt.values)
-    ).rowcount
-    if closed:
+    this = {"b_job_id": held.job_id, "b_number": held.attempt}
+    if session.execute(CLOSE, attempt.values | this).rowcount:
         return 0
+    this_attempt = and_(ATTEMPTS.c.job_id == held.job_id, ATTEMPTS.c.number == held.attempt)
     if attempt.values.get("status") == "submitted":
         return None
     estimated = session.scalar(

@@ -18,31 +18,46 @@ before any fold. A give-back is left out: the check only refuses too much until 
 
 from collections import defaultdict
 from datetime import datetime
+from typing import TypeVar
 
-from sqlalchemy import BigInteger, ScalarSelect, case, cast, delete, func, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    ScalarSelect,
+    case,
+    cast,
+    delete,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from schema.tables import BudgetEntry, BudgetPeriod
 
 BATCH_SIZE = 1000
+ENTRIES = BudgetEntry.__table__  # Core: statements built on it need no ORM evaluation
+
+T = TypeVar("T")
+Key = T | ColumnElement[T]  # a value, or a bound parameter in a statement built once
 
 
-def _pending(tenant_id: str, start: datetime, micros: object) -> ScalarSelect[int]:
+def _pending(tenant_id: Key[str], start: Key[datetime], micros: object) -> ScalarSelect[int]:
     return (
         select(cast(func.coalesce(func.sum(micros), 0), BigInteger))  # not PostgreSQL's numeric
-        .where(BudgetEntry.tenant_id == tenant_id, BudgetEntry.period_start == start)
+        .where(ENTRIES.c.tenant_id == tenant_id, ENTRIES.c.period_start == start)
         .scalar_subquery()
     )
 
 
-def owed(tenant_id: str, start: datetime) -> ScalarSelect[int]:
+def owed(tenant_id: Key[str], start: Key[datetime]) -> ScalarSelect[int]:
     """What the period's pending entries add beyond what they give back, entry by entry.
 
     Counting a give-back early could let an enqueue pass the limit when a fold commits
     while that enqueue waits for the row: the row would hold the fold, the statement's
     snapshot the entries too. Positive parts only ever count twice there, refusing too much.
     """
-    spent, released = BudgetEntry.spent_micros, BudgetEntry.released_micros
+    spent, released = ENTRIES.c.spent_micros, ENTRIES.c.released_micros
     return _pending(tenant_id, start, case((spent > released, spent - released), else_=0))
 
 

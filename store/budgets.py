@@ -11,7 +11,7 @@ the row (``store/budget_ledger.py``: what is ``owed``, the fold, what a crash ca
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import BigInteger, Engine, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -90,33 +90,71 @@ def state(session: Session, tenant: Tenant, now: datetime | None = None) -> Budg
     )
 
 
+@dataclass(frozen=True)
+class Terms:
+    """What an enqueue checks against: the tenant's current period and its limit."""
+
+    period_start: datetime
+    limit_micros: int | None
+
+
+PERIODS_TABLE, TENANTS = BudgetPeriod.__table__, Tenant.__table__
+_tenant = bindparam("b_tenant_id", type_=PERIODS_TABLE.c.tenant_id.type)
+_start = bindparam("b_start", type_=PERIODS_TABLE.c.period_start.type)
+_amount = bindparam("b_amount", type_=BigInteger)
+TERMS = select(TENANTS.c.budget_period, TENANTS.c.budget_micros).where(TENANTS.c.id == _tenant)
+RESERVE = (
+    update(PERIODS_TABLE)
+    .where(PERIODS_TABLE.c.tenant_id == _tenant, PERIODS_TABLE.c.period_start == _start)
+    .values(reserved_micros=PERIODS_TABLE.c.reserved_micros + _amount)
+)
+RESERVE_WITHIN = RESERVE.where(
+    PERIODS_TABLE.c.spent_micros
+    + PERIODS_TABLE.c.reserved_micros
+    + budget_ledger.owed(_tenant, _start)
+    + _amount
+    <= bindparam("b_limit", type_=BigInteger)
+)
+SETTLE = insert(BudgetEntry.__table__)
+
+
+def budget_terms(session: Session, tenant_id: str) -> Terms:
+    period, limit = session.execute(TERMS, {"b_tenant_id": tenant_id}).one()
+    return Terms(period_start(period, utcnow()), limit)
+
+
 def reserve(
-    session: Session, tenant_id: str, amount_micros: int, *, enforce_limit: bool = True
+    session: Session,
+    tenant_id: str,
+    amount_micros: int,
+    *,
+    enforce_limit: bool = True,
+    terms: Terms | None = None,
 ) -> datetime:
     """Reserve ``amount_micros`` in the current period; return the period's start.
 
     Raises ``BudgetExceededError`` if it does not fit; the caller's transaction then
     rolls back and nothing is stored. An operator's requeue reserves without the limit.
+    ``terms``, when the caller has read them already, saves reading them again.
     """
+    terms = terms or budget_terms(session, tenant_id)
+    start = terms.period_start
+    within = enforce_limit and terms.limit_micros is not None
+    query = RESERVE_WITHIN if within else RESERVE
+    params = {"b_tenant_id": tenant_id, "b_start": start, "b_amount": amount_micros}
+    if within:
+        params["b_limit"] = terms.limit_micros
+    # The period's row is made on the first miss. A fold that commits while the UPDATE
+    # waits for the row shows in the row but not in the statement's snapshot of the
+    # ledger, and its entries count twice: the next try takes a fresh snapshot, so such
+    # a race does not refuse a job that fits.
+    for tries in range(3):
+        if session.execute(query, params).rowcount:
+            return start
+        if tries == 0:
+            _ensure_row(session, tenant_id, start)
     tenant = session.get_one(Tenant, tenant_id)
-    start = period_start(tenant.budget_period, utcnow())
-    _ensure_row(session, tenant_id, start)
-    query = update(BudgetPeriod).where(
-        BudgetPeriod.tenant_id == tenant_id, BudgetPeriod.period_start == start
-    )
-    if enforce_limit and tenant.budget_micros is not None:
-        owed = budget_ledger.owed(tenant_id, start)
-        query = query.where(
-            BudgetPeriod.spent_micros + BudgetPeriod.reserved_micros + owed + amount_micros
-            <= tenant.budget_micros
-        )
-    query = query.values(reserved_micros=BudgetPeriod.reserved_micros + amount_micros)
-    # A fold that commits while this UPDATE waits for the row shows in the row but not in
-    # the statement's snapshot of the ledger, and its entries count twice: a second try
-    # takes a fresh snapshot, so such a race does not refuse a job that fits.
-    if not any(session.execute(query).rowcount for _ in range(2)):
-        raise BudgetExceededError(state(session, tenant), amount_micros)
-    return start
+    raise BudgetExceededError(state(session, tenant), amount_micros)
 
 
 def settle(
@@ -132,14 +170,13 @@ def settle(
     period's row."""
     if start is None or not (spent_micros or released_micros):
         return
-    session.execute(
-        insert(BudgetEntry).values(
-            tenant_id=tenant_id,
-            period_start=start,
-            spent_micros=spent_micros,
-            released_micros=released_micros,
-        )
-    )
+    entry = {
+        "tenant_id": tenant_id,
+        "period_start": start,
+        "spent_micros": spent_micros,
+        "released_micros": released_micros,
+    }
+    session.execute(SETTLE, entry)
 
 
 def set_budget(engine: Engine, tenant_ref: str, limit_micros: int | None, period: str) -> Tenant:

@@ -10,6 +10,7 @@ data-modifying CTE (PostgreSQL); SQLite has no such CTEs and runs ``CLAIM``, the
 """
 
 from sqlalchemy import (
+    BigInteger,
     Integer,
     and_,
     bindparam,
@@ -25,7 +26,7 @@ from sqlalchemy import (
 
 from schema.jobs import JobStatus
 from schema.tables import JobAttempt
-from store.moves import CLAIM_COLUMNS, HEAD_COLUMNS, JOBS
+from store.moves import CLAIM_COLUMNS, HEAD_COLUMNS, JOBS, ROW_COLUMNS
 
 ATTEMPTS = JobAttempt.__table__
 
@@ -35,6 +36,8 @@ _this_job = JOBS.c.id == bindparam("job_id", type_=JOBS.c.id.type)
 _taken_over = JOBS.c.status == JobStatus.RUNNING
 
 HEAD = select(*HEAD_COLUMNS).where(_this_job)
+
+INSERT_JOB = insert(JOBS)
 
 CLAIM = (
     update(JOBS)
@@ -98,4 +101,18 @@ CLAIM_POLL = (
     .where(_this_job, JOBS.c.status == JobStatus.WAITING, _lease_free)
     .values(polls=JOBS.c.polls + 1, lease_expires_at=_lease_until, updated_at=_now)
     .returning(*CLAIM_COLUMNS, _submitted_at, JOBS.c.provider_started_at)
+)
+
+# A move's write, if the claim still holds: the outcome's columns come as parameters by
+# name, beside ``b_job_id``, ``b_held`` (the status claimed), ``b_attempt`` and
+# ``b_spent`` (the cost the outcome adds).
+FINISH = (
+    update(JOBS)
+    .where(
+        JOBS.c.id == bindparam("b_job_id"),
+        JOBS.c.status == bindparam("b_held"),
+        JOBS.c.attempts == bindparam("b_attempt"),
+    )
+    .values(cost_micros=JOBS.c.cost_micros + bindparam("b_spent", type_=BigInteger))
+    .returning(*ROW_COLUMNS)
 )

@@ -37,7 +37,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from schema.errors import ConflictError, ErrorClass, IllegalTransitionError
@@ -48,8 +48,18 @@ from schema.routes import Routes, UnknownModelError
 from schema.settings import Settings
 from schema.tables import Job, OutboxMessage, utcnow
 from store import attempts, budgets, deadletters, outbox, webhook_events
-from store.job_statements import CLAIM, CLAIM_AND_START, CLAIM_POLL, HEAD
-from store.moves import JOBS, ROW_COLUMNS, AttemptRecord, Claim, JobHead, JobRow, Moved, Outcome
+from store.job_statements import CLAIM, CLAIM_AND_START, CLAIM_POLL, FINISH, HEAD, INSERT_JOB
+from store.moves import (
+    JOBS,
+    ROW_COLUMNS,
+    AttemptRecord,
+    Claim,
+    JobHead,
+    JobRow,
+    Moved,
+    Outcome,
+    queued_row,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -75,11 +85,12 @@ def check_move(source: JobStatus | None, target: JobStatus) -> None:
         raise IllegalTransitionError(f"a job cannot go from {source or 'nothing'} to {target}")
 
 
-def insert(session: Session, **columns: Any) -> tuple[Job, OutboxMessage]:
-    """Add a queued job and stage its run_job message, in the caller's transaction."""
+def insert(session: Session, **columns: Any) -> tuple[JobRow, OutboxMessage]:
+    """Write a queued job and stage its run_job message, in the caller's transaction;
+    return the job as written, beside its message."""
     check_move(None, QUEUED)
-    job = Job(status=QUEUED, attempts=0, **columns)
-    session.add(job)
+    job, row = queued_row(QUEUED, columns)
+    session.execute(INSERT_JOB, row)
     return job, outbox.stage(session, JOBS_QUEUE, RUN_JOB, {"job_id": job.id})
 
 
@@ -153,9 +164,7 @@ def move_to_fallback(
     ).rowcount
     if not moved:
         return None
-    row = outbox.stage(session, JOBS_QUEUE, RUN_JOB, {"job_id": job_id})
-    session.flush()
-    return row
+    return outbox.stage(session, JOBS_QUEUE, RUN_JOB, {"job_id": job_id})
 
 
 def finish(
@@ -181,13 +190,9 @@ def finish(
         values |= {"reserved_micros": 0, "next_poll_at": None, "finished_at": now}
     # The job's row first, then the attempt's: the order a claim takes them in. The
     # outcome's cost goes on the job's row with it; the rare correction follows.
-    still_ours = and_(
-        JOBS.c.id == held.job_id, JOBS.c.status == held.held, JOBS.c.attempts == held.attempt
-    )
-    values["cost_micros"] = JOBS.c.cost_micros + outcome.spent_micros
-    written = session.execute(
-        update(JOBS).where(still_ours).values(**values).returning(*ROW_COLUMNS)
-    ).one_or_none()
+    values |= {"b_job_id": held.job_id, "b_held": held.held, "b_attempt": held.attempt}
+    values["b_spent"] = outcome.spent_micros
+    written = session.execute(FINISH, values).one_or_none()
     job = None if written is None else JobRow(*written)
     changed = job is not None
     correction = attempts.close(session, held, outcome.attempt)
@@ -217,7 +222,6 @@ def finish(
         payload = {"job_id": held.job_id}
         row = outbox.stage(session, JOBS_QUEUE, next_message.actor, payload, next_message.delay_s)
         moved.messages.append(row)
-        session.flush()
     started = outcome.status == WAITING and held.held == RUNNING
     if ends or started:
         announced = _guarded(
@@ -273,11 +277,9 @@ def _stop_orphan(
         .values(provider_job_id=provider_job_id)
     ).rowcount
     orphan = {"provider_job_id": provider_job_id, "model": held.current_model}
-    row = outbox.stage(
+    return outbox.stage(
         session, JOBS_QUEUE, CANCEL_JOB, {"job_id": held.job_id, **({} if adopted else orphan)}
     )
-    session.flush()
-    return row
 
 
 class JobNotCancelableError(ConflictError):
@@ -312,7 +314,6 @@ def cancel(session: Session, settings: Settings, job_id: str) -> Moved:
     moved = _release(session, settings, job_id, tenant_id, period_start, reserved)
     if provider_job_id:
         moved.messages.append(outbox.stage(session, JOBS_QUEUE, CANCEL_JOB, {"job_id": job_id}))
-        session.flush()
     return moved
 
 

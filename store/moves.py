@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from infra import metrics
 from schema.jobs import JobStatus
-from schema.tables import Job, OutboxMessage
+from schema.tables import Job, OutboxMessage, utcnow
 from store import outbox
 
 
@@ -107,6 +107,44 @@ class JobRow(NamedTuple):
 ROW_COLUMNS = tuple(
     JOBS.c["metadata"].label("meta") if name == "meta" else JOBS.c[name] for name in JobRow._fields
 )
+
+
+SUBMITTED_FIELDS = (
+    "id",
+    "tenant_id",
+    "kind",
+    "model",
+    "route",
+    "input",
+    "meta",
+    "webhook_url",
+    "webhook_events",
+    "deadline_at",
+)
+
+
+def queued_row(status: str, columns: dict[str, Any]) -> tuple[JobRow, dict[str, Any]]:
+    """A new job: its ``JobRow`` and the values of its table row, from the columns its
+    submission gives (a new job has no output, cost or attempts yet)."""
+    now = utcnow()
+    job = JobRow(
+        **{name: columns.get(name) for name in SUBMITTED_FIELDS},
+        status=status,
+        output=None,
+        usage=None,
+        cost_micros=0,
+        cached=False,
+        served_by=None,
+        progress=None,
+        error=None,
+        attempts=0,
+        created_at=now,
+        started_at=None,
+        finished_at=None,
+    )
+    row = {**job._asdict(), **columns, "updated_at": now}
+    row["metadata"] = row.pop("meta")
+    return job, row
 
 
 @dataclass(frozen=True)

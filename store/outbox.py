@@ -13,7 +13,7 @@ from typing import Any
 
 import dramatiq
 from dramatiq import Message
-from sqlalchemy import select, text, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from schema.tables import OutboxMessage, utcnow
@@ -22,19 +22,27 @@ from store.ids import new_id
 logger = logging.getLogger(__name__)
 
 
+OUTBOX = OutboxMessage.__table__
+STAGE = insert(OUTBOX).returning(OUTBOX.c.id)
+
+
 def stage(
     session: Session, queue_name: str, actor_name: str, kwargs: dict[str, Any], delay_s: float = 0
 ) -> OutboxMessage:
-    """Add a message to the outbox as part of the caller's transaction."""
-    row = OutboxMessage(
-        message_id=new_id("msg"),
-        queue_name=queue_name,
-        actor_name=actor_name,
-        kwargs=kwargs,
-        available_at=utcnow() + timedelta(seconds=delay_s),
-    )
-    session.add(row)
-    return row
+    """Add a message to the outbox as part of the caller's transaction: inserted at once,
+    so the row it returns (not attached to the session) already has its id."""
+    now = utcnow()
+    values = {
+        "message_id": new_id("msg"),
+        "queue_name": queue_name,
+        "actor_name": actor_name,
+        "kwargs": kwargs,
+        "available_at": now + timedelta(seconds=delay_s),
+        "created_at": now,
+        "send_attempts": 0,
+    }
+    row_id = session.execute(STAGE, values).scalar_one()
+    return OutboxMessage(id=row_id, **values)
 
 
 def _enqueue(broker: dramatiq.Broker, row: OutboxMessage) -> None:
@@ -67,10 +75,10 @@ def _send_rows(session: Session, broker: dramatiq.Broker, rows: Iterable[OutboxM
 def _record_failure(session: Session, row: OutboxMessage, exc: Exception) -> None:
     logger.warning("outbox: could not send %s: %s", row.message_id, type(exc).__name__)
     session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == row.id)
+        update(OUTBOX)
+        .where(OUTBOX.c.id == row.id)
         .values(
-            send_attempts=OutboxMessage.send_attempts + 1,
+            send_attempts=OUTBOX.c.send_attempts + 1,
             last_error=f"{type(exc).__name__}: {exc}"[:500],
         )
     )
@@ -85,8 +93,8 @@ def mark_sent(session: Session, ids: list[int]) -> None:
         # waiting for its WAL flush halves the cost of an enqueue.
         session.execute(text("SET LOCAL synchronous_commit = off"))
     session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id.in_(ids), OutboxMessage.sent_at.is_(None))
+        update(OUTBOX)
+        .where(OUTBOX.c.id.in_(ids), OUTBOX.c.sent_at.is_(None))
         .values(sent_at=utcnow())
     )
 

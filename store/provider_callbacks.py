@@ -43,7 +43,6 @@ def wake(
     if not provider_job_id or not _same(job.provider_job_id, provider_job_id):
         return Wake.MISMATCH, None
     row = outbox.stage(session, JOBS_QUEUE, POLL_JOB, {"job_id": job_id})
-    session.flush()
     return Wake.POLL, row
 
 

@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,6 +18,7 @@ from schema.routes import Routes
 from schema.tables import Job, OutboxMessage, utcnow
 from store import budgets, lifecycle
 from store.ids import new_id
+from store.moves import JobRow
 
 
 class IdempotencyConflictError(ConflictError):
@@ -32,7 +33,7 @@ class Submission:
 
 @dataclass
 class Submitted:
-    job: Job
+    job: Job | JobRow
     replayed: bool
     outbox_row: OutboxMessage | None = None
 
@@ -58,40 +59,37 @@ def store(
     an ``IntegrityError`` on flush; the caller retries and then finds the row.
     """
     results: list[Submitted] = []
-    seen: dict[str, Job] = {}
+    seen: dict[str, tuple[Job | JobRow, str]] = {}
+    terms = budgets.budget_terms(session, tenant_id)
+    reserved = 0
     for submission in submissions:
         digest = request_hash(submission.request)
         key = submission.idempotency_key
-        previous = _previous(session, tenant_id, key, seen) if key else None
+        previous = (seen.get(key) or _previous(session, tenant_id, key)) if key else None
         if previous is not None:
-            if previous.request_hash != digest:
+            job, previous_digest = previous
+            if previous_digest != digest:
                 raise IdempotencyConflictError(
                     f"Idempotency-Key {key!r} was already used with a different request body"
                 )
-            results.append(Submitted(previous, replayed=True))
+            results.append(Submitted(job, replayed=True))
             continue
-        submitted = _insert(session, routes, tenant_id, submission, digest, default_deadline_s)
+        submitted, cost = _insert(
+            session, routes, tenant_id, submission, digest, default_deadline_s, terms.period_start
+        )
+        reserved += cost
         if key:
-            seen[key] = submitted.job
+            seen[key] = (submitted.job, digest)
         results.append(submitted)
-    _reserve(session, tenant_id, [r.job for r in results if not r.replayed])
-    session.flush()
+    if any(not result.replayed for result in results):
+        # Last, so the budget row is held only until the commit that follows.
+        budgets.reserve(session, tenant_id, reserved, terms=terms)
     return results
 
 
-def _reserve(session: Session, tenant_id: str, jobs: list[Job]) -> None:
-    """Reserve the new jobs' maximum cost in one step: all fit in the budget, or none."""
-    if not jobs:
-        return
-    start = budgets.reserve(session, tenant_id, sum(job.reserved_micros for job in jobs))
-    for job in jobs:
-        job.budget_period_start = start
-
-
-def _previous(session: Session, tenant_id: str, key: str, seen: dict[str, Job]) -> Job | None:
-    return seen.get(key) or session.scalar(
-        select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == key)
-    )
+def _previous(session: Session, tenant_id: str, key: str) -> tuple[Job, str] | None:
+    job = session.scalar(select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == key))
+    return None if job is None else (job, job.request_hash)
 
 
 def _insert(
@@ -101,10 +99,13 @@ def _insert(
     submission: Submission,
     digest: str,
     default_deadline_s: int,
-) -> Submitted:
+    period_start: datetime,
+) -> tuple[Submitted, int]:
+    """Write the job; return it with the cost it reserves."""
     request = submission.request
     deadline_s = request.deadline_s or default_deadline_s
     route, model = routes.resolve(request.model)
+    reserved = max_cost_micros(route.protocol, route.models[model], request.input)
     job, row = lifecycle.insert(
         session,
         id=new_id("job"),
@@ -116,11 +117,12 @@ def _insert(
         input=request.input,
         cache_enabled=request.cache,
         deadline_at=utcnow() + timedelta(seconds=deadline_s),
-        reserved_micros=max_cost_micros(route.protocol, route.models[model], request.input),
+        reserved_micros=reserved,
+        budget_period_start=period_start,
         meta=request.metadata,
         webhook_url=str(request.webhook_url) if request.webhook_url else None,
         webhook_events=request.webhook_events,
         idempotency_key=submission.idempotency_key,
         request_hash=digest,
     )
-    return Submitted(job, replayed=False, outbox_row=row)
+    return Submitted(job, replayed=False, outbox_row=row), reserved

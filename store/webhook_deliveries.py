@@ -107,7 +107,6 @@ def resend(session: Session, delivery_ids: list[str]) -> list[OutboxMessage]:
         outbox.stage(session, WEBHOOKS_QUEUE, DELIVER_WEBHOOK, {"delivery_id": delivery_id})
         for delivery_id in delivery_ids
     ]
-    session.flush()
     return rows
 
 

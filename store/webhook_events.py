@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from infra.scrub import scrub_known, scrub_value
@@ -53,6 +54,9 @@ class Target(NamedTuple):
 # A disabled endpoint still gets its deliveries, failed at once, so that a recover after
 # it is enabled again sends what it missed.
 DISABLED = "endpoint disabled: "
+
+INSERT_EVENT = insert(WebhookEvent.__table__)
+INSERT_DELIVERY = insert(WebhookDelivery.__table__)
 
 
 def job_event(session: Session, settings: Settings, job: JobRow) -> list[OutboxMessage]:
@@ -98,8 +102,8 @@ def ping_event(
     data = {"endpoint_id": endpoint.id, "message": "a test event from genq"}
     why = None if endpoint.enabled else endpoint.disabled_reason or ""
     targets = [Target(endpoint.id, endpoint.url, why)]
-    (delivery,), rows = _record(session, endpoint.tenant_id, TEST_EVENT, targets, data, None)
-    return delivery, rows
+    (delivery_id,), rows = _record(session, endpoint.tenant_id, TEST_EVENT, targets, data, None)
+    return session.get_one(WebhookDelivery, delivery_id), rows
 
 
 def record(
@@ -122,42 +126,44 @@ def _record(
     targets: Sequence[Target],
     data: dict[str, Any],
     job_id: str | None,
-) -> tuple[list[WebhookDelivery], list[OutboxMessage]]:
+) -> tuple[list[str], list[OutboxMessage]]:
+    """Insert the event and its deliveries; return the deliveries' ids and outbox rows."""
     now = utcnow()
-    event = WebhookEvent(
-        id=new_id("msg"),
-        tenant_id=tenant_id,
-        type=event_type,
-        job_id=job_id,
-        body=encode_body(event_type, now, data),
-        created_at=now,
-    )
-    session.add(event)
-    session.flush()
-    deliveries, rows = [], []
-    for endpoint_id, url, disabled in targets:
-        delivery = WebhookDelivery(
-            id=new_id("whd"),
-            event_id=event.id,
-            tenant_id=tenant_id,
-            endpoint_id=endpoint_id,
-            url=url,
-            status=DeliveryStatus.PENDING,
-            next_attempt_at=now,
-            dispatched_at=now,
-        )
-        if disabled is not None:
-            delivery.status = DeliveryStatus.FAILED
-            delivery.next_attempt_at = None
-            delivery.last_error = DISABLED + disabled
-        session.add(delivery)
-        deliveries.append(delivery)
-        if delivery.status == DeliveryStatus.PENDING:
-            rows.append(
-                outbox.stage(session, WEBHOOKS_QUEUE, DELIVER_WEBHOOK, {"delivery_id": delivery.id})
-            )
-    session.flush()
-    return deliveries, rows
+    event = {
+        "id": new_id("msg"),
+        "tenant_id": tenant_id,
+        "type": event_type,
+        "job_id": job_id,
+        "body": encode_body(event_type, now, data),
+        "created_at": now,
+    }
+    session.execute(INSERT_EVENT, event)
+    deliveries = [_delivery(event, target) for target in targets]
+    session.execute(INSERT_DELIVERY, deliveries)
+    rows = [
+        outbox.stage(session, WEBHOOKS_QUEUE, DELIVER_WEBHOOK, {"delivery_id": delivery["id"]})
+        for delivery in deliveries
+        if delivery["status"] == DeliveryStatus.PENDING
+    ]
+    return [delivery["id"] for delivery in deliveries], rows
+
+
+def _delivery(event: dict[str, Any], target: Target) -> dict[str, Any]:
+    """A delivery's row: pending, or failed at once when its endpoint is disabled."""
+    now, disabled = event["created_at"], target.disabled
+    return {
+        "id": new_id("whd"),
+        "event_id": event["id"],
+        "tenant_id": event["tenant_id"],
+        "endpoint_id": target.endpoint_id,
+        "url": target.url,
+        "status": DeliveryStatus.PENDING if disabled is None else DeliveryStatus.FAILED,
+        "next_attempt_at": now if disabled is None else None,
+        "dispatched_at": now,
+        "last_error": None if disabled is None else DISABLED + disabled,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def encode_body(event_type: str, at: datetime, data: dict[str, Any]) -> str:

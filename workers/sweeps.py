@@ -121,7 +121,6 @@ def _stage_spread(
         )
         for job_id, status in jobs
     ]
-    session.flush()
     return rows
 
 

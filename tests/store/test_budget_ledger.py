@@ -229,15 +229,16 @@ def test_an_enqueue_that_waits_out_a_fold_is_not_refused_for_it(
     start = opened(sessions, first, 0)
     settle(sessions, first, start, spent_micros=300)  # owed: 300 of the 500
     settle(sessions, second, opened(sessions, second, 0), spent_micros=1)
-    ensured, folding_held = threading.Event(), threading.Event()
-    ensure_row = budgets._ensure_row
+    read, folding_held = threading.Event(), threading.Event()
+    budget_terms = budgets.budget_terms
 
-    def ensure_then_wait(*args: Any) -> None:
-        ensure_row(*args)
-        ensured.set()
+    def read_then_wait(*args: Any) -> budgets.Terms:
+        terms = budget_terms(*args)
+        read.set()
         assert folding_held.wait(30)
+        return terms
 
-    monkeypatch.setattr(budgets, "_ensure_row", ensure_then_wait)
+    monkeypatch.setattr(budgets, "budget_terms", read_then_wait)
 
     def enqueue() -> datetime:
         with sessions.begin() as session:
@@ -246,7 +247,7 @@ def test_an_enqueue_that_waits_out_a_fold_is_not_refused_for_it(
     with holding(engine, second):
         enqueuing = Background(enqueue)
         enqueuing.start()
-        assert ensured.wait(30)
+        assert read.wait(30)
         folding = Background(lambda: budget_ledger.fold(sessions))  # holds first's row
         folding.start()
         eventually(lambda: budget_waiters(engine), lambda waiting: len(waiting) == 1)

@@ -62,7 +62,7 @@ def stored_letter(
     request = JobCreate(model=model, input=CHAT["input"])
     with producer.sessions.begin() as session:
         (submitted,) = store(session, producer.routes, tenant_id, [Submission(request, None)])
-        job = submitted.job
+        job = session.get_one(Job, submitted.job.id)
         now = utcnow()
         session.add(
             JobAttempt(

@@ -44,5 +44,4 @@ def recheck_later(
     if delay_s <= 1:
         return None
     row = outbox.stage(session, JOBS_QUEUE, actor, {"job_id": job.id}, delay_s=delay_s)
-    session.flush()
     return row

@@ -76,6 +76,5 @@ def dispatch_due(
             outbox.stage(session, WEBHOOKS_QUEUE, DELIVER_WEBHOOK, {"delivery_id": delivery_id})
             for delivery_id in due
         ]
-        session.flush()
     outbox.send(sessions, broker, rows)
     return len(rows)
