@@ -30,6 +30,25 @@ from workers.runtime import Runtime, build_runtime
 SIM_KEY = "sk-genq-test"
 
 
+# Tests that start processes of their own (workers, the API, a browser, PostgreSQL) run one
+# at a time, on one xdist worker, so two of them never compete for the machine's cores.
+PROCESS_TESTS = (
+    "tests/system/",
+    "tests/console/",
+    "tests/genq/test_embedded.py",
+    "tests/genq/test_procfile.py",
+    "tests/genq/test_deploy.py",
+    "tests/infra/test_redis_wakeups.py",
+    "tests/workers/test_limits.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.startswith(PROCESS_TESTS):
+            item.add_marker(pytest.mark.xdist_group("processes"))
+
+
 # The Standard Webhooks schedule compressed from days to about three seconds.
 WEBHOOK_TEST_SCHEDULE_S = [0, 0.2, 0.4, 0.6, 0.8, 1.0]
 

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
@@ -56,10 +57,19 @@ def scratch_database(admin_url: str) -> Iterator[str]:
 def redis_server(root: Path) -> Iterator[str]:
     configured = os.environ.get("GENQ_TEST_REDIS_URL")
     if configured:
-        yield configured
+        yield own_database(configured)
     else:
         url = ensure_embedded_redis(root)
         try:
             yield url
         finally:
             stop_embedded_redis(root)
+
+
+def own_database(redis_url: str) -> str:
+    """The Redis URL with a database of this xdist worker's own (the configured one for the
+    first worker, the one below it for the next), since every test flushes its database."""
+    offset = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    parts = urlsplit(redis_url)
+    database = int(parts.path.strip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{(database - offset) % 16}"))

@@ -23,12 +23,15 @@ from tests.system.test_scale import WORKER_READY, all_terminal, routes_file, sub
 JOBS = 300
 KILL_EVERY_S = 2.0
 KILLING_FOR_S = 20.0
-SIM_LATENCY_MS = 400
+SIM_LATENCY_MS = 600
 LEASE_MARGIN_S = "2"
 ROUTE_TIMEOUT_S = 5.0
 
 
 WORKER_ARGS = ["worker", "--processes", "1", "--threads", "4"]
+# Four calls in flight per host, as many as its threads: the jobs must outlast the chaos,
+# and a call loop with room for a thousand would run them all before the third kill.
+IN_FLIGHT = "4"
 
 
 def start_worker(name: str, env: dict[str, str], log_dir: Path) -> Process:
@@ -85,6 +88,7 @@ def test_jobs_survive_a_worker_killed_every_two_seconds(
         "GENQ_ROUTES_FILE": str(routes),
         "GENQ_VAR_DIR": str(tmp_path / "var"),
         "GENQ_JOB_LEASE_MARGIN_S": LEASE_MARGIN_S,
+        "GENQ_WORKER_IN_FLIGHT": IN_FLIGHT,
         "GENQ_WORKER_METRICS_PORT": "0",
         "GENQ_SCHEDULER_METRICS_PORT": "0",
         "GENQ_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8",
