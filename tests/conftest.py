@@ -12,6 +12,7 @@ import redis
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import Engine, text
+from xdist.scheduler import LoadScopeScheduling
 
 from infra.brokers import make_broker
 from infra.db import make_engine, make_sessions, migrate
@@ -43,10 +44,17 @@ PROCESS_TESTS = (
 )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.nodeid.startswith(PROCESS_TESTS):
-            item.add_marker(pytest.mark.xdist_group("processes"))
+class ProcessTestsTogether(LoadScopeScheduling):
+    """xdist scheduling that sends every process test to one worker and spreads the rest
+    one by one (xdist's own ``loadgroup`` reads markers through a node id pytest 9 no
+    longer lets it rename)."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        return "processes" if nodeid.startswith(PROCESS_TESTS) else nodeid
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> ProcessTestsTogether:
+    return ProcessTestsTogether(config, log)
 
 
 # The Standard Webhooks schedule compressed from days to about three seconds.
@@ -210,6 +218,7 @@ def settings(tmp_path: Path, engine: Engine, redis_url: str) -> Settings:
 def producer(settings: Settings, engine: Engine, routes: Routes) -> Iterator[Producer]:
     producer = Producer(settings, engine=engine, routes=routes)
     yield producer
+    producer.sent_marks.close()  # no mark may land in the next test's rows
     producer.broker.close()
 
 

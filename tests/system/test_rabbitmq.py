@@ -100,6 +100,7 @@ def rabbit_producer(
 
 def close(producer: Producer) -> None:
     """Close a producer's connections, but not the test's shared engine."""
+    producer.sent_marks.close()
     producer.broker.close()
     producer.redis.close()
 
