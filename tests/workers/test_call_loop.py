@@ -20,7 +20,7 @@ from tests.helpers import override
 from tests.waiting import eventually
 from tests.workers.test_limits import submit
 from workers.actors import declare_actors
-from workers.call_loop import LAG_LIMIT_S, CallLoop
+from workers.call_loop import LAG_LIMIT_S, SHARD, CallLoop, RouteClients
 from workers.runtime import Runtime, build_runtime
 
 on_postgresql = pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
@@ -238,3 +238,23 @@ def _route():  # type: ignore[no-untyped-def]
     from tests.conftest import sim_routes
 
     return sim_routes("http://127.0.0.1:9").by_name["openai"]
+
+
+def test_calls_past_a_clients_share_go_to_a_new_client_then_to_the_least_busy() -> None:
+    clients = RouteClients(_route())
+
+    taken = [clients.take() for _ in range(SHARD + 1)]
+
+    assert taken == [0] * SHARD + [1]
+    assert clients.take() == 1
+    for _ in range(SHARD):
+        clients.give_back(0)
+    assert clients.take() == 0
+    assert clients.calls == [1, 2]
+    assert [type(client) for client in clients.clients] == [httpx.AsyncClient] * 2
+
+    async def close() -> None:
+        for client in clients.clients:
+            await client.aclose()
+
+    asyncio.run(close())
