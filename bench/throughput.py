@@ -47,6 +47,7 @@ from stack import (
 )
 
 from genq.processes import Process
+from infra.broker_upkeep import mark_epoch
 from infra.brokers import make_broker
 from producers import Producer
 from schema.jobs import TERMINAL_STATUSES, BatchItem, JobStatus
@@ -170,7 +171,16 @@ def run_durable(
 
 
 def held_jobs(settings: Settings, engine: Engine, jobs: int) -> tuple[str, list[Message]]:
-    """A new tenant with ``jobs`` distinct chat jobs stored; their unsent messages."""
+    """A new tenant with ``jobs`` distinct chat jobs stored; their unsent messages.
+
+    The broker gets the epoch marker a running scheduler leaves first: without it, the
+    scheduler the bench starts would take the stored jobs for those of a broker that
+    lost its data, and send each of them a second time."""
+    broker = make_broker(settings, consumer=False)
+    try:
+        mark_epoch(broker)
+    finally:
+        broker.close()
     held = HeldMessages()
     producer = Producer(settings, engine=engine, broker=held)
     try:
