@@ -42,9 +42,11 @@ SHARD = 50
 
 
 class RouteClients:
-    """A route's clients on the loop, ``SHARD`` connections each: a call goes to the one
-    with the fewest calls, and a new one is made when every client is full. Used on the
-    loop's thread only."""
+    """A route's clients on the loop, ``SHARD`` connections each: a call goes to the first
+    client with room, and a new one is made when every client is full. Filling the first
+    ones first reuses the connection a call just freed, as one pool would, rather than
+    leaving connections idle long enough for the server to close them as they are reused.
+    Used on the loop's thread only."""
 
     def __init__(self, route: Route) -> None:
         self.route = route
@@ -53,8 +55,8 @@ class RouteClients:
 
     def take(self) -> int:
         """The index of the client the next call goes to, counted as busy with it."""
-        index = min(range(len(self.calls)), key=self.calls.__getitem__, default=-1)
-        if index < 0 or self.calls[index] >= SHARD:
+        index = next((i for i, calls in enumerate(self.calls) if calls < SHARD), -1)
+        if index < 0:
             self.clients.append(make_async_client(self.route, SHARD))
             self.calls.append(0)
             index = len(self.calls) - 1

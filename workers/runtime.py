@@ -109,6 +109,12 @@ class Runtime:
                 logger.warning("could not renew in-flight slots", exc_info=True)
 
 
+# What follows a call on the loop is a few short round trips to Redis and the store: a
+# handful of finishers keeps up with any rate one process reaches, and more only contend
+# for the interpreter with the claiming threads and the loop.
+MAX_FINISHERS = 8
+
+
 def build_runtime(
     settings: Settings,
     broker: dramatiq.Broker,
@@ -119,7 +125,7 @@ def build_runtime(
     """A runtime whose services are made from ``settings``; a test passes its own engine and
     routes to share them."""
     threads = settings.worker_threads
-    finishers = threads if settings.worker_in_flight else 0
+    finishers = min(threads, MAX_FINISHERS) if settings.worker_in_flight else 0
     # A connection for each thread and finisher, and two for the renewer and the recheck
     # a claim may send.
     engine = engine or make_engine(settings.database_url_value, pool_size=threads + finishers + 2)

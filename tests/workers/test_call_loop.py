@@ -240,7 +240,7 @@ def _route():  # type: ignore[no-untyped-def]
     return sim_routes("http://127.0.0.1:9").by_name["openai"]
 
 
-def test_calls_past_a_clients_share_go_to_a_new_client_then_to_the_least_busy() -> None:
+def test_calls_past_a_clients_share_go_to_a_new_client_then_back_to_the_first() -> None:
     clients = RouteClients(_route())
 
     taken = [clients.take() for _ in range(SHARD + 1)]
