@@ -37,9 +37,15 @@ def lock_waits(engine: Engine) -> list[Any]:
         return list(connection.execute(LOCK_WAITS))
 
 
+BUDGET_WRITES = ("UPDATE budget_periods", "INSERT INTO budget_ledger", "DELETE FROM budget_ledger")
+
+
 def on_budget(wait: Any) -> bool:
-    """A wait for a budget table, or for a row lock a statement on one needs."""
-    return wait.relname in ("budget_periods", "budget_ledger") or "budget_" in wait.query
+    """A wait for a budget table, or for a row lock a write to one needs (not, say, a
+    claim's wait to extend the attempts table: its statement only reads a job's period)."""
+    return wait.relname in ("budget_periods", "budget_ledger") or any(
+        write in wait.query for write in BUDGET_WRITES
+    )
 
 
 def budget_waiters(engine: Engine) -> set[int]:
