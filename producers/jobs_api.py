@@ -36,19 +36,19 @@ def router(settings: Settings) -> APIRouter:
     def create_job(
         body: JobCreate,
         tenant_id: Tenant,
-        response: Response,
         request: Request,
         idempotency_key: IdempotencyKey = None,
-    ) -> JobView:
+    ) -> Response:
         """Queue one job and return it at once. Replays of an Idempotency-Key return the
         first job; the same key with another body is a 409."""
         try:
             job, replayed = producer_of(request).submit(tenant_id, body, idempotency_key)
         except IdempotencyConflictError as exc:
             raise ApiError(409, "idempotency_conflict", str(exc)) from exc
-        if replayed:
-            response.headers["Idempotent-Replayed"] = "true"
-        return job
+        # Encoded here, once: the view was just built from the stored job, and FastAPI
+        # would validate it again on a second trip to the thread pool.
+        headers = {"Idempotent-Replayed": "true"} if replayed else None
+        return Response(job.model_dump_json(), 202, headers, media_type="application/json")
 
     @api.post(
         "/jobs/batch",
