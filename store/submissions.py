@@ -56,7 +56,7 @@ def store(
 
     A key seen before with the same body returns the first job; with another body it
     raises ``IdempotencyConflictError``. A concurrent insert of the same key surfaces as
-    an ``IntegrityError`` on flush; the caller retries and then finds the row.
+    an ``IntegrityError`` at its insert; the caller retries and then finds the row.
     """
     results: list[Submitted] = []
     seen: dict[str, tuple[Job | JobRow, str]] = {}
