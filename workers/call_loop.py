@@ -68,7 +68,7 @@ class RouteClients:
 
 
 class CallLoop:
-    """An event loop on its own thread, one client per route on it, ``places`` calls at
+    """An event loop on its own thread, each route's clients on it, ``places`` calls at
     most, and ``finishers`` threads for what follows each call."""
 
     def __init__(self, places: int, finishers: int) -> None:
@@ -122,7 +122,8 @@ class CallLoop:
         metrics.CALLS_IN_FLIGHT.dec()
         with self._changed:
             self._taken -= 1
-            self._changed.notify_all()
+            if self._taken == 0:  # what ``close`` waits for; a late loop's waiters wait on beats
+                self._changed.notify_all()
         self._free.release()
 
     def hand_over(
