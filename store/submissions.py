@@ -60,7 +60,7 @@ def store(
     """
     results: list[Submitted] = []
     seen: dict[str, tuple[Job | JobRow, str]] = {}
-    terms = budgets.budget_terms(session, tenant_id)
+    terms: budgets.Terms | None = None  # read at the first new job: replays reserve nothing
     reserved = 0
     for submission in submissions:
         digest = request_hash(submission.request)
@@ -74,6 +74,7 @@ def store(
                 )
             results.append(Submitted(job, replayed=True))
             continue
+        terms = terms or budgets.budget_terms(session, tenant_id)
         submitted, cost = _insert(
             session, routes, tenant_id, submission, digest, default_deadline_s, terms.period_start
         )
@@ -81,7 +82,7 @@ def store(
         if key:
             seen[key] = (submitted.job, digest)
         results.append(submitted)
-    if any(not result.replayed for result in results):
+    if terms is not None:
         # Last, so the budget row is held only until the commit that follows.
         budgets.reserve(session, tenant_id, reserved, terms=terms)
     return results
