@@ -18,9 +18,7 @@ get a 2xx):
 Every refusal logs a warning with the route and the job id, never the body or headers.
 """
 
-import functools
 import logging
-import ssl
 from typing import Literal
 
 import httpx
@@ -29,6 +27,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from infra import tls
 from infra.provider_signatures import TOLERANCE_S, KeySets, Verified, verify_replicate_webhook
 from producers.app_state import producer_of
 from producers.door import CheckedRoute
@@ -58,15 +57,10 @@ class CallbackAck(BaseModel):
 
 def key_sets() -> KeySets:
     """The fal key sets an app verifies against, fetched without following redirects."""
-    client = httpx.Client(verify=_tls(), timeout=JWKS_TIMEOUT_S, follow_redirects=False)
+    client = httpx.Client(
+        verify=tls.client_context(), timeout=JWKS_TIMEOUT_S, follow_redirects=False
+    )
     return KeySets(client)
-
-
-@functools.cache
-def _tls() -> ssl.SSLContext:
-    """httpx's default TLS context, made once: loading the CA bundle takes tens of
-    milliseconds, and every app makes a client."""
-    return httpx.create_ssl_context()
 
 
 @router.post(

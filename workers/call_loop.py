@@ -35,10 +35,12 @@ T = TypeVar("T")
 
 BEAT_S = 0.05
 LAG_LIMIT_S = 0.1
-# Connections per client. httpcore looks at every connection of a client's pool, with a
-# system call for each idle one, whenever a request starts or ends: a thousand calls on
-# one client would cost a thousand looks per call, on fifty clients fifty.
-SHARD = 50
+# Connections per client. Whenever a request starts or ends, httpcore looks at every
+# connection of the client's pool, with a system call for each idle one, and counts the
+# whole pool again for each idle one: a thousand calls on one client would cost a million
+# looks per call. At fifty a loaded worker spent a quarter of its time there, at ten a
+# tenth.
+SHARD = 10
 
 
 class RouteClients:

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine, select
 
+from infra import tls
 from schema.routes import Routes
 from schema.settings import Settings
 from schema.tables import Job, JobAttempt
@@ -252,6 +253,8 @@ def test_calls_past_a_clients_share_go_to_a_new_client_then_back_to_the_first() 
     assert clients.take() == 0
     assert clients.calls == [1, 2]
     assert [type(client) for client in clients.clients] == [httpx.AsyncClient] * 2
+    contexts = {id(client._transport._pool._ssl_context) for client in clients.clients}  # type: ignore[attr-defined]
+    assert contexts == {id(tls.client_context())}, "the clients share one TLS context"
 
     async def close() -> None:
         for client in clients.clients:

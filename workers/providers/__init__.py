@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from infra import tls
 from schema.routes import Protocol as WireProtocol
 from schema.routes import Route
 from workers.providers.anthropic_messages import AnthropicMessages
@@ -66,6 +67,7 @@ def client_options(route: Route, max_connections: int) -> dict[str, Any]:
             max_connections=max_connections, max_keepalive_connections=max_connections
         ),
         "follow_redirects": False,
+        "verify": tls.client_context(),
     }
 
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpcore
-import httpx
 
+from infra import tls
 from infra.destinations import Destination
 from workers.webhooks import watchdog
 
@@ -105,7 +105,7 @@ class Connections:
         self._max_connections = max_connections
         self._max_keepalive = max_keepalive
         self._max_pools = max_pools
-        self._ssl_context = httpx.create_ssl_context()
+        self._ssl_context = tls.client_context()
         self._entries: OrderedDict[PoolKey, _Entry] = OrderedDict()
         self._lock = threading.Lock()
         self.watchdog = watchdog.Watchdog()
