@@ -12,17 +12,21 @@ handle, as before.
 
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 from psycopg.pq import TransactionStatus
-from sqlalchemy import Engine, event
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+# What a transaction runs on: an ORM session, or a bare connection where the session's
+# bookkeeping would cost more than the statements (a read on every job).
+Unit = TypeVar("Unit", Session, Connection)
 # Set on a disconnect error raised by the first statement of a transaction.
 UNUSED = "genq_dropped_unused"
 
@@ -55,15 +59,16 @@ def dropped_unused(exc: BaseException) -> bool:
     return bool(getattr(exc, UNUSED, False))
 
 
-def transaction(sessions: sessionmaker[Session], work: Callable[[Session], T]) -> T:
-    """``work`` in one transaction, committed; run once more on a new connection if the
-    pooled one turned out to have been dropped."""
+def transaction(begin: Callable[[], AbstractContextManager[Unit]], work: Callable[[Unit], T]) -> T:
+    """``work`` in one transaction from ``begin`` (``sessions.begin`` or ``engine.begin``),
+    committed; run once more on a new connection if the pooled one turned out to have been
+    dropped."""
     try:
-        with sessions.begin() as session:
-            return work(session)
+        with begin() as unit:
+            return work(unit)
     except DBAPIError as exc:
         if not dropped_unused(exc):
             raise
         logger.info("a pooled database connection was dropped; running the transaction again")
-    with sessions.begin() as session:
-        return work(session)
+    with begin() as unit:
+        return work(unit)

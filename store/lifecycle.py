@@ -37,7 +37,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.orm import Session
 
 from schema.errors import ConflictError, ErrorClass, IllegalTransitionError
@@ -94,9 +94,9 @@ def insert(session: Session, **columns: Any) -> tuple[JobRow, OutboxMessage]:
     return job, outbox.stage(session, JOBS_QUEUE, RUN_JOB, {"job_id": job.id})
 
 
-def head(session: Session, job_id: str) -> JobHead | None:
+def head(connection: Connection, job_id: str) -> JobHead | None:
     """The few columns a worker needs to admit a job and decide whether to claim it."""
-    row = session.execute(HEAD, {"job_id": job_id}).one_or_none()
+    row = connection.execute(HEAD, {"job_id": job_id}).one_or_none()
     return None if row is None else JobHead(*row)
 
 

@@ -5,7 +5,7 @@ transaction is not run again."""
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
@@ -54,7 +54,21 @@ def test_a_transaction_on_a_dropped_pooled_connection_runs_again(own_engine: Eng
         runs.append(True)
         return session.execute(text("SELECT 41 + 1")).scalar_one()
 
-    assert transaction(sessions, work) == 42
+    assert transaction(sessions.begin, work) == 42
+    assert len(runs) == 2
+
+
+def test_a_read_on_a_bare_connection_that_was_dropped_runs_again(own_engine: Engine) -> None:
+    with own_engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+    drop_connections(own_engine)
+    runs = []
+
+    def work(connection: Connection) -> int:
+        runs.append(True)
+        return connection.execute(text("SELECT 41 + 1")).scalar_one()
+
+    assert transaction(own_engine.begin, work) == 42
     assert len(runs) == 2
 
 
@@ -67,7 +81,7 @@ def test_a_connection_lost_mid_transaction_is_not_run_again(own_engine: Engine) 
         session.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
 
     with pytest.raises(DBAPIError) as raised:
-        transaction(make_sessions(own_engine), work)
+        transaction(make_sessions(own_engine).begin, work)
     assert raised.value.connection_invalidated
     assert len(runs) == 1
 

@@ -65,7 +65,7 @@ def commit(runtime: Runtime, claim: Claim, attempted: Attempted | Outcome) -> No
             bind_job(provider_request_id=values["provider_request_id"])
     try:
         moved = reconnect.transaction(
-            runtime.sessions,
+            runtime.sessions.begin,
             lambda session: lifecycle.finish(session, runtime.settings, claim, outcome),
         )
     except Exception as exc:

@@ -29,14 +29,14 @@ def poll_job(runtime: Runtime, job_id: str) -> None:
     """Ask the provider how a waiting job is doing, and move it on when it is done."""
 
     def take(session: Session) -> tuple[Claim | None, OutboxMessage | None]:
-        job = lifecycle.head(session, job_id)
+        job = lifecycle.head(session.connection(), job_id)
         if job is None or job.status != JobStatus.WAITING:
             return None, None
         claim = lifecycle.claim_poll(session, job_id, lease_s(runtime, job.current_model))
         recheck = None if claim else recheck_later(session, job_id, POLL_JOB, JobStatus.WAITING)
         return claim, recheck
 
-    claim, recheck = reconnect.transaction(runtime.sessions, take)
+    claim, recheck = reconnect.transaction(runtime.sessions.begin, take)
     if recheck is not None:
         outbox.send(runtime.sessions, runtime.broker, [recheck])
     if claim is None or claim.provider_job_id is None:

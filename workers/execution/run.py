@@ -40,7 +40,7 @@ def run_job(runtime: Runtime, job_id: str, booked: bool = False) -> None:
     passes admission (circuit, rate limits, in-flight slots); waiting there re-enqueues the
     message and costs no attempt.
     """
-    job = reconnect.transaction(runtime.sessions, lambda session: lifecycle.head(session, job_id))
+    job = reconnect.transaction(runtime.engine.begin, lambda db: lifecycle.head(db, job_id))
     if job is None:
         logger.warning("run_job: no job %s", job_id)
         return
@@ -124,7 +124,7 @@ def _run_claimed(runtime: Runtime, job: JobHead, hold: Capacity, takeover: Takeo
         recheck = None if claim else recheck_later(session, job.id, RUN_JOB, JobStatus.RUNNING)
         return claim, recheck
 
-    claim, recheck = reconnect.transaction(runtime.sessions, take)
+    claim, recheck = reconnect.transaction(runtime.sessions.begin, take)
     if recheck is not None:
         outbox.send(runtime.sessions, runtime.broker, [recheck])
     if claim is None:
