@@ -3,6 +3,7 @@ also while spend waits in the ledger to be folded."""
 
 from concurrent.futures import ThreadPoolExecutor
 
+import dramatiq
 import httpx
 from sqlalchemy import select
 
@@ -119,12 +120,17 @@ def test_a_batch_over_budget_stores_none(client, auth, engine, tenant, routes) -
     assert period(engine, tenant.tenant_id).reserved_micros == 0
 
 
-def test_success_settles_to_the_real_cost(client, auth, engine, tenant, worker) -> None:
+def test_success_settles_to_the_real_cost(client, auth, engine, tenant, runtime) -> None:
     job_id = client.post("/v1/jobs", json=CHAT, headers=auth).json()["id"]
-    held = period(engine, tenant.tenant_id)
+    held = period(engine, tenant.tenant_id)  # before any worker could settle it
     assert held.reserved_micros > 0
 
-    job = job_of(client, auth, job_id, {"succeeded"})
+    worker = dramatiq.Worker(runtime.broker, worker_timeout=50, worker_threads=4)
+    worker.start()
+    try:
+        job = job_of(client, auth, job_id, {"succeeded"})
+    finally:
+        worker.stop()
 
     settled = period(engine, tenant.tenant_id)
     assert settled.reserved_micros == 0
