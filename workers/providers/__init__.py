@@ -14,6 +14,7 @@ from infra import tls
 from schema.routes import Protocol as WireProtocol
 from schema.routes import Route
 from workers.providers.anthropic_messages import AnthropicMessages
+from workers.providers.asyncio_network import AsyncioTransport
 from workers.providers.base import CallAdapter
 from workers.providers.errors import ErrorClass, ProviderError
 from workers.providers.fal_queue import FalQueue
@@ -54,8 +55,10 @@ def make_client(route: Route, max_connections: int) -> httpx.Client:
 
 
 def make_async_client(route: Route, max_connections: int) -> httpx.AsyncClient:
-    """``make_client`` for an event loop."""
-    return httpx.AsyncClient(**client_options(route, max_connections))
+    """``make_client`` for an event loop, its connections on asyncio's own transports."""
+    options = client_options(route, max_connections)
+    transport = AsyncioTransport(options["verify"], options["limits"])
+    return httpx.AsyncClient(transport=transport, **options)
 
 
 def client_options(route: Route, max_connections: int) -> dict[str, Any]:
