@@ -4,6 +4,7 @@ failing past the deadline, a Redis failure after a paid call."""
 
 from datetime import timedelta
 
+import dramatiq
 import httpx
 import pytest
 import redis
@@ -142,7 +143,7 @@ def redis_down(*args, **kwargs):  # type: ignore[no-untyped-def]
 
 @on_postgresql
 def test_a_job_canceled_during_its_async_submit_is_canceled_at_the_provider(
-    client, auth, runtime, worker, sim_control
+    client, auth, runtime, sim_control
 ) -> None:
     sim_control.config(time_scale=0.01, fixed_duration_s=300)
     job_id = client.post("/v1/jobs", json=VIDEO, headers=auth).json()["id"]
@@ -156,5 +157,11 @@ def test_a_job_canceled_during_its_async_submit_is_canceled_at_the_provider(
     execution.run_job(runtime, job_id)
     runtime.adapter = adapter  # type: ignore[method-assign]
 
-    eventually(lambda: sim_control.calls("videos.delete"), lambda n: n == 1)
+    # Started only now, so it cannot take the job before this test runs it.
+    worker = dramatiq.Worker(runtime.broker, worker_timeout=50, worker_threads=4)
+    worker.start()
+    try:
+        eventually(lambda: sim_control.calls("videos.delete"), lambda n: n == 1)
+    finally:
+        worker.stop()
     assert client.get(f"/v1/jobs/{job_id}", headers=auth).json()["status"] == "canceled"
