@@ -74,6 +74,11 @@ async def serving(handler: Handler, context: ssl.SSLContext | None = None) -> As
             await asyncio.wait(handling, timeout=DEADLINE_S)
 
 
+async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Reads until the client hangs up; answers nothing, not even a TLS handshake."""
+    await reader.read()
+
+
 def client(verify: ssl.SSLContext | None = None, timeout_s: float = 5.0) -> httpx.AsyncClient:
     transport = AsyncioTransport(verify or tls.client_context(), LIMITS)
     return httpx.AsyncClient(transport=transport, timeout=timeout_s)
@@ -153,9 +158,6 @@ def test_tls_to_a_trusted_certificate_goes_through_and_to_an_unknown_one_does_no
 
 
 def test_a_server_that_never_answers_is_a_read_timeout() -> None:
-    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.read()
-
     async def main() -> None:
         async with serving(silent) as url, client(timeout_s=0.2) as http:
             with pytest.raises(httpx.ReadTimeout):
@@ -165,9 +167,6 @@ def test_a_server_that_never_answers_is_a_read_timeout() -> None:
 
 
 def test_a_server_that_never_shakes_hands_is_a_connect_timeout() -> None:
-    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.read()
-
     async def main() -> None:
         async with serving(silent) as url, client(timeout_s=0.2) as http:
             with pytest.raises(httpx.ConnectTimeout):
