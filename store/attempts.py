@@ -10,7 +10,7 @@ same provider job) is left as it is.
 
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from schema.errors import ErrorClass
@@ -20,11 +20,13 @@ from store.job_statements import ATTEMPTS, START_ATTEMPT
 from store.moves import JOBS, AttemptRecord, Claim
 
 OPEN = ("started", "submitted")
-# Closes an open attempt: its new values come as parameters by name, beside its key.
+# Closes an open attempt: its new values come as parameters by name, beside its key. The
+# open statuses are compared one by one: an IN list's parameter is expanded into the SQL
+# again at every execution.
 CLOSE = update(ATTEMPTS).where(
     ATTEMPTS.c.job_id == bindparam("b_job_id"),
     ATTEMPTS.c.number == bindparam("b_number"),
-    ATTEMPTS.c.status.in_(OPEN),
+    or_(*(ATTEMPTS.c.status == status for status in OPEN)),
 )
 LOST = "the worker was lost mid-attempt; its cost is estimated from the request"
 UNCOMMITTED = "the worker could not commit its answer; the next attempt uses the kept answer"
