@@ -175,6 +175,59 @@ def test_a_server_that_never_shakes_hands_is_a_connect_timeout() -> None:
     asyncio.run(main())
 
 
+def test_a_server_that_never_reads_is_a_write_timeout() -> None:
+    """The upload fills the socket's buffers; the transport stays over its high mark."""
+    done = asyncio.Event()
+
+    async def deaf(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await done.wait()
+        writer.close()
+
+    async def main() -> None:
+        async with serving(deaf) as url:
+            async with client(timeout_s=0.2) as http:
+                with pytest.raises(httpx.WriteTimeout):
+                    await http.post(url, content=b"u" * (64 * 1024 * 1024))
+            done.set()
+
+    asyncio.run(main())
+
+
+def test_a_listener_that_never_accepts_is_a_connect_timeout() -> None:
+    """A full accept queue: the kernel drops the next connection's handshake."""
+    with socket.socket() as full:
+        full.bind(("127.0.0.1", 0))
+        full.listen(0)
+        port = full.getsockname()[1]
+        queued = fill_accept_queue(port)
+
+        async def main() -> None:
+            async with client(timeout_s=0.2) as http:
+                with pytest.raises(httpx.ConnectTimeout):
+                    await http.get(f"http://127.0.0.1:{port}/")
+
+        try:
+            asyncio.run(main())
+        finally:
+            for connection in queued:
+                connection.close()
+
+
+def fill_accept_queue(port: int) -> list[socket.socket]:
+    """Connect to ``port`` until the kernel stops completing connections to it."""
+    queued: list[socket.socket] = []
+    for _ in range(16):
+        waiting = socket.socket()
+        waiting.settimeout(0.2)
+        try:
+            waiting.connect(("127.0.0.1", port))
+        except TimeoutError:
+            waiting.close()
+            return queued
+        queued.append(waiting)
+    raise AssertionError("the listener's accept queue never filled")
+
+
 def test_a_closed_port_is_a_connect_error() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -185,9 +185,10 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
             raise httpcore.ConnectTimeout(f"no connection in {timeout} s") from None
         except OSError as exc:
             raise httpcore.ConnectError(str(exc)) from exc
-        connected: socket.socket = stream.get_extra_info("socket")
-        for option in socket_options or ():
-            connected.setsockopt(*option)
+        if socket_options:
+            connected: socket.socket = stream.get_extra_info("socket")
+            for option in socket_options:
+                connected.setsockopt(*option)
         return stream
 
     async def sleep(self, seconds: float) -> None:
