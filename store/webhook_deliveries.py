@@ -10,10 +10,9 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from schema.names import DELIVER_WEBHOOK, WEBHOOKS_QUEUE
 from schema.tables import OutboxMessage, WebhookAttempt, WebhookDelivery, WebhookEvent, utcnow
 from schema.webhooks import AttemptView, DeliveryStatus, DeliveryView
-from store import outbox
+from store import webhook_messages
 from store.cursors import after, encode_cursor
 
 
@@ -103,11 +102,7 @@ def resend(session: Session, delivery_ids: list[str]) -> list[OutboxMessage]:
             updated_at=now,
         )
     )
-    rows = [
-        outbox.stage(session, WEBHOOKS_QUEUE, DELIVER_WEBHOOK, {"delivery_id": delivery_id})
-        for delivery_id in delivery_ids
-    ]
-    return rows
+    return webhook_messages.stage(session, delivery_ids)
 
 
 def failed_between(

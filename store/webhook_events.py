@@ -1,5 +1,5 @@
 """Recording webhook events: one event row per thing that happened, one delivery per
-receiving URL, each with its outbox message, all in the caller's transaction.
+receiving URL, and the message that sends them, all in the caller's transaction.
 
 The body is serialized here, once, so every attempt and every resend sends the same
 bytes under the same ``webhook-id``; every secret value the process knows is redacted
@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 
 from infra.scrub import scrub_known, scrub_value
 from schema.jobs import JobStatus, WebhookEventType
-from schema.names import DELIVER_WEBHOOK, WEBHOOKS_QUEUE
 from schema.settings import Settings
 from schema.tables import (
     OutboxMessage,
@@ -26,7 +25,7 @@ from schema.tables import (
     utcnow,
 )
 from schema.webhooks import TEST_EVENT, DeliveryStatus, EndpointEventType
-from store import outbox, webhook_targets
+from store import webhook_messages, webhook_targets
 from store.ids import new_id
 from store.jobs import view
 from store.moves import JobRow
@@ -140,12 +139,8 @@ def _record(
     session.execute(INSERT_EVENT, event)
     deliveries = [_delivery(event, target) for target in targets]
     session.execute(INSERT_DELIVERY, deliveries)
-    rows = [
-        outbox.stage(session, WEBHOOKS_QUEUE, DELIVER_WEBHOOK, {"delivery_id": delivery["id"]})
-        for delivery in deliveries
-        if delivery["status"] == DeliveryStatus.PENDING
-    ]
-    return [delivery["id"] for delivery in deliveries], rows
+    pending = [d["id"] for d in deliveries if d["status"] == DeliveryStatus.PENDING]
+    return [delivery["id"] for delivery in deliveries], webhook_messages.stage(session, pending)
 
 
 def _delivery(event: dict[str, Any], target: Target) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import dramatiq
 from schema.names import (
     CANCEL_JOB,
     DELIVER_WEBHOOK,
+    DELIVER_WEBHOOKS,
     JOBS_QUEUE,
     POLL_JOB,
     RUN_JOB,
@@ -38,14 +39,19 @@ def declare_actors(runtime: Runtime) -> dict[str, dramatiq.Actor]:
         with job_scope(job_id=job_id):
             execution.cancel_at_provider(runtime, job_id, provider_job_id, model)
 
+    def deliver_webhooks(delivery_ids: list[str]) -> None:
+        with job_scope(delivery_id=delivery_ids[0], batch=len(delivery_ids)):
+            delivery.deliver(runtime, delivery_ids)
+
     def deliver_webhook(delivery_id: str) -> None:
-        with job_scope(delivery_id=delivery_id):
-            delivery.deliver(runtime, delivery_id)
+        """A message staged before deliveries went out in batches."""
+        deliver_webhooks([delivery_id])
 
     declared = (
         (RUN_JOB, run_job, JOBS_QUEUE),
         (POLL_JOB, poll_job, JOBS_QUEUE),
         (CANCEL_JOB, cancel_job, JOBS_QUEUE),
+        (DELIVER_WEBHOOKS, deliver_webhooks, WEBHOOKS_QUEUE),
         (DELIVER_WEBHOOK, deliver_webhook, WEBHOOKS_QUEUE),
     )
     return {

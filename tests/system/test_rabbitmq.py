@@ -27,7 +27,7 @@ from infra.db import make_sessions
 from producers import Producer
 from producers.api import create_app
 from schema.jobs import JobCreate
-from schema.names import DELIVER_WEBHOOK, JOBS_QUEUE, RUN_JOB, WEBHOOKS_QUEUE
+from schema.names import DELIVER_WEBHOOKS, JOBS_QUEUE, RUN_JOB, WEBHOOKS_QUEUE
 from schema.routes import Routes
 from schema.settings import Settings
 from schema.tables import Job, OutboxMessage
@@ -185,7 +185,7 @@ def test_worker_help_needs_no_broker(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_sender_without_actors_publishes_to_both_queues(sender: RabbitmqBroker) -> None:
     for queue, actor, kwargs in (
         (JOBS_QUEUE, RUN_JOB, {"job_id": "job_x"}),
-        (WEBHOOKS_QUEUE, DELIVER_WEBHOOK, {"delivery_id": "whd_x"}),
+        (WEBHOOKS_QUEUE, DELIVER_WEBHOOKS, {"delivery_ids": ["whd_x"]}),
     ):
         sender.enqueue(
             Message(queue_name=queue, actor_name=actor, args=(), kwargs=kwargs, options={})

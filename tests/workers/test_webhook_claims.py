@@ -63,7 +63,7 @@ def test_a_delivery_is_one_claim_and_one_write(runtime, producer, tenant, hooks)
     delivery_id = pending_delivery(runtime, producer, tenant, hooks.url(hooks.new()))
 
     with counted(runtime.engine) as counts:
-        deliver(runtime, delivery_id)
+        deliver(runtime, [delivery_id])
 
     assert status_of(runtime, delivery_id) == DeliveryStatus.SUCCEEDED
     assert (counts.statements, counts.transactions) == (3, 2)
@@ -76,7 +76,7 @@ def test_a_failed_attempt_is_a_claim_a_write_and_the_retrys_message(
     delivery_id = pending_delivery(runtime, producer, tenant, hooks.url(name))
 
     with counted(runtime.engine) as counts:
-        deliver(runtime, delivery_id)
+        deliver(runtime, [delivery_id])
 
     assert status_of(runtime, delivery_id) == DeliveryStatus.PENDING
     assert counts.transactions == 3
@@ -92,7 +92,7 @@ def test_a_gate_that_cannot_answer_gives_the_claim_back(
 
     monkeypatch.setattr(runtime.webhook_gate, "acquire", unreachable)
     with pytest.raises(redis.ConnectionError):
-        deliver(runtime, delivery_id)
+        deliver(runtime, [delivery_id])
 
     with runtime.sessions() as session:
         delivery = session.get_one(WebhookDelivery, delivery_id)
@@ -112,7 +112,7 @@ def test_a_job_url_delivery_not_due_is_left_alone(runtime, tenant, hooks) -> Non
         ).one()
         delivery.next_attempt_at = utcnow() + timedelta(hours=1)
 
-    deliver(runtime, delivery.id)
+    deliver(runtime, [delivery.id])
 
     with runtime.sessions() as session:
         after = session.get_one(WebhookDelivery, delivery.id)

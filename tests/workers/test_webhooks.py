@@ -611,7 +611,7 @@ def test_a_large_output_goes_as_a_link_and_the_body_stays_small(
         )
         row = session.get_one(Job, job_id)
         (outbox_row,) = webhook_events.job_event(session, producer.settings, row)
-        delivery = session.get_one(WebhookDelivery, outbox_row.kwargs["delivery_id"])
+        delivery = session.get_one(WebhookDelivery, outbox_row.kwargs["delivery_ids"][0])
         body = session.get_one(WebhookEvent, delivery.event_id).body
 
     data = json.loads(body)["data"]

@@ -1,14 +1,18 @@
-"""Taking a webhook delivery for one attempt, and letting it go unsent.
+"""Taking webhook deliveries for one attempt each, and letting them go unsent.
 
-A delivery is claimed with one conditional UPDATE and a lease, like a job, so a duplicate
-message does not POST twice while an attempt is under way; a worker that dies mid-POST
-leaves a lease that lapses, and the dispatch sweep sends the delivery again. The same
-statement returns everything the attempt needs: the endpoint's URL now (which a tenant
-may have fixed since the event), the event's body, the signing secrets and the
+A batch of deliveries is claimed with one conditional UPDATE and a lease, like a job, so a
+duplicate message does not POST twice while an attempt is under way; a worker that dies
+mid-POST leaves a lease that lapses, and the dispatch sweep sends the delivery again. The
+same statement returns everything each attempt needs: the endpoint's URL now (which a
+tenant may have fixed since the event), the event's body, the signing secrets and the
 endpoint's failure streak. A delivery whose endpoint is disabled is never claimed.
+
+The claims of a batch share one lease, which is also how they are told apart from a later
+claim: a worker whose batch outlasts it renews it, for the claims still its own.
 """
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,6 +39,7 @@ class Claim:
     body: str
     secrets: list[str]
     failing_since: datetime | None
+    lease_until: datetime
 
 
 def pending(delivery_id: str) -> ColumnElement[bool]:
@@ -42,14 +47,14 @@ def pending(delivery_id: str) -> ColumnElement[bool]:
 
 
 def _claim_statement() -> Any:
-    """The claim, built once: ``delivery_id``, ``now``, ``soon`` (due up to then) and
+    """The claim, built once: ``delivery_ids``, ``now``, ``soon`` (due up to then) and
     ``lease_until`` are bound at each execution."""
     now = bindparam("now", type_=WebhookDelivery.updated_at.type)
     due = bindparam("soon", type_=WebhookDelivery.updated_at.type)
     return (
         update(WebhookDelivery)
         .where(
-            WebhookDelivery.id == bindparam("delivery_id"),
+            WebhookDelivery.id.in_(bindparam("delivery_ids", expanding=True)),
             WebhookDelivery.status == DeliveryStatus.PENDING,
             WebhookDelivery.next_attempt_at <= due,
             lease_free(now),
@@ -62,6 +67,7 @@ def _claim_statement() -> Any:
             updated_at=now,
         )
         .returning(
+            WebhookDelivery.id,
             WebhookDelivery.event_id,
             WebhookDelivery.tenant_id,
             WebhookDelivery.endpoint_id,
@@ -78,22 +84,52 @@ def _claim_statement() -> Any:
     )
 
 
-def claim(engine: Engine, delivery_id: str, lease_s: float) -> Claim | None:
-    """Take the delivery for one attempt if it is due, nobody is at it and its endpoint
-    (if any) is enabled; None otherwise."""
+def claim(engine: Engine, delivery_ids: Sequence[str], lease_s: float) -> list[Claim]:
+    """Take those of ``delivery_ids`` that are due, that nobody is at and whose endpoint
+    (if any) is enabled, for one attempt each, in the order given."""
     now = utcnow()
+    lease_until = now + timedelta(seconds=lease_s)
     bound = {
-        "delivery_id": delivery_id,
+        "delivery_ids": list(delivery_ids),
         "now": now,
         "soon": now + timedelta(seconds=1),
-        "lease_until": now + timedelta(seconds=lease_s),
+        "lease_until": lease_until,
     }
     with engine.begin() as connection:
-        claimed = connection.execute(CLAIM, bound).one_or_none()
-    if claimed is None:
-        return None
-    *fields, packed, failing_since = claimed
-    return Claim(delivery_id, *fields, secrets=unpack(packed), failing_since=failing_since)
+        rows = connection.execute(CLAIM, bound).all()
+    claimed = {}
+    for delivery_id, *fields, packed, failing_since in rows:
+        claimed[delivery_id] = Claim(
+            delivery_id,
+            *fields,
+            secrets=unpack(packed),
+            failing_since=failing_since,
+            lease_until=lease_until,
+        )
+    return [claimed[delivery_id] for delivery_id in delivery_ids if delivery_id in claimed]
+
+
+def renew(engine: Engine, held: Sequence[Claim], lease_s: float) -> list[Claim]:
+    """Extend the lease ``held`` (claims taken together) share; return those still this
+    worker's, with the new lease. One another worker took after the lease lapsed, or one
+    no longer pending, is left out."""
+    if not held:
+        return []
+    lease_until = utcnow() + timedelta(seconds=lease_s)
+    with engine.begin() as connection:
+        kept = set(
+            connection.scalars(
+                update(WebhookDelivery)
+                .where(
+                    WebhookDelivery.id.in_([claim.delivery_id for claim in held]),
+                    WebhookDelivery.status == DeliveryStatus.PENDING,
+                    WebhookDelivery.lease_expires_at == held[0].lease_until,
+                )
+                .values(lease_expires_at=lease_until)
+                .returning(WebhookDelivery.id)
+            )
+        )
+    return [replace(claim, lease_until=lease_until) for claim in held if claim.delivery_id in kept]
 
 
 def unclaim(session: Session, claim: Claim, **values: Any) -> bool:
@@ -108,9 +144,9 @@ def unclaim(session: Session, claim: Claim, **values: Any) -> bool:
     )
 
 
-def give_up_if_disabled(sessions: sessionmaker[Session], delivery_id: str) -> None:
-    """Fail a pending delivery whose endpoint is disabled, without an attempt; a recover
-    after the endpoint is enabled again sends it."""
+def give_up_if_disabled(sessions: sessionmaker[Session], delivery_ids: Sequence[str]) -> None:
+    """Fail those of ``delivery_ids`` that are pending for an endpoint now disabled,
+    without an attempt; a recover after the endpoint is enabled again sends them."""
     now = utcnow()
     reason = select(WebhookEndpoint.disabled_reason).where(
         WebhookEndpoint.id == WebhookDelivery.endpoint_id
@@ -119,7 +155,8 @@ def give_up_if_disabled(sessions: sessionmaker[Session], delivery_id: str) -> No
         session.execute(
             update(WebhookDelivery)
             .where(
-                pending(delivery_id),
+                WebhookDelivery.id.in_(delivery_ids),
+                WebhookDelivery.status == DeliveryStatus.PENDING,
                 lease_free(now),
                 WebhookDelivery.endpoint_id.is_not(None),
                 ~_enabled(),

@@ -1,13 +1,19 @@
-"""Delivering one webhook: claim the delivery (one statement that returns what the POST
-needs), vet the URL, wait for the receiver's gate, sign, POST, and record the attempt and
-what comes next in one short transaction of Core statements.
+"""Delivering webhooks: claim a batch of deliveries (one statement that returns what the
+POSTs need), vet each URL, and send each receiver's share as a train: one place at the
+receiver's gate, then one signed POST after another while it answers 2xx. The attempts
+and what comes next are recorded together, in one short transaction of Core statements,
+when the train ends and at least every ``RECORD_EVERY_S`` along it.
 
-Waiting at the gate is scheduling: the claim is given back and costs no attempt.
+A train stops at the first attempt that is not a success: the receiver is struggling,
+slow to answer or gone, so the rest of its share is given back unsent, to come back after
+the receiver's pause (or soon), and costs no attempt. So does a share that has to wait at
+the gate. A train that outlasts its lease renews it, and the gate's place with it.
 """
 
 import logging
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -32,6 +38,7 @@ SLOW_DOWN_DEFAULT_S = 5.0
 SLOW_DOWN_MAX_S = 3600.0
 BUSY_RETRY_S = (0.2, 1.0)
 LEASE_MARGIN_S = 30.0
+RECORD_EVERY_S = 1.0
 JITTER = 0.1
 
 
@@ -58,32 +65,116 @@ class Verdict:
     retry_after_s: float | None = None
 
 
-def deliver(runtime: Runtime, delivery_id: str) -> None:
-    """Make one attempt at ``delivery_id`` if it is due and nobody else is at it."""
+Train = list[tuple[Claim, Destination]]
+
+
+def deliver(runtime: Runtime, delivery_ids: Sequence[str]) -> None:
+    """Make one attempt at each of ``delivery_ids`` that is due and nobody else is at."""
     lease_s = runtime.settings.webhook_timeout_s + LEASE_MARGIN_S
-    claim = claims.claim(runtime.engine, delivery_id, lease_s)
-    if claim is None:
-        claims.give_up_if_disabled(runtime.sessions, delivery_id)
-        return
+    claimed = claims.claim(runtime.engine, delivery_ids, lease_s)
+    if len(claimed) < len(delivery_ids):
+        taken = {claim.delivery_id for claim in claimed}
+        missed = [delivery_id for delivery_id in delivery_ids if delivery_id not in taken]
+        claims.give_up_if_disabled(runtime.sessions, missed)
+    trains: dict[str, Train] = {}
+    refused: list[tuple[Claim, Verdict]] = []
+    for claim in claimed:
+        try:
+            destination = webhook_endpoints.guard(runtime.settings, claim.url, runtime.resolve)
+        except UnsafeDestinationError as exc:
+            refused.append((claim, _unsent(claim, exc)))
+            continue
+        origin = f"{destination.scheme}://{destination.host}:{destination.port}"
+        trains.setdefault(origin, []).append((claim, destination))
+    if refused:
+        _record(runtime, refused, None)
+    waiting = list(trains.items())
     try:
-        destination = webhook_endpoints.guard(runtime.settings, claim.url, runtime.resolve)
-    except UnsafeDestinationError as exc:
-        _record(runtime, claim, _unsent(claim, exc), None)
-        return
-    origin = f"{destination.scheme}://{destination.host}:{destination.port}"
-    try:
-        lease = runtime.webhook_gate.acquire(origin, int(lease_s * 1000))
+        while waiting:
+            origin, train = waiting.pop(0)
+            _run(runtime, origin, train, lease_s)
     except Exception:
-        _give_back(runtime, claim, None)
+        _give_back(runtime, [claim for _, train in waiting for claim, _ in train], None)
         raise
-    if not isinstance(lease, str):
-        _give_back(runtime, claim, lease / 1000 if lease > 0 else random.uniform(*BUSY_RETRY_S))
-        return
+
+
+def _run(runtime: Runtime, origin: str, train: Train, lease_s: float) -> None:
+    """Send ``train`` to ``origin`` one delivery after another from one place at its gate,
+    and record what was sent; whatever the train could not send is given back."""
+    gate = runtime.webhook_gate
     try:
-        verdict = _send(runtime, claim, destination)
-        _record(runtime, claim, verdict, origin)
+        place = gate.acquire(origin, int(lease_s * 1000))
+    except Exception:
+        _give_back(runtime, _held(train), None)
+        raise
+    if not isinstance(place, str):
+        delay_s = place / 1000 if place > 0 else random.uniform(*BUSY_RETRY_S)
+        _give_back(runtime, _held(train), delay_s)
+        return
+    sent: list[tuple[Claim, Verdict]] = []
+    try:
+        waited_ms = _drive(runtime, origin, train, sent, place, lease_s)
+    except Exception:
+        _record(runtime, sent, origin)
+        _give_back(runtime, _held(train), None)
+        raise
     finally:
-        runtime.webhook_gate.release(origin, lease)
+        gate.release(origin, place)
+    _record(runtime, sent, origin)
+    if train:
+        _stop(runtime, _held(train), sent[-1][1] if sent else None, waited_ms)
+
+
+def _drive(
+    runtime: Runtime,
+    origin: str,
+    train: Train,
+    sent: list[tuple[Claim, Verdict]],
+    place: str,
+    lease_s: float,
+) -> int | None:
+    """POST from the head of ``train`` into ``sent`` while the receiver answers 2xx,
+    recording along the way and renewing the lease when it runs low; return how many ms
+    the gate asked to wait if it stopped the train at a renewal."""
+    renew_below = timedelta(seconds=runtime.settings.webhook_timeout_s + LEASE_MARGIN_S / 2)
+    recorded_at = time.monotonic()
+    while train:
+        if train[0][0].lease_until - utcnow() < renew_below:
+            renewed = runtime.webhook_gate.acquire(origin, int(lease_s * 1000), place)
+            if not isinstance(renewed, str):
+                return renewed
+            destinations = dict((claim.delivery_id, to) for claim, to in train)
+            kept = claims.renew(runtime.engine, _held(train), lease_s)
+            train[:] = [(claim, destinations[claim.delivery_id]) for claim in kept]
+            continue
+        claim, destination = train.pop(0)
+        verdict = _send(runtime, claim, destination)
+        sent.append((claim, verdict))
+        if verdict.outcome != "succeeded":
+            return None
+        if time.monotonic() - recorded_at >= RECORD_EVERY_S:
+            _record(runtime, sent, origin)
+            sent.clear()
+            recorded_at = time.monotonic()
+    return None
+
+
+def _stop(runtime: Runtime, held: list[Claim], last: Verdict | None, waited_ms: int | None) -> None:
+    """Give back what a stopped train did not send: after the receiver's pause, or soon;
+    a receiver gone (410) disabled its endpoint, which fails the rest."""
+    if waited_ms is not None and waited_ms > 0:
+        delay_s = waited_ms / 1000
+    elif last is not None and last.status_code in SLOW_DOWN_STATUSES:
+        delay_s = min(last.retry_after_s or SLOW_DOWN_DEFAULT_S, SLOW_DOWN_MAX_S)
+    else:
+        delay_s = random.uniform(*BUSY_RETRY_S)
+    _give_back(runtime, held, delay_s)
+    if last is not None and last.outcome == "gone":
+        claims.give_up_if_disabled(runtime.sessions, [claim.delivery_id for claim in held])
+
+
+def _held(train: Train) -> list[Claim]:
+    return [claim for claim, _ in train]
 
 
 def _send(runtime: Runtime, claim: Claim, destination: Destination) -> Verdict:
@@ -121,43 +212,58 @@ def _sign_and_post(runtime: Runtime, claim: Claim, destination: Destination) -> 
     )
 
 
-def _record(runtime: Runtime, claim: Claim, verdict: Verdict, origin: str | None) -> None:
-    """Write the attempt and the delivery's next state, if the claim still holds. If a
+def _record(runtime: Runtime, sent: list[tuple[Claim, Verdict]], origin: str | None) -> None:
+    """Write the attempts and each delivery's next state, if its claim still holds. If a
     resend started a new round meanwhile, only the attempt is kept, and the new round
     goes out now."""
+    if not sent:
+        return
     now = utcnow()
     rows: list[OutboxMessage] = []
-    status_class = f"{verdict.status_code // 100}xx" if verdict.status_code else "none"
-    metrics.WEBHOOK_ATTEMPTS.labels(verdict.outcome, status_class).inc()
+    for _, verdict in sent:
+        status_class = f"{verdict.status_code // 100}xx" if verdict.status_code else "none"
+        metrics.WEBHOOK_ATTEMPTS.labels(verdict.outcome, status_class).inc()
     with runtime.sessions.begin() as session:
         connection = session.connection()
-        connection.execute(ATTEMPT, _attempt(claim, verdict, now))
-        values: dict[str, object] = {
-            "last_status_code": verdict.status_code,
-            "last_error": verdict.error,
-            "lease_expires_at": None,
-            "updated_at": now,
-        }
-        delay_s = None
-        if verdict.outcome == "succeeded":
-            values.update(status=DeliveryStatus.SUCCEEDED, delivered_at=now, next_attempt_at=None)
-        elif verdict.outcome == "failed" and (delay_s := _retry_in(runtime, claim, verdict)):
-            values.update(schedule_step=claim.schedule_step + 1, **due_in(delay_s))
-        else:
-            values.update(status=DeliveryStatus.FAILED, next_attempt_at=None)
-        held = {"b_id": claim.delivery_id, "b_attempt": claim.attempt, "b_gen": claim.generation}
-        changed = connection.execute(SETTLE, {**held, **values}).rowcount
-        if changed and delay_s is not None:
-            row = stage_if_near(session, claim.delivery_id, delay_s)
-            rows.extend([row] if row else [])
-        elif not changed:
-            rows.extend(_hand_over(session, claim))
-        if claim.endpoint_id is not None:
-            rows.extend(_endpoint_health(runtime, session, claim.endpoint_id, claim, verdict, now))
-    if origin is not None and verdict.status_code in SLOW_DOWN_STATUSES:
-        pause_s = verdict.retry_after_s or SLOW_DOWN_DEFAULT_S
-        runtime.webhook_gate.pause(origin, min(pause_s, SLOW_DOWN_MAX_S))
+        connection.execute(ATTEMPT, [_attempt(claim, verdict, now) for claim, verdict in sent])
+        answered: set[str] = set()  # endpoints whose streak a success here already ended
+        for claim, verdict in sent:
+            rows.extend(_settle(runtime, session, claim, verdict, now))
+            endpoint_id, success = claim.endpoint_id, verdict.outcome == "succeeded"
+            if endpoint_id is None or (success and endpoint_id in answered):
+                continue
+            rows.extend(_endpoint_health(runtime, session, endpoint_id, claim, verdict, now))
+            if success:
+                answered.add(endpoint_id)
+    for _, verdict in sent:
+        if origin is not None and verdict.status_code in SLOW_DOWN_STATUSES:
+            pause_s = verdict.retry_after_s or SLOW_DOWN_DEFAULT_S
+            runtime.webhook_gate.pause(origin, min(pause_s, SLOW_DOWN_MAX_S))
     outbox.send(runtime.sessions, runtime.broker, rows)
+
+
+def _settle(
+    runtime: Runtime, session: Session, claim: Claim, verdict: Verdict, now: datetime
+) -> list[OutboxMessage]:
+    """The delivery's next state after this attempt; the message of a near retry."""
+    values: dict[str, object] = {
+        "last_status_code": verdict.status_code,
+        "last_error": verdict.error,
+        "lease_expires_at": None,
+        "updated_at": now,
+    }
+    delay_s = None
+    if verdict.outcome == "succeeded":
+        values.update(status=DeliveryStatus.SUCCEEDED, delivered_at=now, next_attempt_at=None)
+    elif verdict.outcome == "failed" and (delay_s := _retry_in(runtime, claim, verdict)):
+        values.update(schedule_step=claim.schedule_step + 1, **due_in(delay_s))
+    else:
+        values.update(status=DeliveryStatus.FAILED, next_attempt_at=None)
+    held = {"b_id": claim.delivery_id, "b_attempt": claim.attempt, "b_gen": claim.generation}
+    changed = session.connection().execute(SETTLE, {**held, **values}).rowcount
+    if not changed:
+        return _hand_over(session, claim)
+    return stage_if_near(session, [claim.delivery_id], delay_s) if delay_s is not None else []
 
 
 def _hand_over(session: Session, claim: Claim) -> list[OutboxMessage]:
@@ -167,8 +273,7 @@ def _hand_over(session: Session, claim: Claim) -> list[OutboxMessage]:
         .where(pending(claim.delivery_id), WebhookDelivery.attempts == claim.attempt)
         .values(lease_expires_at=None)
     ).rowcount
-    row = stage_if_near(session, claim.delivery_id, 0) if freed else None
-    return [row] if row else []
+    return stage_if_near(session, [claim.delivery_id], 0) if freed else []
 
 
 def _retry_in(runtime: Runtime, claim: Claim, verdict: Verdict) -> float | None:
@@ -244,14 +349,22 @@ def _unsent(claim: Claim, refusal: UnsafeDestinationError) -> Verdict:
     return Verdict(outcome, None, None, str(refusal), 0)
 
 
-def _give_back(runtime: Runtime, claim: Claim, delay_s: float | None) -> None:
-    """Give the claim back unsent: come back in ``delay_s``, when the receiver's gate may
-    let it through, or (None) when the message is retried."""
+def _give_back(runtime: Runtime, held: list[Claim], delay_s: float | None) -> None:
+    """Give the claims back unsent: to come back in ``delay_s``, when the receiver's gate
+    may let them through, or (None) when the message is retried."""
+    if not held:
+        return
+    rows: list[OutboxMessage] = []
     with runtime.sessions.begin() as session:
         if delay_s is None:
-            claims.unclaim(session, claim)
+            for claim in held:
+                claims.unclaim(session, claim)
             return
-        given = claims.unclaim(session, claim, **due_in(delay_s), updated_at=utcnow())
-        row = stage_if_near(session, claim.delivery_id, delay_s) if given else None
-        session.flush()
-    outbox.send(runtime.sessions, runtime.broker, [row] if row else [])
+        due = due_in(delay_s)
+        given = [
+            claim.delivery_id
+            for claim in held
+            if claims.unclaim(session, claim, **due, updated_at=utcnow())
+        ]
+        rows = stage_if_near(session, given, delay_s) if given else []
+    outbox.send(runtime.sessions, runtime.broker, rows)

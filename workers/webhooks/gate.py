@@ -17,7 +17,8 @@ local now = now_parts[1] * 1000 + math.floor(now_parts[2] / 1000)
 local paused = tonumber(redis.call('GET', KEYS[2]) or '0')
 if paused > now then return paused - now end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return -1 end
+local held = redis.call('ZSCORE', KEYS[1], ARGV[3])
+if not held and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return -1 end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[3])
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]) * 2)
 return 0
@@ -31,10 +32,11 @@ class ReceiverGate:
         self._acquire = client.register_script(ACQUIRE)
         self._pause = client.register_script(PAUSE)
 
-    def acquire(self, origin: str, lease_ms: int) -> str | int:
-        """A lease id to send to ``origin`` now; else how many ms it stays paused, or -1
-        when it already has ``max_in_flight`` deliveries under way."""
-        lease = uuid.uuid4().hex
+    def acquire(self, origin: str, lease_ms: int, lease: str | None = None) -> str | int:
+        """A lease id to send to ``origin`` for ``lease_ms`` from now (``lease`` renewed,
+        if given and not yet lapsed); else how many ms it stays paused, or -1 when it
+        already has ``max_in_flight`` deliveries under way."""
+        lease = lease or uuid.uuid4().hex
         got = int(
             self._acquire(keys=self._keys(origin), args=[lease_ms, self.max_in_flight, lease])
         )

@@ -1,0 +1,254 @@
+"""Deliveries in batches: one message, one claim and one write for many, sent to each
+receiver as a train that stops at its first failure and renews its lease when long."""
+
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import select, update
+
+from schema.jobs import WebhookEventType
+from schema.names import DELIVER_WEBHOOKS
+from schema.tables import OutboxMessage, WebhookDelivery, WebhookEndpoint, utcnow
+from schema.webhooks import EndpointCreate
+from store import webhook_events, webhook_messages
+from store.tenants import NewTenant
+from tests.workers.test_webhook_claims import counted
+from workers.runtime import Runtime
+from workers.webhooks import claims, delivery, sender
+from workers.webhooks.delivery import deliver
+from workers.webhooks.dispatch import dispatch_due
+
+
+def pending_deliveries(
+    runtime: Runtime, producer, tenant: NewTenant, url: str, count: int
+) -> tuple[str, list[str]]:
+    """An endpoint at ``url`` and ``count`` pending deliveries to it, oldest first."""
+    endpoint = producer.webhooks.create_endpoint(tenant.tenant_id, EndpointCreate(url=url))
+    target = webhook_events.Target(endpoint.id, url)
+    with runtime.sessions.begin() as session:
+        rows = [
+            row
+            for _ in range(count)
+            for row in webhook_events.record(
+                session, tenant.tenant_id, WebhookEventType.SUCCEEDED, [target], {}
+            )
+        ]
+    return endpoint.id, [row.kwargs["delivery_ids"][0] for row in rows]
+
+
+def states(runtime: Runtime, delivery_ids: list[str]) -> list[dict[str, Any]]:
+    with runtime.sessions() as session:
+        rows = {
+            row.id: row
+            for row in session.scalars(
+                select(WebhookDelivery).where(WebhookDelivery.id.in_(delivery_ids))
+            )
+        }
+    return [
+        {
+            "status": rows[delivery_id].status,
+            "attempts": rows[delivery_id].attempts,
+            "leased": rows[delivery_id].lease_expires_at is not None,
+            "due_in_s": (
+                None
+                if rows[delivery_id].next_attempt_at is None
+                else (rows[delivery_id].next_attempt_at - utcnow()).total_seconds()
+            ),
+            "error": rows[delivery_id].last_error,
+        }
+        for delivery_id in delivery_ids
+    ]
+
+
+def messages(runtime: Runtime, after_id: int = 0) -> list[OutboxMessage]:
+    """The delivery messages staged after outbox row ``after_id``, oldest first."""
+    with runtime.sessions() as session:
+        return list(
+            session.scalars(
+                select(OutboxMessage)
+                .where(OutboxMessage.actor_name == DELIVER_WEBHOOKS, OutboxMessage.id > after_id)
+                .order_by(OutboxMessage.id)
+            )
+        )
+
+
+def test_a_batch_is_one_claim_and_one_write(runtime, producer, tenant, hooks) -> None:
+    name = hooks.new()
+    _, delivery_ids = pending_deliveries(runtime, producer, tenant, hooks.url(name), 3)
+
+    with counted(runtime.engine) as counts:
+        deliver(runtime, delivery_ids)
+
+    assert [state["status"] for state in states(runtime, delivery_ids)] == ["succeeded"] * 3
+    assert hooks.state(name)["received"] == 3
+    # the claim; the attempts in one INSERT; each delivery's settlement
+    assert (counts.statements, counts.transactions) == (5, 2)
+
+
+def test_an_event_for_several_endpoints_is_one_message(runtime, producer, tenant, hooks) -> None:
+    urls = [hooks.url(hooks.new()) for _ in range(3)]
+    targets = [
+        webhook_events.Target(
+            producer.webhooks.create_endpoint(tenant.tenant_id, EndpointCreate(url=url)).id, url
+        )
+        for url in urls
+    ]
+    with runtime.sessions.begin() as session:
+        rows = webhook_events.record(
+            session, tenant.tenant_id, WebhookEventType.SUCCEEDED, targets, {}
+        )
+
+    (row,) = rows
+    assert row.actor_name == DELIVER_WEBHOOKS
+    assert len(row.kwargs["delivery_ids"]) == 3
+
+
+def test_a_train_stops_at_its_first_failure_and_gives_the_rest_back(
+    runtime, producer, tenant, hooks
+) -> None:
+    name = hooks.new(responses=[{"status": 200}, {"status": 500}])
+    _, delivery_ids = pending_deliveries(runtime, producer, tenant, hooks.url(name), 4)
+
+    deliver(runtime, delivery_ids)
+
+    first, second, *rest = states(runtime, delivery_ids)
+    assert hooks.state(name)["received"] == 2
+    assert (first["status"], first["attempts"]) == ("succeeded", 1)
+    assert (second["status"], second["attempts"]) == ("pending", 1)
+    assert second["error"] == "the receiver answered 500"
+    for state in rest:
+        assert (state["status"], state["attempts"], state["leased"]) == ("pending", 0, False)
+        assert 0 < state["due_in_s"] <= 1.0
+    assert messages(runtime)[-1].kwargs == {"delivery_ids": delivery_ids[2:]}
+
+
+def test_a_receiver_that_asks_to_slow_down_holds_the_rest_of_its_train(
+    runtime, producer, tenant, hooks
+) -> None:
+    name = hooks.new(responses=[{"status": 429, "retry_after": 30}])
+    _, delivery_ids = pending_deliveries(runtime, producer, tenant, hooks.url(name), 3)
+
+    deliver(runtime, delivery_ids)
+
+    first, *rest = states(runtime, delivery_ids)
+    assert hooks.state(name)["received"] == 1
+    assert (first["status"], first["attempts"]) == ("pending", 1)
+    for state in rest:
+        assert (state["status"], state["attempts"], state["leased"]) == ("pending", 0, False)
+        assert 29 <= state["due_in_s"] <= 30
+
+
+def test_a_receiver_gone_mid_train_fails_the_rest_unsent(runtime, producer, tenant, hooks) -> None:
+    name = hooks.new(responses=[{"status": 200}, {"status": 410}])
+    endpoint_id, delivery_ids = pending_deliveries(runtime, producer, tenant, hooks.url(name), 4)
+
+    deliver(runtime, delivery_ids)
+
+    first, second, *rest = states(runtime, delivery_ids)
+    assert hooks.state(name)["received"] == 2
+    assert first["status"] == "succeeded"
+    assert (second["status"], second["attempts"]) == ("failed", 1)
+    for state in rest:
+        assert (state["status"], state["attempts"]) == ("failed", 0)
+        assert state["error"].startswith("endpoint disabled")
+    with runtime.sessions() as session:
+        assert session.get_one(WebhookEndpoint, endpoint_id).enabled is False
+
+
+def test_a_long_train_renews_its_lease_and_its_place(
+    runtime, producer, tenant, hooks, monkeypatch
+) -> None:
+    name = hooks.new(default={"status": 200, "delay_ms": 150})
+    _, delivery_ids = pending_deliveries(runtime, producer, tenant, hooks.url(name), 3)
+    monkeypatch.setattr(delivery, "LEASE_MARGIN_S", 0.2)  # renew 0.1 s into the lease
+    renewals: list[int] = []
+    places: list[str | None] = []
+    renew, acquire = claims.renew, runtime.webhook_gate.acquire
+
+    def counted_renew(engine, held, lease_s):
+        renewals.append(len(held))
+        return renew(engine, held, lease_s)
+
+    def noted_acquire(origin: str, lease_ms: int, lease: str | None = None):
+        places.append(lease)
+        return acquire(origin, lease_ms, lease)
+
+    monkeypatch.setattr(claims, "renew", counted_renew)
+    monkeypatch.setattr(runtime.webhook_gate, "acquire", noted_acquire)
+
+    deliver(runtime, delivery_ids)
+
+    assert [state["status"] for state in states(runtime, delivery_ids)] == ["succeeded"] * 3
+    assert renewals == [2, 1]
+    first, *again = places
+    assert first is None and len(again) == 2 and len(set(again)) == 1
+    assert runtime.webhook_gate.client.zcard(runtime.webhook_gate._keys(origin(hooks))[0]) == 0
+
+
+def test_a_claim_another_worker_took_meanwhile_is_not_sent(
+    runtime, producer, tenant, hooks, monkeypatch
+) -> None:
+    name = hooks.new(default={"status": 200, "delay_ms": 150})
+    _, delivery_ids = pending_deliveries(runtime, producer, tenant, hooks.url(name), 3)
+    monkeypatch.setattr(delivery, "LEASE_MARGIN_S", 0.2)
+    post = sender.post
+    theirs = utcnow() + timedelta(hours=1)
+
+    def post_then_lose_the_last(*args: Any, **kwargs: Any) -> sender.Reply:
+        monkeypatch.setattr(sender, "post", post)
+        with runtime.sessions.begin() as session:
+            session.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.id == delivery_ids[2])
+                .values(lease_expires_at=theirs, attempts=WebhookDelivery.attempts + 1)
+            )
+        return post(*args, **kwargs)
+
+    monkeypatch.setattr(sender, "post", post_then_lose_the_last)
+
+    deliver(runtime, delivery_ids)
+
+    first, second, third = states(runtime, delivery_ids)
+    assert hooks.state(name)["received"] == 2
+    assert first["status"] == second["status"] == "succeeded"
+    assert (third["status"], third["attempts"], third["leased"]) == ("pending", 2, True)
+
+
+def test_the_sweep_sends_a_backlog_in_batches(runtime, producer, tenant, hooks) -> None:
+    count = 2 * webhook_messages.BATCH + 5
+    _, delivery_ids = pending_deliveries(runtime, producer, tenant, hooks.url(hooks.new()), count)
+    with runtime.sessions.begin() as session:
+        session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id.in_(delivery_ids))
+            .values(dispatched_at=utcnow() - timedelta(hours=1))
+        )
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.actor_name == DELIVER_WEBHOOKS)
+            .values(sent_at=utcnow())
+        )
+
+    before = messages(runtime)[-1].id
+
+    assert dispatch_due(runtime.sessions, runtime.broker) == count
+
+    batches = [row.kwargs["delivery_ids"] for row in messages(runtime, before)]
+    assert [len(batch) for batch in batches] == [webhook_messages.BATCH] * 2 + [5]
+    assert sorted(i for batch in batches for i in batch) == sorted(delivery_ids)
+
+
+def test_a_message_staged_before_batches_still_delivers(runtime, producer, tenant, hooks) -> None:
+    name = hooks.new()
+    _, (delivery_id,) = pending_deliveries(runtime, producer, tenant, hooks.url(name), 1)
+
+    runtime.broker.get_actor("deliver_webhook")(delivery_id)
+
+    assert states(runtime, [delivery_id])[0]["status"] == "succeeded"
+    assert hooks.state(name)["received"] == 1
+
+
+def origin(hooks) -> str:
+    url = httpx.URL(hooks.sim.url)
+    return f"{url.scheme}://{url.host}:{url.port}"
