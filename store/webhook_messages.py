@@ -13,7 +13,7 @@ from schema.names import DELIVER_WEBHOOKS, WEBHOOKS_QUEUE
 from schema.tables import OutboxMessage
 from store import outbox
 
-BATCH = 20
+BATCH = 50
 
 
 def stage(session: Session, delivery_ids: Sequence[str], delay_s: float = 0) -> list[OutboxMessage]:
