@@ -86,10 +86,9 @@ def deliver(runtime: Runtime, delivery_ids: Sequence[str]) -> None:
             continue
         origin = f"{destination.scheme}://{destination.host}:{destination.port}"
         trains.setdefault(origin, []).append((claim, destination))
-    if refused:
-        _record(runtime, refused, None)
     waiting = list(trains.items())
     try:
+        _record(runtime, refused, None)
         while waiting:
             origin, train = waiting.pop(0)
             _run(runtime, origin, train, lease_s)
@@ -143,7 +142,7 @@ def _drive(
             renewed = runtime.webhook_gate.acquire(origin, int(lease_s * 1000), place)
             if not isinstance(renewed, str):
                 return renewed
-            destinations = dict((claim.delivery_id, to) for claim, to in train)
+            destinations = {claim.delivery_id: to for claim, to in train}
             kept = claims.renew(runtime.engine, _held(train), lease_s)
             train[:] = [(claim, destinations[claim.delivery_id]) for claim in kept]
             continue
