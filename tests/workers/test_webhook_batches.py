@@ -5,6 +5,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select, update
 
 from schema.jobs import WebhookEventType
@@ -252,3 +253,50 @@ def test_a_message_staged_before_batches_still_delivers(runtime, producer, tenan
 def origin(hooks) -> str:
     url = httpx.URL(hooks.sim.url)
     return f"{url.scheme}://{url.host}:{url.port}"
+
+
+def test_a_gate_that_pauses_the_receiver_at_a_renewal_holds_the_rest(
+    runtime, producer, tenant, hooks, monkeypatch
+) -> None:
+    name = hooks.new(default={"status": 200, "delay_ms": 150})
+    _, delivery_ids = pending_deliveries(runtime, producer, tenant, hooks.url(name), 3)
+    monkeypatch.setattr(delivery, "LEASE_MARGIN_S", 0.2)
+    acquire = runtime.webhook_gate.acquire
+
+    def paused_at_renewal(origin: str, lease_ms: int, lease: str | None = None):
+        return 5000 if lease is not None else acquire(origin, lease_ms)
+
+    monkeypatch.setattr(runtime.webhook_gate, "acquire", paused_at_renewal)
+
+    deliver(runtime, delivery_ids)
+
+    first, *rest = states(runtime, delivery_ids)
+    assert hooks.state(name)["received"] == 1
+    assert first["status"] == "succeeded"
+    for state in rest:
+        assert (state["status"], state["attempts"], state["leased"]) == ("pending", 0, False)
+        assert 4 <= state["due_in_s"] <= 5
+    assert runtime.webhook_gate.client.zcard(runtime.webhook_gate._keys(origin(hooks))[0]) == 0
+
+
+def test_an_error_mid_train_records_what_was_sent_and_gives_the_rest_back(
+    runtime, producer, tenant, hooks, monkeypatch
+) -> None:
+    name = hooks.new(default={"status": 200, "delay_ms": 150})
+    _, delivery_ids = pending_deliveries(runtime, producer, tenant, hooks.url(name), 3)
+    monkeypatch.setattr(delivery, "LEASE_MARGIN_S", 0.2)
+
+    def store_down(*_: object) -> None:
+        raise ConnectionError("the store went away")
+
+    monkeypatch.setattr(claims, "renew", store_down)
+
+    with pytest.raises(ConnectionError):
+        deliver(runtime, delivery_ids)
+
+    first, *rest = states(runtime, delivery_ids)
+    assert hooks.state(name)["received"] == 1
+    assert (first["status"], first["attempts"]) == ("succeeded", 1)
+    for state in rest:
+        assert (state["status"], state["attempts"], state["leased"]) == ("pending", 0, False)
+    assert runtime.webhook_gate.client.zcard(runtime.webhook_gate._keys(origin(hooks))[0]) == 0

@@ -152,8 +152,9 @@ def _drive(
         if verdict.outcome != "succeeded":
             return None
         if time.monotonic() - recorded_at >= RECORD_EVERY_S:
-            _record(runtime, sent, origin)
-            sent.clear()
+            flushed = sent[:]
+            sent.clear()  # written once: a failed write is not tried again with the rest
+            _record(runtime, flushed, origin)
             recorded_at = time.monotonic()
     return None
 
