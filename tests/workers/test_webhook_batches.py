@@ -74,6 +74,22 @@ def messages(runtime: Runtime, after_id: int = 0) -> list[OutboxMessage]:
         )
 
 
+def slow_train(runtime: Runtime, producer, tenant: NewTenant, hooks, monkeypatch):
+    """A receiver that takes 150 ms an answer and 3 deliveries to it, with leases short
+    enough that the train renews them 0.1 s in."""
+    name = hooks.new(default={"status": 200, "delay_ms": 150})
+    _, delivery_ids = pending_deliveries(runtime, producer, tenant, hooks.url(name), 3)
+    monkeypatch.setattr(delivery, "LEASE_MARGIN_S", 0.2)
+    return name, delivery_ids
+
+
+def place_free(runtime: Runtime, hooks) -> bool:
+    """No train holds a place at the simulator's gate."""
+    url = httpx.URL(hooks.sim.url)
+    keys = runtime.webhook_gate._keys(f"{url.scheme}://{url.host}:{url.port}")
+    return runtime.webhook_gate.client.zcard(keys[0]) == 0
+
+
 def test_a_batch_is_one_claim_and_one_write(runtime, producer, tenant, hooks) -> None:
     name = hooks.new()
     _, delivery_ids = pending_deliveries(runtime, producer, tenant, hooks.url(name), 3)
@@ -160,9 +176,7 @@ def test_a_receiver_gone_mid_train_fails_the_rest_unsent(runtime, producer, tena
 def test_a_long_train_renews_its_lease_and_its_place(
     runtime, producer, tenant, hooks, monkeypatch
 ) -> None:
-    name = hooks.new(default={"status": 200, "delay_ms": 150})
-    _, delivery_ids = pending_deliveries(runtime, producer, tenant, hooks.url(name), 3)
-    monkeypatch.setattr(delivery, "LEASE_MARGIN_S", 0.2)  # renew 0.1 s into the lease
+    _, delivery_ids = slow_train(runtime, producer, tenant, hooks, monkeypatch)
     renewals: list[int] = []
     places: list[str | None] = []
     renew, acquire = claims.renew, runtime.webhook_gate.acquire
@@ -184,15 +198,13 @@ def test_a_long_train_renews_its_lease_and_its_place(
     assert renewals == [2, 1]
     first, *again = places
     assert first is None and len(again) == 2 and len(set(again)) == 1
-    assert runtime.webhook_gate.client.zcard(runtime.webhook_gate._keys(origin(hooks))[0]) == 0
+    assert place_free(runtime, hooks)
 
 
 def test_a_claim_another_worker_took_meanwhile_is_not_sent(
     runtime, producer, tenant, hooks, monkeypatch
 ) -> None:
-    name = hooks.new(default={"status": 200, "delay_ms": 150})
-    _, delivery_ids = pending_deliveries(runtime, producer, tenant, hooks.url(name), 3)
-    monkeypatch.setattr(delivery, "LEASE_MARGIN_S", 0.2)
+    name, delivery_ids = slow_train(runtime, producer, tenant, hooks, monkeypatch)
     post = sender.post
     theirs = utcnow() + timedelta(hours=1)
 
@@ -250,17 +262,10 @@ def test_a_message_staged_before_batches_still_delivers(runtime, producer, tenan
     assert hooks.state(name)["received"] == 1
 
 
-def origin(hooks) -> str:
-    url = httpx.URL(hooks.sim.url)
-    return f"{url.scheme}://{url.host}:{url.port}"
-
-
 def test_a_gate_that_pauses_the_receiver_at_a_renewal_holds_the_rest(
     runtime, producer, tenant, hooks, monkeypatch
 ) -> None:
-    name = hooks.new(default={"status": 200, "delay_ms": 150})
-    _, delivery_ids = pending_deliveries(runtime, producer, tenant, hooks.url(name), 3)
-    monkeypatch.setattr(delivery, "LEASE_MARGIN_S", 0.2)
+    name, delivery_ids = slow_train(runtime, producer, tenant, hooks, monkeypatch)
     acquire = runtime.webhook_gate.acquire
 
     def paused_at_renewal(origin: str, lease_ms: int, lease: str | None = None):
@@ -276,15 +281,13 @@ def test_a_gate_that_pauses_the_receiver_at_a_renewal_holds_the_rest(
     for state in rest:
         assert (state["status"], state["attempts"], state["leased"]) == ("pending", 0, False)
         assert 4 <= state["due_in_s"] <= 5
-    assert runtime.webhook_gate.client.zcard(runtime.webhook_gate._keys(origin(hooks))[0]) == 0
+    assert place_free(runtime, hooks)
 
 
 def test_an_error_mid_train_records_what_was_sent_and_gives_the_rest_back(
     runtime, producer, tenant, hooks, monkeypatch
 ) -> None:
-    name = hooks.new(default={"status": 200, "delay_ms": 150})
-    _, delivery_ids = pending_deliveries(runtime, producer, tenant, hooks.url(name), 3)
-    monkeypatch.setattr(delivery, "LEASE_MARGIN_S", 0.2)
+    name, delivery_ids = slow_train(runtime, producer, tenant, hooks, monkeypatch)
 
     def store_down(*_: object) -> None:
         raise ConnectionError("the store went away")
@@ -299,4 +302,4 @@ def test_an_error_mid_train_records_what_was_sent_and_gives_the_rest_back(
     assert (first["status"], first["attempts"]) == ("succeeded", 1)
     for state in rest:
         assert (state["status"], state["attempts"], state["leased"]) == ("pending", 0, False)
-    assert runtime.webhook_gate.client.zcard(runtime.webhook_gate._keys(origin(hooks))[0]) == 0
+    assert place_free(runtime, hooks)
