@@ -120,12 +120,7 @@ def claim(
     that uses it.
     """
     now = utcnow()
-    params = {
-        "job_id": job_id,
-        "now": now,
-        "lease_until": now + timedelta(seconds=lease_s),
-        "lost": 0 if kept else 1,
-    }
+    params = _claim_params(job_id, now, lease_s, lost=0 if kept else 1)
     in_one = session.get_bind().dialect.name == "postgresql"
     claimed = session.execute(CLAIM_AND_START if in_one else CLAIM, params).one_or_none()
     if claimed is None:
@@ -136,6 +131,24 @@ def claim(
     if taking_over:
         attempts.close_lost(session, held, lost_cost_micros, kept=kept)
     return held
+
+
+def claim_alone(connection: Connection, job_id: str, lease_s: float) -> Claim | None:
+    """``claim`` of a job that is not being taken over, as its one statement (PostgreSQL),
+    on a connection that commits each statement alone: one round trip takes the job and
+    writes its attempt's row, or changes nothing."""
+    params = _claim_params(job_id, utcnow(), lease_s, lost=1)
+    claimed = connection.execute(CLAIM_AND_START, params).one_or_none()
+    return None if claimed is None else Claim(job_id, RUNNING, *claimed)
+
+
+def _claim_params(job_id: str, now: datetime, lease_s: float, lost: int) -> dict[str, Any]:
+    return {
+        "job_id": job_id,
+        "now": now,
+        "lease_until": now + timedelta(seconds=lease_s),
+        "lost": lost,
+    }
 
 
 def claim_poll(session: Session, job_id: str, lease_s: float) -> Claim | None:

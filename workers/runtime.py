@@ -18,7 +18,7 @@ import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from infra.db import make_engine, make_sessions
+from infra.db import make_engine, make_sessions, single_statements
 from infra.destinations import Resolver, resolve_host
 from infra.known_secrets import register_configured
 from infra.redis_conn import connect, redis_url
@@ -61,6 +61,8 @@ class Runtime:
     sent_marks: SentMarks
     calls: CallLoop | None = None
     resolve: Resolver = resolve_host
+    # ``engine`` committing each statement alone (PostgreSQL); None on SQLite.
+    single: Engine | None = None
     _stopping: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
     _renewer: threading.Thread | None = field(default=None, init=False, repr=False)
 
@@ -153,6 +155,7 @@ def build_runtime(
         ),
         sent_marks=SentMarks(sessions),
         calls=CallLoop(settings.worker_in_flight, finishers) if finishers else None,
+        single=single_statements(engine),
     )
 
 

@@ -10,14 +10,12 @@ import logging
 import random
 from dataclasses import dataclass
 
-from sqlalchemy.orm import Session
-
 from infra import reconnect
 from schema.errors import ErrorClass, JobStop
 from schema.jobs import JobStatus
 from schema.names import RUN_JOB
 from schema.pricing import max_cost_micros
-from schema.tables import OutboxMessage, utcnow
+from schema.tables import utcnow
 from store import lifecycle, outbox
 from store.moves import Claim, JobHead
 from workers.admission import Admitted, CircuitOpen, Deferred, admit, defer
@@ -40,7 +38,8 @@ def run_job(runtime: Runtime, job_id: str, booked: bool = False) -> None:
     passes admission (circuit, rate limits, in-flight slots); waiting there re-enqueues the
     message and costs no attempt.
     """
-    job = reconnect.transaction(runtime.engine.begin, lambda db: lifecycle.head(db, job_id))
+    reads = runtime.single or runtime.engine
+    job = reconnect.transaction(reads.begin, lambda db: lifecycle.head(db, job_id))
     if job is None:
         logger.warning("run_job: no job %s", job_id)
         return
@@ -110,25 +109,40 @@ def _takeover(runtime: Runtime, job: JobHead, call: Call | None) -> Takeover:
 
 def _run_claimed(runtime: Runtime, job: JobHead, hold: Capacity, takeover: Takeover | None) -> bool:
     """Claim the job and run one attempt; True if its call was handed over to the loop,
-    which then ends the attempt."""
-
-    def take(session: Session) -> tuple[Claim | None, OutboxMessage | None]:
-        claim = lifecycle.claim(
-            session,
-            job.id,
-            lease_s(runtime, job.current_model),
-            taking_over=takeover is not None,
-            lost_cost_micros=takeover.lost_cost_micros if takeover else 0,
-            kept=bool(takeover and takeover.kept),
+    which then ends the attempt. On PostgreSQL a job not being taken over is claimed by one
+    statement committed alone; a job another worker holds gets a message for when its
+    lease ends."""
+    lease = lease_s(runtime, job.current_model)
+    if runtime.single is not None and takeover is None:
+        begin = runtime.single.begin
+        claim = reconnect.transaction(begin, lambda db: lifecycle.claim_alone(db, job.id, lease))
+    else:
+        claim = reconnect.transaction(
+            runtime.sessions.begin,
+            lambda session: lifecycle.claim(
+                session,
+                job.id,
+                lease,
+                taking_over=takeover is not None,
+                lost_cost_micros=takeover.lost_cost_micros if takeover else 0,
+                kept=bool(takeover and takeover.kept),
+            ),
         )
-        recheck = None if claim else recheck_later(session, job.id, RUN_JOB, JobStatus.RUNNING)
-        return claim, recheck
-
-    claim, recheck = reconnect.transaction(runtime.sessions.begin, take)
-    if recheck is not None:
-        outbox.send(runtime.sessions, runtime.broker, [recheck])
     if claim is None:
+        recheck = reconnect.transaction(
+            runtime.sessions.begin,
+            lambda session: recheck_later(session, job.id, RUN_JOB, JobStatus.RUNNING),
+        )
+        if recheck is not None:
+            outbox.send(runtime.sessions, runtime.broker, [recheck])
         return False
+    return _attempt_claimed(runtime, claim, hold, takeover)
+
+
+def _attempt_claimed(
+    runtime: Runtime, claim: Claim, hold: Capacity, takeover: Takeover | None
+) -> bool:
+    """Run one attempt of the claimed job; True if its call was handed over to the loop."""
     bind(claim)
     started = Started()
     kept = runtime.kept.take(claim.job_id, claim.current_model) if takeover else None

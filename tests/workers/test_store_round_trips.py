@@ -1,0 +1,77 @@
+"""Store round trips one chat job costs the worker on PostgreSQL. The job's head is read, and
+the job claimed with its attempt's row written, by one statement each, committed alone: no
+BEGIN and no COMMIT of their own. The outcome is one transaction."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from psycopg.pq import TransactionStatus
+from sqlalchemy import Connection, Engine, event
+
+from schema.names import JOBS_QUEUE
+from store import lifecycle
+from tests.producers.test_api import CHAT
+from workers import execution
+
+pytestmark = pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
+
+
+def _idle(connection: Connection) -> bool:
+    dbapi = connection.connection.dbapi_connection
+    return dbapi.info.transaction_status == TransactionStatus.IDLE  # type: ignore[union-attr]
+
+
+@contextmanager
+def round_trips(engine: Engine) -> Iterator[list[str]]:
+    """Each round trip to the store: a statement (its first word), and the BEGIN psycopg
+    sends before the first statement of a transaction and the COMMIT that ends it."""
+    trips: list[str] = []
+
+    def statement(connection: Connection, _cursor: Any, sql: str, *_: Any) -> None:
+        dbapi = connection.connection.dbapi_connection
+        if not dbapi.autocommit and _idle(connection):  # type: ignore[union-attr]
+            trips.append("BEGIN")
+        trips.append(sql.split(None, 1)[0])
+
+    def commit(connection: Connection) -> None:
+        if not _idle(connection):
+            trips.append("COMMIT")
+
+    event.listen(engine, "before_cursor_execute", statement)
+    event.listen(engine, "commit", commit)
+    try:
+        yield trips
+    finally:
+        event.remove(engine, "before_cursor_execute", statement)
+        event.remove(engine, "commit", commit)
+
+
+def test_the_head_and_the_claim_are_a_round_trip_each(client, auth, runtime) -> None:
+    first, job_id = (client.post("/v1/jobs", json=CHAT, headers=auth).json()["id"] for _ in "ab")
+    execution.run_job(runtime, first)  # caches the tenant's webhook endpoints
+
+    with round_trips(runtime.engine) as trips:
+        execution.run_job(runtime, job_id)
+
+    assert client.get(f"/v1/jobs/{job_id}", headers=auth).json()["status"] == "succeeded"
+    head, claim = ["SELECT"], ["WITH"]
+    outcome = ["BEGIN", "UPDATE", "UPDATE", "INSERT", "COMMIT"]
+    assert trips == head + claim + outcome
+
+
+def test_a_job_another_worker_holds_costs_a_transaction_more(client, auth, runtime) -> None:
+    job_id = client.post("/v1/jobs", json=CHAT, headers=auth).json()["id"]
+    with runtime.sessions.begin() as session:
+        assert lifecycle.claim(session, job_id, lease_s=60) is not None
+    runtime.broker.flush_all()
+
+    with round_trips(runtime.engine) as trips:
+        execution.run_job(runtime, job_id)
+
+    head, claim = ["SELECT"], ["WITH"]
+    recheck = ["BEGIN", "SELECT", "INSERT", "COMMIT"]
+    sent_mark = ["BEGIN", "SET", "UPDATE", "COMMIT"]
+    assert trips == head + claim + recheck + sent_mark
+    assert runtime.broker.client.hlen(f"genq:{JOBS_QUEUE}.DQ.msgs") == 1
