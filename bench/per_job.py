@@ -9,9 +9,11 @@ StubBroker that keeps the messages run_job sends), each to its end, against the 
 in its own process. A few jobs run first, uncounted, to warm the pool and SQLAlchemy's
 statement cache.
 
-Counted on the runtime's engine and Redis client only: transactions (the engine's
-``begin`` events), statements (``before_cursor_execute``), pings (the dialect's
-``do_ping``, what ``pool_pre_ping`` runs on every checkout), Redis round trips (packets
+Counted on the runtime's engine and Redis client only: transactions (on PostgreSQL the
+BEGINs psycopg sends, one before the first statement of a transaction; a statement
+committed alone opens none. On SQLite the engine's ``begin`` events), statements
+(``before_cursor_execute``), pings (the dialect's ``do_ping``, what ``pool_pre_ping``
+runs on every checkout), Redis round trips (packets
 the runtime's Redis connections send: one per command, one per pipeline) and the CPU time
 of this process (the thread that claims, the call loop and its finishers; the simulator
 runs apart).
@@ -35,8 +37,10 @@ from pathlib import Path
 from typing import Any
 
 from dramatiq.brokers.stub import StubBroker
+from psycopg.pq import TransactionStatus
 from pydantic import SecretStr
 from redis.connection import Connection
+from sqlalchemy import Connection as SAConnection
 from sqlalchemy import Engine, event, func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -73,10 +77,18 @@ class Counts:
 
 def watch_engine(engine: Engine, counts: Counts) -> None:
     """Count the engine's transactions, statements and pre-pings."""
-    event.listen(engine, "begin", lambda _connection: counts.count("transactions"))
-    event.listen(
-        engine, "before_cursor_execute", lambda *_args: counts.count("statements"), retval=False
-    )
+    postgres = engine.dialect.name == "postgresql"
+
+    def statement(connection: SAConnection, *_args: Any) -> None:
+        counts.count("statements")
+        dbapi: Any = connection.connection.dbapi_connection
+        idle = postgres and dbapi.info.transaction_status == TransactionStatus.IDLE
+        if idle and not dbapi.autocommit:
+            counts.count("transactions")
+
+    event.listen(engine, "before_cursor_execute", statement)
+    if not postgres:
+        event.listen(engine, "begin", lambda _connection: counts.count("transactions"))
     ping = engine.dialect.do_ping
 
     def counted_ping(dbapi_connection: Any) -> bool:
