@@ -151,12 +151,13 @@ def _claim_params(job_id: str, now: datetime, lease_s: float, lost: int) -> dict
     }
 
 
-def claim_poll(session: Session, job_id: str, lease_s: float) -> Claim | None:
+def claim_poll(db: Session | Connection, job_id: str, lease_s: float) -> Claim | None:
     """Take a waiting job for one poll; None if another worker is polling it. The claim
-    comes with when the provider job was submitted and seen started."""
+    comes with when the provider job was submitted and seen started. One statement: on
+    PostgreSQL a worker commits it alone."""
     now = utcnow()
     params = {"job_id": job_id, "now": now, "lease_until": now + timedelta(seconds=lease_s)}
-    claimed = session.execute(CLAIM_POLL, params).one_or_none()
+    claimed = db.execute(CLAIM_POLL, params).one_or_none()
     return None if claimed is None else Claim(job_id, WAITING, *claimed)
 
 

@@ -4,13 +4,13 @@ moves the job on; ``cancel_at_provider`` stops a provider job that should not ru
 import logging
 from datetime import datetime
 
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection
 
 from infra import reconnect
 from schema.errors import AttemptError, ErrorClass, JobStop
 from schema.jobs import JobStatus
 from schema.names import POLL_JOB
-from schema.tables import Job, OutboxMessage, utcnow
+from schema.tables import Job, utcnow
 from store import lifecycle, outbox
 from store.moves import Claim
 from workers.execution.calls import Call, prepare
@@ -28,17 +28,21 @@ logger = logging.getLogger(__name__)
 def poll_job(runtime: Runtime, job_id: str) -> None:
     """Ask the provider how a waiting job is doing, and move it on when it is done."""
 
-    def take(session: Session) -> tuple[Claim | None, OutboxMessage | None]:
-        job = lifecycle.head(session.connection(), job_id)
+    def take(db: Connection) -> tuple[bool, Claim | None]:
+        job = lifecycle.head(db, job_id)
         if job is None or job.status != JobStatus.WAITING:
-            return None, None
-        claim = lifecycle.claim_poll(session, job_id, lease_s(runtime, job.current_model))
-        recheck = None if claim else recheck_later(session, job_id, POLL_JOB, JobStatus.WAITING)
-        return claim, recheck
+            return False, None
+        return True, lifecycle.claim_poll(db, job_id, lease_s(runtime, job.current_model))
 
-    claim, recheck = reconnect.transaction(runtime.sessions.begin, take)
-    if recheck is not None:
-        outbox.send(runtime.sessions, runtime.broker, [recheck])
+    # On PostgreSQL the read and the claim are a statement each, committed alone.
+    waiting, claim = reconnect.transaction((runtime.single or runtime.engine).begin, take)
+    if waiting and claim is None:
+        recheck = reconnect.transaction(
+            runtime.sessions.begin,
+            lambda session: recheck_later(session, job_id, POLL_JOB, JobStatus.WAITING),
+        )
+        if recheck is not None:
+            outbox.send(runtime.sessions, runtime.broker, [recheck])
     if claim is None or claim.provider_job_id is None:
         return
     submitted_at = claim.submitted_at or utcnow()
