@@ -1,6 +1,24 @@
 """Small helpers shared by tests."""
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, event
+
 from schema.routes import Routes
+
+
+@contextmanager
+def listening(engine: Engine, **listeners: Callable[..., Any]) -> Iterator[None]:
+    """The engine's events (``before_cursor_execute=hear``, say) heard while the block runs."""
+    for name, listener in listeners.items():
+        event.listen(engine, name, listener)
+    try:
+        yield
+    finally:
+        for name, listener in listeners.items():
+            event.remove(engine, name, listener)
 
 
 def override(routes: Routes, name: str, **changes: object) -> None:

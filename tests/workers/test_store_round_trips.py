@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 from psycopg.pq import TransactionStatus
-from sqlalchemy import Connection, Engine, event
+from sqlalchemy import Connection, Engine
 
 from schema.names import JOBS_QUEUE
 from store import lifecycle
+from tests.helpers import listening
 from tests.producers.test_api import CHAT
 from workers import execution
 
@@ -39,13 +40,8 @@ def round_trips(engine: Engine) -> Iterator[list[str]]:
         if not _idle(connection):
             trips.append("COMMIT")
 
-    event.listen(engine, "before_cursor_execute", statement)
-    event.listen(engine, "commit", commit)
-    try:
+    with listening(engine, before_cursor_execute=statement, commit=commit):
         yield trips
-    finally:
-        event.remove(engine, "before_cursor_execute", statement)
-        event.remove(engine, "commit", commit)
 
 
 def test_the_head_and_the_claim_are_a_round_trip_each(client, auth, runtime) -> None:

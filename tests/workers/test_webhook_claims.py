@@ -8,13 +8,14 @@ from datetime import timedelta
 
 import pytest
 import redis
-from sqlalchemy import Engine, event, select
+from sqlalchemy import Engine, select
 
 from schema.jobs import WebhookEventType
 from schema.tables import WebhookDelivery, utcnow
 from schema.webhooks import DeliveryStatus, EndpointCreate
 from store import webhook_events
 from store.tenants import NewTenant
+from tests.helpers import listening
 from workers.runtime import Runtime
 from workers.webhooks.delivery import deliver
 
@@ -35,13 +36,8 @@ def counted(engine: Engine) -> Iterator[Counts]:
     def transaction(*_: object) -> None:
         counts.transactions += 1
 
-    event.listen(engine, "before_cursor_execute", statement)
-    event.listen(engine, "begin", transaction)
-    try:
+    with listening(engine, before_cursor_execute=statement, begin=transaction):
         yield counts
-    finally:
-        event.remove(engine, "before_cursor_execute", statement)
-        event.remove(engine, "begin", transaction)
 
 
 def pending_delivery(runtime: Runtime, producer, tenant: NewTenant, url: str) -> str:
