@@ -28,7 +28,7 @@ restart           dead_lettered -> queued           store.dlq (requeue)  reserva
 
 (``execution`` is ``workers.execution``.)
 
-Any other move is refused with ``IllegalTransitionError``.
+Any other move is refused with ``IllegalTransitionError`` (the table: ``schema.transitions``).
 """
 
 import logging
@@ -40,13 +40,22 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 from sqlalchemy.orm import Session
 
-from schema.errors import ConflictError, ErrorClass, IllegalTransitionError
-from schema.jobs import TERMINAL_STATUSES, JobStatus
+from schema.errors import ConflictError, ErrorClass
+from schema.jobs import TERMINAL_STATUSES
 from schema.names import CANCEL_JOB, JOBS_QUEUE, RUN_JOB
 from schema.pricing import max_cost_micros
 from schema.routes import Routes, UnknownModelError
 from schema.settings import Settings
 from schema.tables import Job, OutboxMessage, utcnow
+from schema.transitions import (
+    CANCELED,
+    DEAD_LETTERED,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    WAITING,
+    check_move,
+)
 from store import attempts, budgets, deadletters, outbox, webhook_events
 from store.job_statements import CLAIM, CLAIM_AND_START, CLAIM_POLL, FINISH, HEAD, INSERT_JOB
 from store.moves import (
@@ -62,27 +71,6 @@ from store.moves import (
 )
 
 logger = logging.getLogger(__name__)
-
-QUEUED, RUNNING, WAITING = JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.WAITING
-SUCCEEDED, FAILED, CANCELED = JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED
-DEAD_LETTERED = JobStatus.DEAD_LETTERED
-
-TRANSITIONS: dict[JobStatus | None, frozenset[JobStatus]] = {
-    None: frozenset({QUEUED}),
-    QUEUED: frozenset({RUNNING, QUEUED, CANCELED, FAILED}),
-    RUNNING: frozenset({RUNNING, QUEUED, WAITING, SUCCEEDED, FAILED, DEAD_LETTERED, CANCELED}),
-    WAITING: frozenset({WAITING, QUEUED, SUCCEEDED, FAILED, DEAD_LETTERED, CANCELED}),
-    DEAD_LETTERED: frozenset({QUEUED}),
-    SUCCEEDED: frozenset(),
-    FAILED: frozenset(),
-    CANCELED: frozenset(),
-}
-
-
-def check_move(source: JobStatus | None, target: JobStatus) -> None:
-    """Refuse a move the table above does not list."""
-    if target not in TRANSITIONS[source]:
-        raise IllegalTransitionError(f"a job cannot go from {source or 'nothing'} to {target}")
 
 
 def insert(session: Session, **columns: Any) -> tuple[JobRow, OutboxMessage]:

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from schema.errors import IllegalTransitionError
 from schema.jobs import JobStatus
 from schema.tables import Job, JobAttempt, OutboxMessage
+from schema.transitions import TRANSITIONS, check_move
 from store import lifecycle
-from store.lifecycle import TRANSITIONS, check_move
 from store.moves import AttemptRecord, Claim, Outcome
 from tests.producers.test_api import CHAT
 
