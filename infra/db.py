@@ -1,8 +1,10 @@
 """The database: engine and sessions for SQLite or PostgreSQL (psycopg 3), and migrations."""
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -20,6 +22,9 @@ MIGRATIONS_DIR = Path(schema.__file__).with_name("migrations")
 # A pooled connection older than this is replaced at checkout, before the idle timeouts
 # of servers and proxies close it; one closed anyway is handled by ``infra.reconnect``.
 POOL_RECYCLE_S = 1800
+T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
 
 
 def normalize_url(url: str) -> URL:
@@ -114,6 +119,19 @@ def single_statements(engine: Engine) -> Engine | None:
 def make_sessions(engine: Engine) -> sessionmaker[Session]:
     """Sessions on ``engine`` whose objects stay readable after commit."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def guarded(session: Session, on: bool, write: Callable[[bool], T]) -> T:
+    """``write(False)``; when ``on``, inside a savepoint, falling back to ``write(True)``
+    (the bare version) if the full one cannot be stored."""
+    if not on:
+        return write(False)
+    try:
+        with session.begin_nested():
+            return write(False)
+    except Exception:
+        logger.warning("could not store the full record; writing it bare", exc_info=True)
+        return write(True)
 
 
 def _alembic_config(engine: Engine) -> Config:

@@ -16,17 +16,16 @@ from sqlalchemy.orm import Session
 from schema.errors import ErrorClass
 from schema.tables import utcnow
 from store import budgets
-from store.job_statements import ATTEMPTS, START_ATTEMPT
-from store.moves import JOBS, AttemptRecord, Claim
+from store.job_statements import ATTEMPTS, OPEN_ATTEMPTS, START_ATTEMPT
+from store.moves import JOBS, AttemptRecord, Claim, Outcome
 
-OPEN = ("started", "submitted")
 # Closes an open attempt: its new values come as parameters by name, beside its key. The
 # open statuses are compared one by one: an IN list's parameter is expanded into the SQL
 # again at every execution.
 CLOSE = update(ATTEMPTS).where(
     ATTEMPTS.c.job_id == bindparam("b_job_id"),
     ATTEMPTS.c.number == bindparam("b_number"),
-    or_(*(ATTEMPTS.c.status == status for status in OPEN)),
+    or_(*(ATTEMPTS.c.status == status for status in OPEN_ATTEMPTS)),
 )
 LOST = "the worker was lost mid-attempt; its cost is estimated from the request"
 UNCOMMITTED = "the worker could not commit its answer; the next attempt uses the kept answer"
@@ -125,6 +124,24 @@ def close(session: Session, held: Claim, attempt: AttemptRecord | None) -> int |
         update(ATTEMPTS).where(this_attempt).values(**attempt.values, cost_estimated=False)
     )
     return -estimated
+
+
+def book(session: Session, held: Claim, outcome: Outcome, *, moved: bool, released: int) -> int:
+    """Close the held attempt's row and settle the budget with what the outcome spent and,
+    if the job ``moved``, the reservation ``released``. Return what the job's cost needs
+    beyond the outcome's own (a correction of an estimate), now on the job's row."""
+    correction = close(session, held, outcome.attempt)
+    spent = 0 if correction is None else outcome.spent_micros + correction
+    if unbooked := spent - (outcome.spent_micros if moved else 0):
+        add_cost(session, held.job_id, unbooked)
+    budgets.settle(
+        session,
+        held.tenant_id,
+        held.budget_period_start,
+        spent_micros=spent,
+        released_micros=released if moved else 0,
+    )
+    return unbooked
 
 
 def add_cost(session: Session, job_id: str, micros: int) -> None:

@@ -9,12 +9,18 @@ data-modifying CTE (PostgreSQL); SQLite has no such CTEs and runs ``CLAIM``, the
 ``lost`` (1 when a takeover counts a lost worker, else 0).
 """
 
+from functools import cache
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
+    BindParameter,
+    Column,
     Integer,
     and_,
     bindparam,
     case,
+    exists,
     func,
     insert,
     literal,
@@ -23,12 +29,16 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.sql import Select
 
 from schema.jobs import JobStatus
-from schema.tables import JobAttempt
-from store.moves import CLAIM_COLUMNS, HEAD_COLUMNS, JOBS, ROW_COLUMNS
+from schema.tables import BudgetEntry, JobAttempt
+from store.moves import CLAIM_COLUMNS, HEAD_COLUMNS, JOBS, ROW_COLUMNS, Claim
 
 ATTEMPTS = JobAttempt.__table__
+LEDGER = BudgetEntry.__table__
+ENTRY_COLUMNS = ("tenant_id", "period_start", "spent_micros", "released_micros")
+OPEN_ATTEMPTS = ("started", "submitted")
 
 _now = bindparam("now", type_=JOBS.c.updated_at.type)
 _lease_until = bindparam("lease_until", type_=JOBS.c.lease_expires_at.type)
@@ -116,3 +126,80 @@ FINISH = (
     .values(cost_micros=JOBS.c.cost_micros + bindparam("b_spent", type_=BigInteger))
     .returning(*ROW_COLUMNS)
 )
+
+
+def finish_params(held: Claim, spent_micros: int) -> dict[str, Any]:
+    """``FINISH``'s own parameters, beside the job's new columns."""
+    return {
+        "b_job_id": held.job_id,
+        "b_held": held.held,
+        "b_attempt": held.attempt,
+        "b_spent": spent_micros,
+    }
+
+
+def finish_and_close(
+    held: Claim,
+    columns: dict[str, Any],
+    attempt: dict[str, Any],
+    spent_micros: int,
+    released_micros: int,
+) -> tuple[Select, dict[str, Any]]:
+    """``FINISH`` with the job's new ``columns``, the attempt's close with ``attempt`` and
+    the budget's ledger entry, as one statement and its parameters (PostgreSQL): one round
+    trip where they took three."""
+    settles = held.budget_period_start is not None and bool(spent_micros or released_micros)
+    params = finish_params(held, spent_micros)
+    params |= {f"j_{name}": value for name, value in columns.items()}
+    params |= {f"a_{name}": value for name, value in attempt.items()}
+    if settles:
+        entry = (held.tenant_id, held.budget_period_start, spent_micros, released_micros)
+        params |= {f"s_{name}": value for name, value in zip(ENTRY_COLUMNS, entry, strict=True)}
+    return _finish_and_close(frozenset(columns), frozenset(attempt), settles), params
+
+
+@cache
+def _finish_and_close(
+    job_columns: frozenset[str], attempt_columns: frozenset[str], settles: bool
+) -> Select:
+    """The statement of ``finish_and_close``, built once for each set of columns.
+
+    The attempt is closed only if the job moved, and its ``WHERE`` waits on the job's
+    update: the job's row is locked first, the order a claim takes them in. The entry is
+    written only if both were. The statement returns the job's row and whether the attempt
+    was closed; no row when the job did not move. The job's and the attempt's columns
+    share names, so their values come as ``j_<column>`` and ``a_<column>``, beside
+    ``FINISH``'s own and, with ``settles``, the entry's as ``s_<column>``.
+    """
+    finished = FINISH.values({name: _named("j_", JOBS.c[name]) for name in job_columns}).cte(
+        "finished"
+    )
+    closed = (
+        update(ATTEMPTS)
+        .where(
+            ATTEMPTS.c.job_id == bindparam("b_job_id"),
+            ATTEMPTS.c.number == bindparam("b_attempt"),
+            or_(*(ATTEMPTS.c.status == status for status in OPEN_ATTEMPTS)),
+            exists().select_from(finished),
+        )
+        .values({name: _named("a_", ATTEMPTS.c[name]) for name in attempt_columns})
+        .returning(ATTEMPTS.c.id)
+        .cte("closed")
+    )
+    statement = select(
+        *(finished.c[column.name] for column in ROW_COLUMNS),
+        exists().select_from(closed).label("closed"),
+    )
+    if settles:
+        entry = {name: _named("s_", LEDGER.c[name]) for name in ENTRY_COLUMNS}
+        settled = (
+            insert(LEDGER)
+            .from_select(list(entry), select(*entry.values()).where(exists().select_from(closed)))
+            .cte("settled")
+        )
+        statement = statement.add_cte(settled)
+    return statement
+
+
+def _named(prefix: str, column: Column) -> BindParameter:
+    return bindparam(prefix + column.name, type_=column.type)

@@ -32,7 +32,7 @@ Any other move is refused with ``IllegalTransitionError`` (the table: ``schema.t
 """
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -40,6 +40,7 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 from sqlalchemy.orm import Session
 
+from infra import db
 from schema.errors import ConflictError, ErrorClass
 from schema.jobs import TERMINAL_STATUSES
 from schema.names import CANCEL_JOB, JOBS_QUEUE, RUN_JOB
@@ -57,7 +58,16 @@ from schema.transitions import (
     check_move,
 )
 from store import attempts, budgets, deadletters, outbox, webhook_events
-from store.job_statements import CLAIM, CLAIM_AND_START, CLAIM_POLL, FINISH, HEAD, INSERT_JOB
+from store.job_statements import (
+    CLAIM,
+    CLAIM_AND_START,
+    CLAIM_POLL,
+    FINISH,
+    HEAD,
+    INSERT_JOB,
+    finish_and_close,
+    finish_params,
+)
 from store.moves import (
     JOBS,
     ROW_COLUMNS,
@@ -181,7 +191,7 @@ def finish(
     check_move(held.held, outcome.status)
     now = utcnow()
     ends = outcome.status in TERMINAL_STATUSES
-    values: dict[str, Any] = {
+    columns: dict[str, Any] = {
         **outcome.values,
         "status": outcome.status,
         "lost_workers": 0,
@@ -189,27 +199,13 @@ def finish(
         "updated_at": now,
     }
     if ends:
-        values |= {"reserved_micros": 0, "next_poll_at": None, "finished_at": now}
-    # The job's row first, then the attempt's: the order a claim takes them in. The
-    # outcome's cost goes on the job's row with it; the rare correction follows.
-    values |= {"b_job_id": held.job_id, "b_held": held.held, "b_attempt": held.attempt}
-    values["b_spent"] = outcome.spent_micros
-    written = session.execute(FINISH, values).one_or_none()
-    job = None if written is None else JobRow(*written)
-    changed = job is not None
-    correction = attempts.close(session, held, outcome.attempt)
-    spent = 0 if correction is None else outcome.spent_micros + correction
-    if unbooked := spent - (outcome.spent_micros if changed else 0):
-        attempts.add_cost(session, held.job_id, unbooked)
-        if job is not None:
+        columns |= {"reserved_micros": 0, "next_poll_at": None, "finished_at": now}
+    released = held.reserved_micros if ends else 0
+    job, closed = _write(session, held, outcome, columns, released)
+    if not closed:
+        unbooked = attempts.book(session, held, outcome, moved=job is not None, released=released)
+        if unbooked and job is not None:
             job = job._replace(cost_micros=job.cost_micros + unbooked)
-    budgets.settle(
-        session,
-        held.tenant_id,
-        held.budget_period_start,
-        spent_micros=spent,
-        released_micros=held.reserved_micros if changed and ends else 0,
-    )
     if job is None:
         logger.info("job %s was canceled or taken over; kept the attempt", held.job_id)
         stop = _stop_orphan(session, held, outcome.values.get("provider_job_id"))
@@ -219,20 +215,39 @@ def finish(
         error = outcome.values["error"]
         kind, message = error["type"], error["message"]
         letter = partial(deadletters.record_job, session, held.job_id, kind, message)
-        _guarded(session, guarded, lambda bare: letter(bare=bare))
+        db.guarded(session, guarded, lambda bare: letter(bare=bare))
     if (next_message := outcome.next) is not None:
         payload = {"job_id": held.job_id}
         row = outbox.stage(session, JOBS_QUEUE, next_message.actor, payload, next_message.delay_s)
         moved.messages.append(row)
     started = outcome.status == WAITING and held.held == RUNNING
     if ends or started:
-        announced = _guarded(
+        announced = db.guarded(
             session,
             guarded,
             lambda bare: _announce(session, settings, job) if not bare else Moved(ended=[job]),
         )
         moved.add(announced)
     return moved
+
+
+def _write(
+    session: Session, held: Claim, outcome: Outcome, columns: dict[str, Any], released: int
+) -> tuple[JobRow | None, bool]:
+    """The job's new row (None if the claim no longer holds) and whether its attempt was
+    closed and the budget settled with it, which PostgreSQL does in the same statement
+    when the job moved and its attempt was open. The job's row first, then the attempt's:
+    the order a claim takes them in."""
+    spent = outcome.spent_micros
+    in_one = outcome.attempt is not None and session.get_bind().dialect.name == "postgresql"
+    if in_one:
+        statement, params = finish_and_close(held, columns, outcome.attempt.values, spent, released)
+    else:
+        statement, params = FINISH, columns | finish_params(held, spent)
+    written = session.execute(statement, params).one_or_none()
+    if written is None:
+        return None, False
+    return JobRow(*written[: len(JobRow._fields)]), in_one and written[-1]
 
 
 def stop(session: Session, settings: Settings, held: Claim, attempt: AttemptRecord) -> Moved:
@@ -244,19 +259,6 @@ def stop(session: Session, settings: Settings, held: Claim, attempt: AttemptReco
     error = {"type": ErrorClass.UNSTORABLE.value, "message": reason}
     outcome = Outcome(DEAD_LETTERED, {"error": error}, attempt, attempt.values["cost_micros"])
     return finish(session, settings, held, outcome, guarded=True)
-
-
-def _guarded(session: Session, guarded: bool, write: Callable[[bool], Any]) -> Any:
-    """``write(False)``; when ``guarded``, inside a savepoint, falling back to
-    ``write(True)`` (the bare version) if the full one cannot be stored."""
-    if not guarded:
-        return write(False)
-    try:
-        with session.begin_nested():
-            return write(False)
-    except Exception:
-        logger.warning("could not store a job's full record; writing it bare", exc_info=True)
-        return write(True)
 
 
 def _announce(session: Session, settings: Settings, job: JobRow) -> Moved:

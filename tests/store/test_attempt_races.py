@@ -3,11 +3,11 @@ a real outcome replaces it, and a provider job started for a job that moved on i
 
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from schema.jobs import JobStatus
 from schema.names import CANCEL_JOB
-from schema.tables import Job, JobAttempt, utcnow
+from schema.tables import BudgetEntry, Job, JobAttempt, utcnow
 from store import lifecycle
 from store.moves import AttemptRecord, NextMessage, Outcome
 from tests.producers.test_api import CHAT
@@ -104,3 +104,37 @@ def test_a_job_canceled_mid_call_is_on_the_books_until_its_worker_reports(
         assert not lifecycle.finish(session, runtime.settings, held, DONE).changed
 
     assert books(runtime, job_id) == (1000, [("succeeded", 1000, False)])
+
+
+def test_an_outcome_whose_attempt_was_closed_at_an_estimate_replaces_the_estimate(
+    client, auth, runtime
+) -> None:
+    job_id = client.post("/v1/jobs", json=CHAT, headers=auth).json()["id"]
+    with runtime.sessions.begin() as session:
+        held = lifecycle.claim(session, job_id, lease_s=60)
+        session.execute(
+            update(JobAttempt)
+            .where(JobAttempt.job_id == job_id)
+            .values(status="lost", cost_micros=500, cost_estimated=True)
+        )
+        session.execute(update(Job).where(Job.id == job_id).values(cost_micros=500))
+        session.add(
+            BudgetEntry(
+                tenant_id=held.tenant_id,
+                period_start=held.budget_period_start,
+                spent_micros=500,
+                released_micros=0,
+            )
+        )
+
+    with runtime.sessions.begin() as session:
+        assert lifecycle.finish(session, runtime.settings, held, DONE).changed
+
+    assert books(runtime, job_id) == (1000, [("succeeded", 1000, False)])
+    with runtime.sessions() as session:
+        spent, released = session.execute(
+            select(func.sum(BudgetEntry.spent_micros), func.sum(BudgetEntry.released_micros)).where(
+                BudgetEntry.tenant_id == held.tenant_id
+            )
+        ).one()
+    assert (spent, released) == (1000, held.reserved_micros)

@@ -41,8 +41,11 @@ BUDGET_WRITES = ("UPDATE budget_periods", "INSERT INTO budget_ledger", "DELETE F
 
 
 def on_budget(wait: Any) -> bool:
-    """A wait for a budget table, or for a row lock a write to one needs (not, say, a
-    claim's wait to extend the attempts table: its statement only reads a job's period)."""
+    """A wait for a budget table, or for a row lock a write to one needs. Not a wait to
+    extend a table by a page (``extend``): every INSERT into a table may take that lock,
+    whoever's row it writes, for as long as one page takes to add; it is no tenant's row."""
+    if wait.locktype == "extend":
+        return False
     return wait.relname in ("budget_periods", "budget_ledger") or any(
         write in wait.query for write in BUDGET_WRITES
     )
