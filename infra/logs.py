@@ -107,6 +107,10 @@ class JsonLinesFormatter(_Scrubbing, JsonFormatter):
         )
 
 
+# httpx logs every request it sends at INFO: a line per provider call and webhook delivery.
+PER_REQUEST_LOGGERS = ("httpx",)
+
+
 def formatter(log_format: LogFormat) -> logging.Formatter:
     if log_format == "auto":
         log_format = "console" if sys.stderr.isatty() else "json"
@@ -115,7 +119,11 @@ def formatter(log_format: LogFormat) -> logging.Formatter:
 
 def configure_logging(log_format: LogFormat = "auto", level: str = "INFO") -> None:
     """Format and filter the root logger's handlers (adding one on stderr if it has none,
-    as Dramatiq's worker processes already do)."""
+    as Dramatiq's worker processes already do). Libraries that log each request they make
+    keep to warnings unless ``level`` is DEBUG: genq logs the calls that went wrong."""
+    for name in PER_REQUEST_LOGGERS:
+        quiet = level.upper() != "DEBUG"
+        logging.getLogger(name).setLevel(logging.WARNING if quiet else logging.NOTSET)
     root = logging.getLogger()
     if not root.handlers:
         root.addHandler(logging.StreamHandler())

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from infra.logs import ContextFilter, add_log_context, formatter, log_context
+from infra.logs import ContextFilter, add_log_context, configure_logging, formatter, log_context
 
 # kind: (text as it might appear, the part that must never be written)
 REAL_LOOKING = {
@@ -112,3 +112,17 @@ def test_fields_learned_outside_a_block_do_not_stick_to_the_thread(captured) -> 
     logger.info("after")
 
     assert "job_stray" not in stream.getvalue()
+
+
+@pytest.mark.parametrize(("level", "logged"), [("INFO", False), ("DEBUG", True)])
+def test_a_line_per_http_request_is_logged_only_at_debug(level, logged) -> None:
+    root, httpx_logger = logging.getLogger(), logging.getLogger("httpx")
+    saved = root.level, httpx_logger.level, list(root.handlers)
+    try:
+        configure_logging("json", level)
+        assert httpx_logger.isEnabledFor(logging.INFO) is logged
+        assert httpx_logger.isEnabledFor(logging.WARNING)
+    finally:
+        root.setLevel(saved[0])
+        httpx_logger.setLevel(saved[1])
+        root.handlers[:] = saved[2]
