@@ -9,7 +9,7 @@ from schema.jobs import JobStatus
 from schema.names import CANCEL_JOB
 from schema.tables import BudgetEntry, Job, JobAttempt, utcnow
 from store import lifecycle
-from store.moves import AttemptRecord, NextMessage, Outcome
+from store.moves import AttemptRecord, Claim, NextMessage, Outcome
 from tests.producers.test_api import CHAT
 
 SUBMITTED = Outcome(
@@ -30,6 +30,15 @@ def lapse(runtime, job_id: str) -> None:  # type: ignore[no-untyped-def]
     with runtime.sessions.begin() as session:
         past = utcnow() - timedelta(seconds=1)
         session.execute(update(Job).where(Job.id == job_id).values(lease_expires_at=past))
+
+
+def claimed(client, auth, runtime) -> tuple[str, Claim]:  # type: ignore[no-untyped-def]
+    """A new job, claimed for its first attempt."""
+    job_id = client.post("/v1/jobs", json=CHAT, headers=auth).json()["id"]
+    with runtime.sessions.begin() as session:
+        held = lifecycle.claim(session, job_id, lease_s=60)
+    assert held is not None
+    return job_id, held
 
 
 def books(runtime, job_id: str) -> tuple[int, list[tuple[str, int, bool]]]:  # type: ignore[no-untyped-def]
@@ -63,9 +72,7 @@ def test_two_overlapping_polls_of_one_provider_job_count_it_once(client, auth, r
 def test_a_late_submit_on_a_taken_over_job_keeps_the_estimate_and_stops_its_provider_job(
     client, auth, runtime
 ) -> None:
-    job_id = client.post("/v1/jobs", json=CHAT, headers=auth).json()["id"]
-    with runtime.sessions.begin() as session:
-        slow = lifecycle.claim(session, job_id, lease_s=60)
+    job_id, slow = claimed(client, auth, runtime)
     lapse(runtime, job_id)
     with runtime.sessions.begin() as session:
         lifecycle.claim(session, job_id, lease_s=60, taking_over=True, lost_cost_micros=500)
@@ -93,9 +100,7 @@ def test_a_late_submit_on_a_taken_over_job_keeps_the_estimate_and_stops_its_prov
 def test_a_job_canceled_mid_call_is_on_the_books_until_its_worker_reports(
     client, auth, runtime, producer, tenant
 ) -> None:
-    job_id = client.post("/v1/jobs", json=CHAT, headers=auth).json()["id"]
-    with runtime.sessions.begin() as session:
-        held = lifecycle.claim(session, job_id, lease_s=60)
+    job_id, held = claimed(client, auth, runtime)
     assert client.post(f"/v1/jobs/{job_id}/cancel", headers=auth).status_code == 200
     cost, rows = books(runtime, job_id)
     assert rows == [("canceled", held.reserved_micros, True)] and cost == held.reserved_micros
@@ -109,9 +114,8 @@ def test_a_job_canceled_mid_call_is_on_the_books_until_its_worker_reports(
 def test_an_outcome_whose_attempt_was_closed_at_an_estimate_replaces_the_estimate(
     client, auth, runtime
 ) -> None:
-    job_id = client.post("/v1/jobs", json=CHAT, headers=auth).json()["id"]
+    job_id, held = claimed(client, auth, runtime)
     with runtime.sessions.begin() as session:
-        held = lifecycle.claim(session, job_id, lease_s=60)
         session.execute(
             update(JobAttempt)
             .where(JobAttempt.job_id == job_id)
