@@ -4,7 +4,6 @@ The HTTP API is a thin layer over this class, so both paths behave the same.
 """
 
 import logging
-import time
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -17,6 +16,7 @@ from infra.brokers import make_broker
 from infra.db import Timeouts, make_engine, make_sessions
 from infra.known_secrets import register_configured
 from infra.redis_conn import connect, redis_url
+from producers.active_tenants import ActiveTenants
 from producers.enqueue_rate import EnqueueRate
 from producers.key_cache import TenantKeys
 from producers.submit import check
@@ -24,7 +24,6 @@ from producers.webhook_test_rate import WebhookTestRate
 from schema.clean import bounded_time, text_problem
 from schema.errors import FieldError, InvalidInputError, Loc
 from schema.jobs import BatchItem, JobCreate, JobStatus, JobView
-from schema.names import active_tenants_key
 from schema.routes import Routes, load_routes
 from schema.settings import Settings
 from schema.tables import OutboxMessage
@@ -62,6 +61,7 @@ class Producer:
         # Redis for tenant activity, enqueue rate and circuits, whichever the broker is.
         self.redis = connect(url)
         webhook_targets.attach(self.sessions, EndpointCache(self.redis))
+        self.active_tenants = ActiveTenants(self.redis)
         self.enqueue_rate = EnqueueRate(url)
         self.webhook_test_rate = WebhookTestRate(url, self.settings.webhook_test_sends_per_minute)
         self.webhooks = Webhooks(self.sessions, self.settings, self._send)
@@ -101,7 +101,7 @@ class Producer:
         except IntegrityError:
             results = self._store(tenant_id, submissions)
         self._send([r.outbox_row for r in results if r.outbox_row is not None])
-        self._mark_active(tenant_id, {r.job.route for r in results if not r.replayed})
+        self.active_tenants.mark(tenant_id, {r.job.route for r in results if not r.replayed})
         return results
 
     def _vet_webhook_url(self, url: str) -> None:
@@ -122,18 +122,6 @@ class Producer:
             "create one with POST /v1/webhook-secret/rotate"
         )
         raise InvalidInputError([FieldError((*loc, "webhook_url"), message)])
-
-    def _mark_active(self, tenant_id: str, routes: set[str]) -> None:
-        """Tell the workers' limiter this tenant has work queued on these routes, so its
-        fair share counts from now, not from when a worker first reaches its jobs."""
-        now_ms = int(time.time() * 1000)
-        try:
-            pipe = self.redis.pipeline(transaction=False)
-            for route in routes:
-                pipe.zadd(active_tenants_key(route), {tenant_id: now_ms})
-            pipe.execute()
-        except redis.RedisError:
-            logger.warning("could not mark tenant active", exc_info=True)
 
     def _count_enqueues(self, tenant_id: str, jobs: int) -> None:
         """Apply the tenant's enqueue rate; if Redis cannot say, let the jobs in."""
