@@ -1,11 +1,12 @@
 """Tenant keys an API process has checked, trusted for a short time.
 
-Every /v1 request carries a tenant key, and every enqueue needs the tenant's rate; asking
-the store each time costs a pool checkout and a query per request. ``TenantKeys`` keeps
-what it found for ``ttl_s`` seconds, so a revoked key or a changed tenant rate takes effect
-within ``ttl_s`` in every process (at once in one that calls ``forget``). An unknown key
-is never kept: a key works as soon as it is issued, and guessed keys fill nothing. At most
-``max_entries`` entries are kept, the oldest dropped first.
+Every /v1 request carries a tenant key, and every enqueue needs the tenant's rate and
+budget period; asking the store each time costs a pool checkout and a query per request.
+``TenantKeys`` keeps what it found for ``ttl_s`` seconds, so a revoked key or a changed
+tenant rate takes effect within ``ttl_s`` in every process (at once in one that calls
+``forget``); a budget period kept here is only a hint, which the reservation checks. An
+unknown key is never kept: a key works as soon as it is issued, and guessed keys fill
+nothing. At most ``max_entries`` entries are kept, the oldest dropped first.
 """
 
 import threading
@@ -49,14 +50,25 @@ class TenantKeys:
 
     def rate(self, tenant_id: str) -> int | None:
         """The tenant's own enqueue rate per minute, if it has one."""
+        return self._tenant(tenant_id).rate_per_minute
+
+    def budget_period(self, tenant_id: str) -> str | None:
+        """The tenant's budget period as last read: a hint, which the reservation checks."""
+        return self._tenant(tenant_id).budget_period
+
+    def _tenant(self, tenant_id: str) -> KeyHolder:
         by_tenant = "tenant:" + tenant_id
         holder = self._fresh(by_tenant)
         if holder is None:
             with self.sessions() as session:
-                own = session.scalar(select(Tenant.rate_per_minute).where(Tenant.id == tenant_id))
-            holder = KeyHolder(tenant_id, own)
+                row = session.execute(
+                    select(Tenant.rate_per_minute, Tenant.budget_period).where(
+                        Tenant.id == tenant_id
+                    )
+                ).one_or_none()
+            holder = KeyHolder(tenant_id, *(row or (None, None)))
             self._keep(by_tenant, holder)
-        return holder.rate_per_minute
+        return holder
 
     def forget(self) -> None:
         """Drop everything kept, so the next request asks the store."""

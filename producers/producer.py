@@ -29,6 +29,7 @@ from schema.settings import Settings
 from schema.tables import OutboxMessage
 from schema.usage import GroupBy, UsageReport
 from store import jobs, lifecycle, outbox, usage, webhook_endpoints, webhook_targets
+from store.budgets import StalePeriodError
 from store.sent_marks import SentMarks
 from store.submissions import Submission, Submitted, store
 from store.webhook_secrets import has_default_secret
@@ -132,8 +133,14 @@ class Producer:
             logger.warning("enqueue rate unavailable; not limiting", exc_info=True)
 
     def _store(self, tenant_id: str, submissions: list[Submission]) -> list[Submitted]:
-        with self.sessions.begin() as session:
-            return store(session, self.routes, tenant_id, submissions, self.settings.job_deadline_s)
+        period = self.tenant_keys.budget_period(tenant_id)
+        deadline_s = self.settings.job_deadline_s
+        try:
+            with self.sessions.begin() as session:
+                return store(session, self.routes, tenant_id, submissions, deadline_s, period)
+        except StalePeriodError:
+            with self.sessions.begin() as session:
+                return store(session, self.routes, tenant_id, submissions, deadline_s)
 
     def _send(self, rows: list[OutboxMessage]) -> None:
         outbox.send_leaving_marks(self.sessions, self.broker, rows, self.sent_marks.add)

@@ -11,7 +11,7 @@ the row (``store/budget_ledger.py``: what is ``owed``, the fold, what a crash ca
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import BigInteger, Engine, bindparam, insert, select, update
+from sqlalchemy import BigInteger, Engine, bindparam, exists, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -90,12 +90,20 @@ def state(session: Session, tenant: Tenant, now: datetime | None = None) -> Budg
     )
 
 
+class StalePeriodError(Exception):
+    """The tenant's budget period is no longer the one its jobs were written under: the
+    caller's transaction rolls back, and the enqueue runs again with the period read."""
+
+
 @dataclass(frozen=True)
 class Terms:
-    """What an enqueue checks against: the tenant's current period and its limit."""
+    """What an enqueue checks against: the tenant's current period and its limit. Terms
+    ``guessed`` from a period read earlier carry no limit: the reservation checks the
+    period and the limit in its own statement."""
 
     period_start: datetime
     limit_micros: int | None
+    guessed: str | None = None
 
 
 PERIODS_TABLE, TENANTS = BudgetPeriod.__table__, Tenant.__table__
@@ -115,12 +123,32 @@ RESERVE_WITHIN = RESERVE.where(
     + _amount
     <= bindparam("b_limit", type_=BigInteger)
 )
+RESERVE_CHECKED = RESERVE.where(
+    exists().where(
+        TENANTS.c.id == _tenant,
+        TENANTS.c.budget_period == bindparam("b_period", type_=TENANTS.c.budget_period.type),
+        or_(
+            TENANTS.c.budget_micros.is_(None),
+            PERIODS_TABLE.c.spent_micros
+            + PERIODS_TABLE.c.reserved_micros
+            + budget_ledger.owed(_tenant, _start)
+            + _amount
+            <= TENANTS.c.budget_micros,
+        ),
+    )
+)
 SETTLE = insert(BudgetEntry.__table__)
 
 
 def budget_terms(session: Session, tenant_id: str) -> Terms:
     period, limit = session.execute(TERMS, {"b_tenant_id": tenant_id}).one()
     return Terms(period_start(period, utcnow()), limit)
+
+
+def guessed_terms(period: str) -> Terms:
+    """Terms from a budget period read earlier, to save reading the tenant's terms on
+    every enqueue; ``reserve`` checks them."""
+    return Terms(period_start(period, utcnow()), None, guessed=period)
 
 
 def reserve(
@@ -135,10 +163,19 @@ def reserve(
 
     Raises ``BudgetExceededError`` if it does not fit; the caller's transaction then
     rolls back and nothing is stored. An operator's requeue reserves without the limit.
-    ``terms``, when the caller has read them already, saves reading them again.
+    ``terms``, when the caller has read them already, saves reading them again; guessed
+    terms are checked in the reservation's own statement, and raise
+    ``StalePeriodError`` if the tenant's period has moved since.
     """
     terms = terms or budget_terms(session, tenant_id)
     start = terms.period_start
+    if terms.guessed is not None:
+        params = {"b_tenant_id": tenant_id, "b_start": start, "b_amount": amount_micros}
+        if session.execute(RESERVE_CHECKED, {**params, "b_period": terms.guessed}).rowcount:
+            return start
+        terms = budget_terms(session, tenant_id)
+        if terms.period_start != start:
+            raise StalePeriodError(tenant_id)
     within = enforce_limit and terms.limit_micros is not None
     query = RESERVE_WITHIN if within else RESERVE
     params = {"b_tenant_id": tenant_id, "b_start": start, "b_amount": amount_micros}

@@ -51,12 +51,16 @@ def store(
     tenant_id: str,
     submissions: Sequence[Submission],
     default_deadline_s: int = 86_400,
+    budget_period: str | None = None,
 ) -> list[Submitted]:
     """Insert jobs and their outbox rows in the caller's transaction (call ``check`` first).
 
     A key seen before with the same body returns the first job; with another body it
     raises ``IdempotencyConflictError``. A concurrent insert of the same key surfaces as
     an ``IntegrityError`` at its insert; the caller retries and then finds the row.
+    ``budget_period``, the tenant's period as the caller last read it, saves reading the
+    tenant's budget terms; if it is stale, ``StalePeriodError`` asks the caller to retry
+    without it.
     """
     results: list[Submitted] = []
     seen: dict[str, tuple[Job | JobRow, str]] = {}
@@ -74,7 +78,7 @@ def store(
                 )
             results.append(Submitted(job, replayed=True))
             continue
-        terms = terms or budgets.budget_terms(session, tenant_id)
+        terms = terms or _terms(session, tenant_id, budget_period)
         submitted, cost = _insert(
             session, routes, tenant_id, submission, digest, default_deadline_s, terms.period_start
         )
@@ -86,6 +90,12 @@ def store(
         # Last, so the budget row is held only until the commit that follows.
         budgets.reserve(session, tenant_id, reserved, terms=terms)
     return results
+
+
+def _terms(session: Session, tenant_id: str, budget_period: str | None) -> budgets.Terms:
+    if budget_period is None:
+        return budgets.budget_terms(session, tenant_id)
+    return budgets.guessed_terms(budget_period)
 
 
 def _previous(session: Session, tenant_id: str, key: str) -> tuple[Job, str] | None:

@@ -75,25 +75,26 @@ class KeyHolder:
 
     tenant_id: str
     rate_per_minute: int | None
+    budget_period: str | None
 
 
 _HOLDER = (
-    select(ApiKey.tenant_id, Tenant.rate_per_minute)
+    select(ApiKey.tenant_id, Tenant.rate_per_minute, Tenant.budget_period)
     .join(Tenant, Tenant.id == ApiKey.tenant_id)
     .where(ApiKey.key_hash == bindparam("key_hash"), ApiKey.revoked_at.is_(None))
 )
 
 
 def key_holder(session: Session, api_key: str) -> KeyHolder | None:
-    """The tenant owning ``api_key`` with its enqueue rate, in one query; None for an
-    unknown or revoked key. A live key is registered for redaction."""
+    """The tenant owning ``api_key`` with its enqueue rate and budget period, in one
+    query; None for an unknown or revoked key. A live key is registered for redaction."""
     if not api_key.startswith(KEY_PREFIX):
         return None
     row = session.execute(_HOLDER, {"key_hash": hash_key(api_key)}).first()
     if row is None:
         return None
     register_secret(api_key)
-    return KeyHolder(row.tenant_id, row.rate_per_minute)
+    return KeyHolder(row.tenant_id, row.rate_per_minute, row.budget_period)
 
 
 def authenticate(session: Session, api_key: str) -> str | None:
