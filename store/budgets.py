@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from schema.errors import LimitExceededError
+from schema.errors import GenqError, LimitExceededError
 from schema.tables import BudgetEntry, BudgetPeriod, Tenant, utcnow
 from store import budget_ledger
 from store.tenants import find_tenant
@@ -90,7 +90,7 @@ def state(session: Session, tenant: Tenant, now: datetime | None = None) -> Budg
     )
 
 
-class StalePeriodError(Exception):
+class StalePeriodError(GenqError):
     """The tenant's budget period is no longer the one its jobs were written under: the
     caller's transaction rolls back, and the enqueue runs again with the period read."""
 
