@@ -116,25 +116,18 @@ RESERVE = (
     .where(PERIODS_TABLE.c.tenant_id == _tenant, PERIODS_TABLE.c.period_start == _start)
     .values(reserved_micros=PERIODS_TABLE.c.reserved_micros + _amount)
 )
-RESERVE_WITHIN = RESERVE.where(
+_with_amount = (
     PERIODS_TABLE.c.spent_micros
     + PERIODS_TABLE.c.reserved_micros
     + budget_ledger.owed(_tenant, _start)
     + _amount
-    <= bindparam("b_limit", type_=BigInteger)
 )
+RESERVE_WITHIN = RESERVE.where(_with_amount <= bindparam("b_limit", type_=BigInteger))
 RESERVE_CHECKED = RESERVE.where(
     exists().where(
         TENANTS.c.id == _tenant,
         TENANTS.c.budget_period == bindparam("b_period", type_=TENANTS.c.budget_period.type),
-        or_(
-            TENANTS.c.budget_micros.is_(None),
-            PERIODS_TABLE.c.spent_micros
-            + PERIODS_TABLE.c.reserved_micros
-            + budget_ledger.owed(_tenant, _start)
-            + _amount
-            <= TENANTS.c.budget_micros,
-        ),
+        or_(TENANTS.c.budget_micros.is_(None), _with_amount <= TENANTS.c.budget_micros),
     )
 )
 SETTLE = insert(BudgetEntry.__table__)
@@ -169,8 +162,8 @@ def reserve(
     """
     terms = terms or budget_terms(session, tenant_id)
     start = terms.period_start
+    params = {"b_tenant_id": tenant_id, "b_start": start, "b_amount": amount_micros}
     if terms.guessed is not None:
-        params = {"b_tenant_id": tenant_id, "b_start": start, "b_amount": amount_micros}
         if session.execute(RESERVE_CHECKED, {**params, "b_period": terms.guessed}).rowcount:
             return start
         terms = budget_terms(session, tenant_id)
@@ -178,7 +171,6 @@ def reserve(
             raise StalePeriodError(tenant_id)
     within = enforce_limit and terms.limit_micros is not None
     query = RESERVE_WITHIN if within else RESERVE
-    params = {"b_tenant_id": tenant_id, "b_start": start, "b_amount": amount_micros}
     if within:
         params["b_limit"] = terms.limit_micros
     # The period's row is made on the first miss. A fold that commits while the UPDATE
