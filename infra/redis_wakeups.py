@@ -7,6 +7,11 @@ Here every enqueue also publishes on the queue's wake-up channel, and an idle co
 waits on that channel for its backoff instead of sleeping, so it fetches at once. A
 consumer whose prefetch is full waits likewise for one of its messages to be acked.
 
+The wake-up costs no round trip of its own: the broker's dispatch script is wrapped so
+that an enqueue sends ``EVALSHA`` and ``PUBLISH`` in one pipeline. The wrapper reads only
+the script's command and queue name (its first and third arguments), so Dramatiq still
+builds every argument the script takes.
+
 Polling stays the safety net: a wake-up is lost only if its publish fails or the
 consumer's subscription drops, and then the message waits at most the worker's timeout,
 as with plain Dramatiq. Messages moved by Dramatiq's maintenance publish nothing and are
@@ -16,13 +21,15 @@ found the same way.
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import redis
 from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.common import compute_backoff
 from dramatiq.errors import ConnectionClosed
+from redis.commands.core import Script
 
 logger = logging.getLogger(__name__)
 
@@ -37,18 +44,42 @@ def wakeup_channel(broker: RedisBroker, queue_name: str) -> str:
 class WakingRedisBroker(RedisBroker):
     """A ``RedisBroker`` that announces each enqueue on the queue's wake-up channel."""
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.scripts["dispatch"] = WakingDispatch(self, self.scripts["dispatch"])
+
     @property
     def consumer_class(self) -> type[_RedisConsumer]:
         return WakingConsumer
 
-    def enqueue(self, message: Message, *, delay: int | None = None) -> Message:
-        """Enqueue as Dramatiq does, then wake the queue's idle consumers; a failed
-        wake-up only leaves them to their polling, so it does not fail the enqueue."""
-        enqueued = super().enqueue(message, delay=delay)
-        try:
-            self.client.publish(wakeup_channel(self, enqueued.queue_name), b"")
-        except redis.RedisError as exc:
-            logger.debug("no wake-up for %s: %s", enqueued.queue_name, exc)
+
+class WakingDispatch:
+    """Dramatiq's dispatch script, with each enqueue's wake-up in the same round trip.
+
+    A failed wake-up only leaves the consumers to their polling, so it does not fail the
+    enqueue. If Redis lost the script (a restart, ``SCRIPT FLUSH``), the enqueue runs
+    again through the script as Dramatiq runs it, which loads it. The wake-up has gone out
+    already; a consumer it woke too early has its backoff reset, so it fetches again
+    within milliseconds."""
+
+    def __init__(self, broker: RedisBroker, script: Script) -> None:
+        self._broker = broker
+        self._script = script
+
+    def __call__(self, keys: Sequence[str], args: Sequence[object]) -> object:
+        if args[0] != "enqueue":
+            return self._script(keys=keys, args=args)
+        channel = wakeup_channel(self._broker, str(args[2]))
+        with self._broker.client.pipeline(transaction=False) as pipe:
+            pipe.evalsha(self._script.sha, len(keys), *keys, *args)
+            pipe.publish(channel, b"")
+            enqueued, woken = pipe.execute(raise_on_error=False)
+        if isinstance(enqueued, redis.exceptions.NoScriptError):
+            enqueued = self._script(keys=keys, args=args)
+        if isinstance(enqueued, Exception):
+            raise enqueued
+        if isinstance(woken, Exception):
+            logger.debug("no wake-up on %s: %s", channel, woken)
         return enqueued
 
 

@@ -4,6 +4,7 @@ Each test first makes the consumer's backoff long (a minute), so a consumer that
 out could not pass within the tests' deadline: only a wake-up lets it through."""
 
 import threading
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -76,15 +77,79 @@ def test_a_full_consumer_wakes_when_a_message_is_acked(broker) -> None:
     consumer.close()
 
 
-def test_a_failed_wake_up_does_not_fail_the_enqueue(broker, monkeypatch) -> None:
-    def refuse(*args: object) -> None:
-        raise redis.ConnectionError("no publish")
+def test_an_enqueue_and_its_wake_up_take_one_round_trip(redis_url: str) -> None:
+    sent = []  # by this thread, not the consumer's
+    here = threading.get_ident()
+    plain = redis.Redis.from_url(redis_url).connection_pool.connection_class
 
-    monkeypatch.setattr(broker.client, "publish", refuse)
+    class Counting(plain):  # type: ignore[misc, valid-type]
+        def send_packed_command(self, command: object, check_health: bool = True) -> None:
+            if threading.get_ident() == here:
+                sent.append(command)
+            super().send_packed_command(command, check_health)
+
+    client = redis.Redis.from_url(redis_url, connection_class=Counting)
+    broker = WakingRedisBroker(client=client, middleware=[])
+    broker.declare_queue(QUEUE)
+    consumer = idle_consumer(broker)
+    waiting, got = in_thread(consumer)  # its fetch has loaded the script
+    sent.clear()
+
+    broker.enqueue(message())
+
+    assert len(sent) == 1
+    waiting.join(DEADLINE_S)
+    assert not waiting.is_alive() and got == [None]
+    consumer.close()
+    broker.close()
+
+
+def test_an_enqueue_after_redis_lost_the_script_loads_it_and_still_wakes(broker) -> None:
+    consumer = idle_consumer(broker)
+    waiting, got = in_thread(consumer)
+    broker.client.script_flush()
+
+    broker.enqueue(message())
+
+    waiting.join(DEADLINE_S)
+    assert not waiting.is_alive() and got == [None]
+    assert next(consumer).kwargs == {"n": 0}
+    consumer.close()
+
+
+@pytest.fixture
+def no_publish_client(redis_url: str) -> Iterator[redis.Redis]:
+    """A client whose Redis user may do everything but ``PUBLISH``."""
+    admin = redis.Redis.from_url(redis_url)
+    name = f"genq-test-{uuid.uuid4().hex}"
+    admin.acl_setuser(
+        name, enabled=True, nopass=True, keys=["*"], channels=["*"], commands=["+@all", "-publish"]
+    )
+    yield redis.Redis.from_url(redis_url, username=name)
+    admin.acl_deluser(name)
+
+
+def test_a_refused_wake_up_does_not_fail_the_enqueue(no_publish_client: redis.Redis) -> None:
+    broker = WakingRedisBroker(client=no_publish_client, middleware=[])
+    broker.declare_queue(QUEUE)
 
     broker.enqueue(message())
 
     assert broker.client.llen(f"{broker.namespace}:{QUEUE}") == 1
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        broker.client.publish(wakeup_channel(broker, QUEUE), b"")
+    broker.close()
+
+
+def test_a_lost_script_and_a_refused_wake_up_still_enqueue(no_publish_client: redis.Redis) -> None:
+    broker = WakingRedisBroker(client=no_publish_client, middleware=[])
+    broker.declare_queue(QUEUE)
+    broker.client.script_flush()
+
+    broker.enqueue(message())
+
+    assert broker.client.llen(f"{broker.namespace}:{QUEUE}") == 1
+    broker.close()
 
 
 def test_a_lost_fetch_or_subscription_closes_the_consumer(broker, monkeypatch) -> None:
