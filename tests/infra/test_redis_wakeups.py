@@ -5,7 +5,7 @@ out could not pass within the tests' deadline: only a wake-up lets it through.""
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
@@ -118,19 +118,26 @@ def test_an_enqueue_after_redis_lost_the_script_loads_it_and_still_wakes(broker)
 
 
 @pytest.fixture
-def no_publish_client(redis_url: str) -> Iterator[redis.Redis]:
-    """A client whose Redis user may do everything but ``PUBLISH``."""
+def client_without(redis_url: str) -> Iterator[Callable[[str], redis.Redis]]:
+    """Make clients whose Redis user may do everything but the given command."""
     admin = redis.Redis.from_url(redis_url)
-    name = f"genq-test-{uuid.uuid4().hex}"
-    admin.acl_setuser(
-        name, enabled=True, nopass=True, keys=["*"], channels=["*"], commands=["+@all", "-publish"]
-    )
-    yield redis.Redis.from_url(redis_url, username=name)
-    admin.acl_deluser(name)
+    names: list[str] = []
+
+    def make(command: str) -> redis.Redis:
+        names.append(f"genq-test-{uuid.uuid4().hex}")
+        admin.acl_setuser(
+            names[-1], enabled=True, nopass=True, keys=["*"], channels=["*"],
+            commands=["+@all", f"-{command}"],
+        )  # fmt: skip
+        return redis.Redis.from_url(redis_url, username=names[-1])
+
+    yield make
+    for name in names:
+        admin.acl_deluser(name)
 
 
-def test_a_refused_wake_up_does_not_fail_the_enqueue(no_publish_client: redis.Redis) -> None:
-    broker = WakingRedisBroker(client=no_publish_client, middleware=[])
+def test_a_refused_wake_up_does_not_fail_the_enqueue(client_without) -> None:
+    broker = WakingRedisBroker(client=client_without("publish"), middleware=[])
     broker.declare_queue(QUEUE)
 
     broker.enqueue(message())
@@ -141,14 +148,25 @@ def test_a_refused_wake_up_does_not_fail_the_enqueue(no_publish_client: redis.Re
     broker.close()
 
 
-def test_a_lost_script_and_a_refused_wake_up_still_enqueue(no_publish_client: redis.Redis) -> None:
-    broker = WakingRedisBroker(client=no_publish_client, middleware=[])
+def test_a_lost_script_and_a_refused_wake_up_still_enqueue(client_without) -> None:
+    broker = WakingRedisBroker(client=client_without("publish"), middleware=[])
     broker.declare_queue(QUEUE)
     broker.client.script_flush()
 
     broker.enqueue(message())
 
     assert broker.client.llen(f"{broker.namespace}:{QUEUE}") == 1
+    broker.close()
+
+
+def test_an_enqueue_redis_refuses_fails_and_stores_nothing(client_without) -> None:
+    broker = WakingRedisBroker(client=client_without("evalsha"), middleware=[])
+    broker.declare_queue(QUEUE)
+
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        broker.enqueue(message())
+
+    assert broker.client.llen(f"{broker.namespace}:{QUEUE}") == 0
     broker.close()
 
 
