@@ -19,6 +19,7 @@ def active_tenants_key(route: str) -> str:
 WEBHOOKS_QUEUE = "genq.webhooks"
 DELIVER_WEBHOOK = "deliver_webhook"
 DELIVER_WEBHOOKS = "deliver_webhooks"
+DELIVER_DUE_WEBHOOKS = "deliver_due_webhooks"
 WEBHOOK_PREFIX = f"{BROKER_NAMESPACE}:wh"
 
 ROUTE_PREFIX = f"{BROKER_NAMESPACE}:route"

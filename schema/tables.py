@@ -187,7 +187,8 @@ class OutboxMessage(Base):
     """A Dramatiq message committed with the state change that calls for it.
 
     The relay sends rows whose ``sent_at`` is empty; re-sending one is safe because
-    every actor is idempotent on the job's state.
+    every actor is idempotent on the job's state. A row with a ``coalesce_key`` is not
+    sent while a message under that key waits.
     """
 
     __tablename__ = "outbox"
@@ -205,6 +206,7 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None]
     send_attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    coalesce_key: Mapped[str | None] = mapped_column(String(100))
 
 
 class DeadLetter(Base):

@@ -4,6 +4,9 @@ change that calls for it, and sent after commit.
 The sender that staged a row tries to send it at once; the relay sweeps whatever is
 still unsent (the broker was down, the process died) and sends it again. A row may
 thus be sent twice, which is safe: every actor is idempotent on the job's state.
+
+A row staged with a coalesce key is not sent while a message under that key waits
+(``infra/coalesce.py``); it counts as sent, since the waiting message does its work.
 """
 
 import logging
@@ -16,6 +19,7 @@ from dramatiq import Message
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from infra import coalesce
 from schema.tables import OutboxMessage, utcnow
 from store.ids import new_id
 
@@ -27,7 +31,12 @@ STAGE = insert(OUTBOX).returning(OUTBOX.c.id)
 
 
 def stage(
-    session: Session, queue_name: str, actor_name: str, kwargs: dict[str, Any], delay_s: float = 0
+    session: Session,
+    queue_name: str,
+    actor_name: str,
+    kwargs: dict[str, Any],
+    delay_s: float = 0,
+    coalesce_key: str | None = None,
 ) -> OutboxMessage:
     """Add a message to the outbox as part of the caller's transaction: inserted at once,
     so the row it returns (not attached to the session) already has its id."""
@@ -40,6 +49,7 @@ def stage(
         "available_at": now + timedelta(seconds=delay_s),
         "created_at": now,
         "send_attempts": 0,
+        "coalesce_key": coalesce_key,
     }
     row_id = session.execute(STAGE, values).scalar_one()
     return OutboxMessage(id=row_id, **values)
@@ -56,7 +66,7 @@ def _enqueue(broker: dramatiq.Broker, row: OutboxMessage) -> None:
         message_timestamp=int(row.created_at.timestamp() * 1000),
     )
     delay_ms = int((row.available_at - utcnow()).total_seconds() * 1000)
-    broker.enqueue(message, delay=delay_ms if delay_ms > 0 else None)
+    coalesce.enqueue(broker, message, row.coalesce_key, delay_ms if delay_ms > 0 else None)
 
 
 def _send_rows(session: Session, broker: dramatiq.Broker, rows: Iterable[OutboxMessage]) -> int:

@@ -1,5 +1,7 @@
 """Recording webhook events: one event row per thing that happened, one delivery per
-receiving URL, and the message that sends them, all in the caller's transaction.
+receiving URL, and the messages that send them, all in the caller's transaction: for a
+job's own URL, a message naming the delivery; for an endpoint, the endpoint's message
+that sends whatever is due to it (``store/webhook_messages.py``).
 
 The body is serialized here, once, so every attempt and every resend sends the same
 bytes under the same ``webhook-id``; every secret value the process knows is redacted
@@ -139,8 +141,12 @@ def _record(
     session.execute(INSERT_EVENT, event)
     deliveries = [_delivery(event, target) for target in targets]
     session.execute(INSERT_DELIVERY, deliveries)
-    pending = [d["id"] for d in deliveries if d["status"] == DeliveryStatus.PENDING]
-    return [delivery["id"] for delivery in deliveries], webhook_messages.stage(session, pending)
+    pending = [d for d in deliveries if d["status"] == DeliveryStatus.PENDING]
+    rows = webhook_messages.stage(session, [d["id"] for d in pending if not d["endpoint_id"]])
+    rows.extend(
+        webhook_messages.stage_due(session, d["endpoint_id"]) for d in pending if d["endpoint_id"]
+    )
+    return [delivery["id"] for delivery in deliveries], rows
 
 
 def _delivery(event: dict[str, Any], target: Target) -> dict[str, Any]:

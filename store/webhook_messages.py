@@ -1,15 +1,19 @@
-"""The messages that send webhook deliveries: one carries up to ``BATCH`` of them.
+"""The messages that send webhook deliveries.
 
-A backlog (the sweep after a receiver's outage, a bulk resend, an event for several
-endpoints) so costs the queue a message per batch rather than one per delivery, and the
-worker claims and records each batch together.
+A message names up to ``BATCH`` deliveries: a backlog (the sweep after a receiver's
+outage, a bulk resend, a retry) so costs the queue a message per batch rather than one
+per delivery, and the worker claims and records each batch together.
+
+Fresh deliveries to an endpoint are sent by the endpoint instead: their message says
+"send what is due to this endpoint", under the endpoint's coalesce key, so while one
+waits no other is sent, and one message claims and sends as many as came in meanwhile.
 """
 
 from collections.abc import Sequence
 
 from sqlalchemy.orm import Session
 
-from schema.names import DELIVER_WEBHOOKS, WEBHOOKS_QUEUE
+from schema.names import DELIVER_DUE_WEBHOOKS, DELIVER_WEBHOOKS, WEBHOOKS_QUEUE
 from schema.tables import OutboxMessage
 from store import outbox
 
@@ -29,3 +33,20 @@ def stage(session: Session, delivery_ids: Sequence[str], delay_s: float = 0) -> 
         )
         for start in range(0, len(delivery_ids), BATCH)
     ]
+
+
+def stage_due(session: Session, endpoint_id: str) -> OutboxMessage:
+    """Stage the message that sends what is due to ``endpoint_id``, in the caller's
+    transaction; return its outbox row."""
+    return outbox.stage(
+        session,
+        WEBHOOKS_QUEUE,
+        DELIVER_DUE_WEBHOOKS,
+        {"endpoint_id": endpoint_id},
+        coalesce_key=due_key(endpoint_id),
+    )
+
+
+def due_key(endpoint_id: str) -> str:
+    """The coalesce key of the messages that send what is due to ``endpoint_id``."""
+    return f"webhooks:due:{endpoint_id}"

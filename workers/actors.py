@@ -7,6 +7,7 @@ import dramatiq
 
 from schema.names import (
     CANCEL_JOB,
+    DELIVER_DUE_WEBHOOKS,
     DELIVER_WEBHOOK,
     DELIVER_WEBHOOKS,
     JOBS_QUEUE,
@@ -17,7 +18,7 @@ from schema.names import (
 from workers import execution
 from workers.context import job_scope
 from workers.runtime import Runtime
-from workers.webhooks import delivery
+from workers.webhooks import delivery, due
 
 # Provider failures are retried by genq's own policy (recorded attempts, backoff via the
 # outbox). Dramatiq's retries only cover the unplanned: a database hiccup mid-job.
@@ -43,6 +44,10 @@ def declare_actors(runtime: Runtime) -> dict[str, dramatiq.Actor]:
         with job_scope(delivery_id=delivery_ids[0], batch=len(delivery_ids)):
             delivery.deliver(runtime, delivery_ids)
 
+    def deliver_due_webhooks(endpoint_id: str) -> None:
+        with job_scope(endpoint_id=endpoint_id):
+            due.deliver_due(runtime, endpoint_id)
+
     def deliver_webhook(delivery_id: str) -> None:
         """A message staged before deliveries went out in batches."""
         deliver_webhooks([delivery_id])
@@ -52,6 +57,7 @@ def declare_actors(runtime: Runtime) -> dict[str, dramatiq.Actor]:
         (POLL_JOB, poll_job, JOBS_QUEUE),
         (CANCEL_JOB, cancel_job, JOBS_QUEUE),
         (DELIVER_WEBHOOKS, deliver_webhooks, WEBHOOKS_QUEUE),
+        (DELIVER_DUE_WEBHOOKS, deliver_due_webhooks, WEBHOOKS_QUEUE),
         (DELIVER_WEBHOOK, deliver_webhook, WEBHOOKS_QUEUE),
     )
     return {

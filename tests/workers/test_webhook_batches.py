@@ -6,10 +6,10 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from schema.jobs import WebhookEventType
-from schema.names import DELIVER_WEBHOOKS
+from schema.names import DELIVER_DUE_WEBHOOKS, DELIVER_WEBHOOKS
 from schema.tables import OutboxMessage, WebhookDelivery, WebhookEndpoint, utcnow
 from schema.webhooks import EndpointCreate
 from store import webhook_events, webhook_messages
@@ -27,15 +27,21 @@ def pending_deliveries(
     """An endpoint at ``url`` and ``count`` pending deliveries to it, oldest first."""
     endpoint = producer.webhooks.create_endpoint(tenant.tenant_id, EndpointCreate(url=url))
     target = webhook_events.Target(endpoint.id, url)
+    delivery_ids: list[str] = []
     with runtime.sessions.begin() as session:
-        rows = [
-            row
-            for _ in range(count)
-            for row in webhook_events.record(
+        for _ in range(count):
+            webhook_events.record(
                 session, tenant.tenant_id, WebhookEventType.SUCCEEDED, [target], {}
             )
-        ]
-    return endpoint.id, [row.kwargs["delivery_ids"][0] for row in rows]
+            delivery_ids.append(
+                session.scalars(
+                    select(WebhookDelivery.id).where(
+                        WebhookDelivery.endpoint_id == endpoint.id,
+                        WebhookDelivery.id.not_in(delivery_ids),
+                    )
+                ).one()
+            )
+    return endpoint.id, delivery_ids
 
 
 def states(runtime: Runtime, delivery_ids: list[str]) -> list[dict[str, Any]]:
@@ -103,7 +109,9 @@ def test_a_batch_is_one_claim_and_one_write(runtime, producer, tenant, hooks) ->
     assert (counts.statements, counts.transactions) == (5, 2)
 
 
-def test_an_event_for_several_endpoints_is_one_message(runtime, producer, tenant, hooks) -> None:
+def test_an_event_for_several_endpoints_stages_each_ones_due_message(
+    runtime, producer, tenant, hooks
+) -> None:
     urls = [hooks.url(hooks.new()) for _ in range(3)]
     targets = [
         webhook_events.Target(
@@ -116,9 +124,14 @@ def test_an_event_for_several_endpoints_is_one_message(runtime, producer, tenant
             session, tenant.tenant_id, WebhookEventType.SUCCEEDED, targets, {}
         )
 
-    (row,) = rows
-    assert row.actor_name == DELIVER_WEBHOOKS
-    assert len(row.kwargs["delivery_ids"]) == 3
+    assert [(row.actor_name, row.kwargs, row.coalesce_key) for row in rows] == [
+        (
+            DELIVER_DUE_WEBHOOKS,
+            {"endpoint_id": target.endpoint_id},
+            f"webhooks:due:{target.endpoint_id}",
+        )
+        for target in targets
+    ]
 
 
 def test_a_train_stops_at_its_first_failure_and_gives_the_rest_back(
@@ -237,13 +250,8 @@ def test_the_sweep_sends_a_backlog_in_batches(runtime, producer, tenant, hooks) 
             .where(WebhookDelivery.id.in_(delivery_ids))
             .values(dispatched_at=utcnow() - timedelta(hours=1))
         )
-        session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.actor_name == DELIVER_WEBHOOKS)
-            .values(sent_at=utcnow())
-        )
-
-    before = messages(runtime)[-1].id
+        session.execute(update(OutboxMessage).values(sent_at=utcnow()))
+        before = session.scalar(select(func.max(OutboxMessage.id)))
 
     assert dispatch_due(runtime.sessions, runtime.broker) == count
 

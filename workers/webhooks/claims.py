@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, and_, bindparam, exists, func, or_, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from schema.tables import WebhookDelivery, WebhookEndpoint, WebhookEvent, utcnow
 from schema.webhooks import DeliveryStatus
@@ -37,6 +37,7 @@ class Claim:
     generation: int
     url: str
     body: str
+    due_at: datetime
     secrets: list[str]
     failing_since: datetime | None
     lease_until: datetime
@@ -46,25 +47,34 @@ def pending(delivery_id: str) -> ColumnElement[bool]:
     return and_(WebhookDelivery.id == delivery_id, WebhookDelivery.status == DeliveryStatus.PENDING)
 
 
-def _claim_statement() -> Any:
-    """The claim, built once: ``delivery_ids``, ``now``, ``soon`` (due up to then) and
-    ``lease_until`` are bound at each execution."""
-    now = bindparam("now", type_=WebhookDelivery.updated_at.type)
-    due = bindparam("soon", type_=WebhookDelivery.updated_at.type)
+NOW = bindparam("now", type_=WebhookDelivery.updated_at.type)
+SOON = bindparam("soon", type_=WebhookDelivery.updated_at.type)
+
+
+def _claimable(delivery: Any = WebhookDelivery) -> ColumnElement[bool]:
+    """Pending, due by ``soon`` and nobody at it."""
+    return and_(
+        delivery.status == DeliveryStatus.PENDING,
+        delivery.next_attempt_at <= SOON,
+        lease_free(NOW, delivery),
+    )
+
+
+def _claim_statement(which: ColumnElement[bool]) -> Any:
+    """The claim of the deliveries ``which`` picks, built once: ``now``, ``soon`` and
+    ``lease_until`` are bound at each execution, with what ``which`` takes."""
     return (
         update(WebhookDelivery)
         .where(
-            WebhookDelivery.id.in_(bindparam("delivery_ids", expanding=True)),
-            WebhookDelivery.status == DeliveryStatus.PENDING,
-            WebhookDelivery.next_attempt_at <= due,
-            lease_free(now),
+            which,
+            _claimable(),
             or_(WebhookDelivery.endpoint_id.is_(None), _enabled()),
         )
         .values(
             attempts=WebhookDelivery.attempts + 1,
             lease_expires_at=bindparam("lease_until", type_=WebhookDelivery.updated_at.type),
             url=func.coalesce(_of_endpoint(WebhookEndpoint.url), WebhookDelivery.url),
-            updated_at=now,
+            updated_at=NOW,
         )
         .returning(
             WebhookDelivery.id,
@@ -78,7 +88,8 @@ def _claim_statement() -> Any:
             select(WebhookEvent.body)
             .where(WebhookEvent.id == WebhookDelivery.event_id)
             .scalar_subquery(),
-            signing_secrets_of(WebhookDelivery.tenant_id, WebhookDelivery.endpoint_id, now),
+            WebhookDelivery.next_attempt_at,
+            signing_secrets_of(WebhookDelivery.tenant_id, WebhookDelivery.endpoint_id, NOW),
             _of_endpoint(WebhookEndpoint.failing_since),
         )
     )
@@ -87,26 +98,37 @@ def _claim_statement() -> Any:
 def claim(engine: Engine, delivery_ids: Sequence[str], lease_s: float) -> list[Claim]:
     """Take those of ``delivery_ids`` that are due, that nobody is at and whose endpoint
     (if any) is enabled, for one attempt each, in the order given."""
+    claimed = _claim(engine, CLAIM, {"delivery_ids": list(delivery_ids)}, lease_s)
+    return [claimed[delivery_id] for delivery_id in delivery_ids if delivery_id in claimed]
+
+
+def claim_due(engine: Engine, endpoint_id: str, limit: int, lease_s: float) -> list[Claim]:
+    """Take up to ``limit`` of the deliveries to ``endpoint_id`` that are due and that
+    nobody is at, the longest due first, if the endpoint is enabled; others claiming
+    the same endpoint at once skip those taken here rather than wait for them."""
+    bound = {"b_endpoint_id": endpoint_id, "limit": limit}
+    claimed = _claim(engine, CLAIM_DUE, bound, lease_s)
+    return sorted(claimed.values(), key=lambda claim: (claim.due_at, claim.delivery_id))
+
+
+def _claim(
+    engine: Engine, statement: Any, bound: dict[str, Any], lease_s: float
+) -> dict[str, Claim]:
     now = utcnow()
     lease_until = now + timedelta(seconds=lease_s)
-    bound = {
-        "delivery_ids": list(delivery_ids),
-        "now": now,
-        "soon": now + timedelta(seconds=1),
-        "lease_until": lease_until,
-    }
+    times = {"now": now, "soon": now + timedelta(seconds=1), "lease_until": lease_until}
     with engine.begin() as connection:
-        rows = connection.execute(CLAIM, bound).all()
-    claimed = {}
-    for delivery_id, *fields, packed, failing_since in rows:
-        claimed[delivery_id] = Claim(
+        rows = connection.execute(statement, {**bound, **times}).all()
+    return {
+        delivery_id: Claim(
             delivery_id,
             *fields,
             secrets=unpack(packed),
             failing_since=failing_since,
             lease_until=lease_until,
         )
-    return [claimed[delivery_id] for delivery_id in delivery_ids if delivery_id in claimed]
+        for delivery_id, *fields, packed, failing_since in rows
+    }
 
 
 def renew(engine: Engine, held: Sequence[Claim], lease_s: float) -> list[Claim]:
@@ -147,6 +169,15 @@ def unclaim(session: Session, claim: Claim, **values: Any) -> bool:
 def give_up_if_disabled(sessions: sessionmaker[Session], delivery_ids: Sequence[str]) -> None:
     """Fail those of ``delivery_ids`` that are pending for an endpoint now disabled,
     without an attempt; a recover after the endpoint is enabled again sends them."""
+    _give_up_if_disabled(sessions, WebhookDelivery.id.in_(delivery_ids))
+
+
+def give_up_due_if_disabled(sessions: sessionmaker[Session], endpoint_id: str) -> None:
+    """Fail what is pending for ``endpoint_id`` if it is now disabled, as above."""
+    _give_up_if_disabled(sessions, WebhookDelivery.endpoint_id == endpoint_id)
+
+
+def _give_up_if_disabled(sessions: sessionmaker[Session], which: ColumnElement[bool]) -> None:
     now = utcnow()
     reason = select(WebhookEndpoint.disabled_reason).where(
         WebhookEndpoint.id == WebhookDelivery.endpoint_id
@@ -155,7 +186,7 @@ def give_up_if_disabled(sessions: sessionmaker[Session], delivery_ids: Sequence[
         session.execute(
             update(WebhookDelivery)
             .where(
-                WebhookDelivery.id.in_(delivery_ids),
+                which,
                 WebhookDelivery.status == DeliveryStatus.PENDING,
                 lease_free(now),
                 WebhookDelivery.endpoint_id.is_not(None),
@@ -181,4 +212,14 @@ def _of_endpoint(column: Any) -> Any:
     return select(column).where(WebhookEndpoint.id == WebhookDelivery.endpoint_id).scalar_subquery()
 
 
-CLAIM = _claim_statement()
+CLAIM = _claim_statement(WebhookDelivery.id.in_(bindparam("delivery_ids", expanding=True)))
+_due = aliased(WebhookDelivery)
+CLAIM_DUE = _claim_statement(
+    WebhookDelivery.id.in_(
+        select(_due.id)
+        .where(_due.endpoint_id == bindparam("b_endpoint_id"), _claimable(_due))
+        .order_by(_due.next_attempt_at)
+        .limit(bindparam("limit"))
+        .with_for_update(skip_locked=True)
+    )
+)

@@ -68,14 +68,24 @@ class Verdict:
 Train = list[tuple[Claim, Destination]]
 
 
+def lease_for(runtime: Runtime) -> float:
+    """Seconds a claim holds its deliveries: a POST's timeout and a margin."""
+    return runtime.settings.webhook_timeout_s + LEASE_MARGIN_S
+
+
 def deliver(runtime: Runtime, delivery_ids: Sequence[str]) -> None:
     """Make one attempt at each of ``delivery_ids`` that is due and nobody else is at."""
-    lease_s = runtime.settings.webhook_timeout_s + LEASE_MARGIN_S
+    lease_s = lease_for(runtime)
     claimed = claims.claim(runtime.engine, delivery_ids, lease_s)
     if len(claimed) < len(delivery_ids):
         taken = {claim.delivery_id for claim in claimed}
         missed = [delivery_id for delivery_id in delivery_ids if delivery_id not in taken]
         claims.give_up_if_disabled(runtime.sessions, missed)
+    send(runtime, claimed, lease_s)
+
+
+def send(runtime: Runtime, claimed: list[Claim], lease_s: float) -> None:
+    """Vet the URL of each of ``claimed`` and send each receiver's share as a train."""
     trains: dict[str, Train] = {}
     refused: list[tuple[Claim, Verdict]] = []
     for claim in claimed:
@@ -93,7 +103,7 @@ def deliver(runtime: Runtime, delivery_ids: Sequence[str]) -> None:
             origin, train = waiting.pop(0)
             _run(runtime, origin, train, lease_s)
     except Exception:
-        _give_back(runtime, [claim for _, train in waiting for claim, _ in train], None)
+        give_back(runtime, [claim for _, train in waiting for claim, _ in train], None)
         raise
 
 
@@ -104,18 +114,18 @@ def _run(runtime: Runtime, origin: str, train: Train, lease_s: float) -> None:
     try:
         place = gate.acquire(origin, int(lease_s * 1000))
     except Exception:
-        _give_back(runtime, _held(train), None)
+        give_back(runtime, _held(train), None)
         raise
     if not isinstance(place, str):
         delay_s = place / 1000 if place > 0 else random.uniform(*BUSY_RETRY_S)
-        _give_back(runtime, _held(train), delay_s)
+        give_back(runtime, _held(train), delay_s)
         return
     sent: list[tuple[Claim, Verdict]] = []
     try:
         waited_ms = _drive(runtime, origin, train, sent, place, lease_s)
     except Exception:
         _record(runtime, sent, origin)
-        _give_back(runtime, _held(train), None)
+        give_back(runtime, _held(train), None)
         raise
     finally:
         gate.release(origin, place)
@@ -168,7 +178,7 @@ def _stop(runtime: Runtime, held: list[Claim], last: Verdict | None, waited_ms: 
         delay_s = min(last.retry_after_s or SLOW_DOWN_DEFAULT_S, SLOW_DOWN_MAX_S)
     else:
         delay_s = random.uniform(*BUSY_RETRY_S)
-    _give_back(runtime, held, delay_s)
+    give_back(runtime, held, delay_s)
     if last is not None and last.outcome == "gone":
         claims.give_up_if_disabled(runtime.sessions, [claim.delivery_id for claim in held])
 
@@ -349,7 +359,7 @@ def _unsent(claim: Claim, refusal: UnsafeDestinationError) -> Verdict:
     return Verdict(outcome, None, None, str(refusal), 0)
 
 
-def _give_back(runtime: Runtime, held: list[Claim], delay_s: float | None) -> None:
+def give_back(runtime: Runtime, held: list[Claim], delay_s: float | None) -> None:
     """Give the claims back unsent: to come back in ``delay_s``, when the receiver's gate
     may let them through, or (None) when the message is retried."""
     if not held:

@@ -7,7 +7,7 @@ in messages of a batch each, so a backlog after an outage drains at a batch's co
 """
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import dramatiq
@@ -29,9 +29,9 @@ def due_in(delay_s: float) -> dict[str, Any]:
     return {"next_attempt_at": due, "dispatched_at": due if delay_s <= DIRECT_DELAY_MAX_S else None}
 
 
-def lease_free(now: datetime) -> ColumnElement[bool]:
+def lease_free(now: Any, delivery: Any = WebhookDelivery) -> ColumnElement[bool]:
     """No attempt is under way: never claimed, or its worker's lease lapsed."""
-    return or_(WebhookDelivery.lease_expires_at.is_(None), WebhookDelivery.lease_expires_at < now)
+    return or_(delivery.lease_expires_at.is_(None), delivery.lease_expires_at < now)
 
 
 def stage_if_near(
