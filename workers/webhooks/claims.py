@@ -214,12 +214,15 @@ def _of_endpoint(column: Any) -> Any:
 
 CLAIM = _claim_statement(WebhookDelivery.id.in_(bindparam("delivery_ids", expanding=True)))
 _due = aliased(WebhookDelivery)
-CLAIM_DUE = _claim_statement(
-    WebhookDelivery.id.in_(
-        select(_due.id)
-        .where(_due.endpoint_id == bindparam("b_endpoint_id"), _claimable(_due))
-        .order_by(_due.next_attempt_at)
-        .limit(bindparam("limit"))
-        .with_for_update(skip_locked=True)
-    )
+# Materialized, so the LIMIT holds: PostgreSQL may rescan a plain IN subquery, and each
+# rescan skips the rows the last one locked and takes as many again.
+_picked = (
+    select(_due.id)
+    .where(_due.endpoint_id == bindparam("b_endpoint_id"), _claimable(_due))
+    .order_by(_due.next_attempt_at)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+    .cte("picked")
+    .prefix_with("MATERIALIZED", dialect="postgresql")
 )
+CLAIM_DUE = _claim_statement(WebhookDelivery.id.in_(select(_picked.c.id)))
