@@ -3,9 +3,9 @@
 A message that stands for "go and see what is due" (fresh webhook deliveries to one
 endpoint) does the same work however many times it was sent while it waited. So its
 sender sets the key's mark in Redis (``SET NX``) and enqueues only if the mark was free;
-the actor clears the mark (:func:`taken`) before it reads the store. Whatever a skipped
-sender committed before it found the mark set is therefore seen by the message that
-held the mark.
+the actor clears the mark (:func:`taken`) and then reads the store. Whatever a skipped
+sender committed before it found the mark set is therefore seen by the read that
+follows the clearing.
 
 A mark outlives a lost message by at most ``MARK_TTL_S``; until then, what the message
 was for waits for the store's own sweeps. A failed enqueue clears the mark it set, so the

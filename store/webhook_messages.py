@@ -6,7 +6,8 @@ per delivery, and the worker claims and records each batch together.
 
 Fresh deliveries to an endpoint are sent by the endpoint instead: their message says
 "send what is due to this endpoint", under the endpoint's coalesce key, so while one
-waits no other is sent, and one message claims and sends as many as came in meanwhile.
+waits or works no other is sent, and one message sends as many as came in meanwhile
+(``workers/webhooks/due.py``).
 """
 
 from collections.abc import Sequence
@@ -35,15 +36,15 @@ def stage(session: Session, delivery_ids: Sequence[str], delay_s: float = 0) -> 
     ]
 
 
-def stage_due(session: Session, endpoint_id: str) -> OutboxMessage:
+def stage_due(session: Session, endpoint_id: str, *, coalesced: bool = True) -> OutboxMessage:
     """Stage the message that sends what is due to ``endpoint_id``, in the caller's
-    transaction; return its outbox row."""
+    transaction (not sent while another waits, if ``coalesced``); return its outbox row."""
     return outbox.stage(
         session,
         WEBHOOKS_QUEUE,
         DELIVER_DUE_WEBHOOKS,
         {"endpoint_id": endpoint_id},
-        coalesce_key=due_key(endpoint_id),
+        coalesce_key=due_key(endpoint_id) if coalesced else None,
     )
 
 
