@@ -21,18 +21,21 @@ from store import outbox
 BATCH = 50
 
 
-def stage(session: Session, delivery_ids: Sequence[str], delay_s: float = 0) -> list[OutboxMessage]:
-    """Stage the messages that send ``delivery_ids`` in ``delay_s``, in the caller's
-    transaction; return their outbox rows."""
+def stage(
+    session: Session, delivery_ids: Sequence[str], delay_s: float = 0, size: int | None = None
+) -> list[OutboxMessage]:
+    """Stage the messages that send ``delivery_ids`` in ``delay_s``, ``size`` (a batch by
+    default) a message, in the caller's transaction; return their outbox rows."""
+    size = size or BATCH
     return [
         outbox.stage(
             session,
             WEBHOOKS_QUEUE,
             DELIVER_WEBHOOKS,
-            {"delivery_ids": list(delivery_ids[start : start + BATCH])},
+            {"delivery_ids": list(delivery_ids[start : start + size])},
             delay_s=delay_s,
         )
-        for start in range(0, len(delivery_ids), BATCH)
+        for start in range(0, len(delivery_ids), size)
     ]
 
 

@@ -4,8 +4,7 @@ Each test first makes the consumer's backoff long (a minute), so a consumer that
 out could not pass within the tests' deadline: only a wake-up lets it through."""
 
 import threading
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -115,25 +114,6 @@ def test_an_enqueue_after_redis_lost_the_script_loads_it_and_still_wakes(broker)
     assert not waiting.is_alive() and got == [None]
     assert next(consumer).kwargs == {"n": 0}
     consumer.close()
-
-
-@pytest.fixture
-def client_without(redis_url: str) -> Iterator[Callable[[str], redis.Redis]]:
-    """Make clients whose Redis user may do everything but the given command."""
-    admin = redis.Redis.from_url(redis_url)
-    names: list[str] = []
-
-    def make(command: str) -> redis.Redis:
-        names.append(f"genq-test-{uuid.uuid4().hex}")
-        admin.acl_setuser(
-            names[-1], enabled=True, nopass=True, keys=["*"], channels=["*"],
-            commands=["+@all", f"-{command}"],
-        )  # fmt: skip
-        return redis.Redis.from_url(redis_url, username=names[-1])
-
-    yield make
-    for name in names:
-        admin.acl_deluser(name)
 
 
 def test_a_refused_wake_up_does_not_fail_the_enqueue(client_without) -> None:

@@ -153,6 +153,26 @@ def test_a_train_stops_at_its_first_failure_and_gives_the_rest_back(
     assert messages(runtime)[-1].kwargs == {"delivery_ids": delivery_ids[2:]}
 
 
+def test_a_receiver_slow_to_answer_gets_the_rest_of_its_train_a_message_each(
+    runtime, producer, tenant, hooks, monkeypatch
+) -> None:
+    monkeypatch.setattr(delivery, "SLOW_ANSWER_MS", 100)
+    name = hooks.new(responses=[{"status": 200, "delay_ms": 150}])
+    _, delivery_ids = pending_deliveries(runtime, producer, tenant, hooks.url(name), 3)
+
+    deliver(runtime, delivery_ids)
+
+    first, *rest = states(runtime, delivery_ids)
+    assert hooks.state(name)["received"] == 1
+    assert (first["status"], first["attempts"]) == ("succeeded", 1)
+    for state in rest:
+        assert (state["status"], state["attempts"], state["leased"]) == ("pending", 0, False)
+        assert state["due_in_s"] <= 0
+    assert [row.kwargs for row in messages(runtime)[-2:]] == [
+        {"delivery_ids": [delivery_id]} for delivery_id in delivery_ids[1:]
+    ]
+
+
 def test_a_receiver_that_asks_to_slow_down_holds_the_rest_of_its_train(
     runtime, producer, tenant, hooks
 ) -> None:

@@ -7,7 +7,9 @@ when the train ends and at least every ``RECORD_EVERY_S`` along it.
 A train stops at the first attempt that is not a success: the receiver is struggling,
 slow to answer or gone, so the rest of its share is given back unsent, to come back after
 the receiver's pause (or soon), and costs no attempt. So does a share that has to wait at
-the gate. A train that outlasts its lease renews it, and the gate's place with it.
+the gate. A train that outlasts its lease renews it, and the gate's place with it. A
+train stops too at a success that took ``SLOW_ANSWER_MS`` or more: a receiver that slow
+gets the rest at once, a message each, in parallel up to its gate's limit.
 """
 
 import logging
@@ -39,6 +41,7 @@ SLOW_DOWN_MAX_S = 3600.0
 BUSY_RETRY_S = (0.2, 1.0)
 LEASE_MARGIN_S = 30.0
 RECORD_EVERY_S = 1.0
+SLOW_ANSWER_MS = 1000
 JITTER = 0.1
 
 
@@ -142,7 +145,7 @@ def _drive(
     place: str,
     lease_s: float,
 ) -> int | None:
-    """POST from the head of ``train`` into ``sent`` while the receiver answers 2xx,
+    """POST from the head of ``train`` into ``sent`` while the receiver answers 2xx fast,
     recording along the way and renewing the lease when it runs low; return how many ms
     the gate asked to wait if it stopped the train at a renewal."""
     renew_below = timedelta(seconds=runtime.settings.webhook_timeout_s + LEASE_MARGIN_S / 2)
@@ -159,7 +162,7 @@ def _drive(
         claim, destination = train.pop(0)
         verdict = _send(runtime, claim, destination)
         sent.append((claim, verdict))
-        if verdict.outcome != "succeeded":
+        if verdict.outcome != "succeeded" or verdict.duration_ms >= SLOW_ANSWER_MS:
             return None
         if time.monotonic() - recorded_at >= RECORD_EVERY_S:
             flushed = sent[:]
@@ -171,7 +174,12 @@ def _drive(
 
 def _stop(runtime: Runtime, held: list[Claim], last: Verdict | None, waited_ms: int | None) -> None:
     """Give back what a stopped train did not send: after the receiver's pause, or soon;
-    a receiver gone (410) disabled its endpoint, which fails the rest."""
+    a receiver gone (410) disabled its endpoint, which fails the rest. A receiver slow to
+    answer gets the rest now, a message each, so they go in parallel (up to its gate's
+    limit) rather than one after another."""
+    if waited_ms is None and last is not None and last.outcome == "succeeded":
+        give_back(runtime, held, 0, spread=True)
+        return
     if waited_ms is not None and waited_ms > 0:
         delay_s = waited_ms / 1000
     elif last is not None and last.status_code in SLOW_DOWN_STATUSES:
@@ -359,9 +367,12 @@ def _unsent(claim: Claim, refusal: UnsafeDestinationError) -> Verdict:
     return Verdict(outcome, None, None, str(refusal), 0)
 
 
-def give_back(runtime: Runtime, held: list[Claim], delay_s: float | None) -> None:
-    """Give the claims back unsent: to come back in ``delay_s``, when the receiver's gate
-    may let them through, or (None) when the message is retried."""
+def give_back(
+    runtime: Runtime, held: list[Claim], delay_s: float | None, *, spread: bool = False
+) -> None:
+    """Give the claims back unsent: to come back in ``delay_s`` (in a message each, if
+    ``spread``), when the receiver's gate may let them through, or (None) when the
+    message is retried."""
     if not held:
         return
     rows: list[OutboxMessage] = []
@@ -376,5 +387,5 @@ def give_back(runtime: Runtime, held: list[Claim], delay_s: float | None) -> Non
             for claim in held
             if claims.unclaim(session, claim, **due, updated_at=utcnow())
         ]
-        rows = stage_if_near(session, given, delay_s) if given else []
+        rows = stage_if_near(session, given, delay_s, 1 if spread else None) if given else []
     outbox.send(runtime.sessions, runtime.broker, rows)

@@ -35,11 +35,11 @@ def lease_free(now: Any, delivery: Any = WebhookDelivery) -> ColumnElement[bool]
 
 
 def stage_if_near(
-    session: Session, delivery_ids: Sequence[str], delay_s: float
+    session: Session, delivery_ids: Sequence[str], delay_s: float, size: int | None = None
 ) -> list[OutboxMessage]:
     if delay_s > DIRECT_DELAY_MAX_S:
         return []
-    return webhook_messages.stage(session, delivery_ids, delay_s)
+    return webhook_messages.stage(session, delivery_ids, delay_s, size)
 
 
 def dispatch_due(
