@@ -1,13 +1,15 @@
 """Bench: webhook deliveries per second, genq's worker against a plain httpx loop.
 
 genq records N ``job.succeeded`` events for one endpoint (event, pending delivery and
-outbox row, committed 100 at a time), then sends their outbox messages to an in-process
-Dramatiq worker with T threads; the figure runs from the first send until the store shows
-every delivery succeeded (polled every 50 ms). Each delivery is claimed in the store,
-signed, POSTed, and its attempt and outcome committed. All of them go to one receiver, so
-the bench raises ``webhook_max_in_flight`` (10 by default) to T; the worker polls an idle
-queue every 100 ms rather than Dramatiq's 1 s, so it does not sleep through the first
-message.
+outbox row, committed 100 at a time), then sends their outbox rows as the system does to
+an in-process Dramatiq worker with T threads: each row is the endpoint's coalesced
+message, so while one waits or works the rows after it send none, and each message
+claims up to a batch of what is due (``workers/webhooks/due.py``). The figure runs from
+the first send until the store shows every delivery succeeded (polled every 50 ms). Each
+delivery is claimed in the store, signed, POSTed, and its attempt and outcome committed.
+All of them go to one receiver, so the bench raises ``webhook_max_in_flight`` (10 by
+default) to T; the worker polls an idle queue every 100 ms rather than Dramatiq's 1 s, so
+it does not sleep through the first message.
 
 The baseline posts the same N bodies, signed the same way, in a sequential loop on one
 ``httpx.Client``: no threads, no store. So genq's figure pays for the store on every
@@ -279,7 +281,7 @@ def run(sim: SimServer, settings: Settings, count: int, threads: int) -> dict[st
             )
             print(f"bare Dramatiq actor: {bare_rate:.1f} deliveries/s")
             genq_rate = bench_genq(runtime, batches, endpoint.id)
-            print(f"genq worker, a message per event: {genq_rate:.1f} deliveries/s")
+            print(f"genq worker, fresh events: {genq_rate:.1f} deliveries/s")
             backlog_rate = bench_backlog(runtime, backlog.id, lost)
             print(f"genq worker, a backlog the sweep sends: {backlog_rate:.1f} deliveries/s")
         finally:
