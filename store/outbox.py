@@ -112,7 +112,8 @@ def mark_sent(session: Session, ids: list[int]) -> None:
 def send(
     sessions: sessionmaker[Session], broker: dramatiq.Broker, rows: list[OutboxMessage]
 ) -> int:
-    """Send rows this process just committed; return how many went out."""
+    """Send rows this process just committed; return how many are done with (sent, or
+    not needed while a message under their coalesce key waits)."""
     if not rows:
         return 0
     with sessions.begin() as session:
@@ -161,7 +162,7 @@ def relay_pending(
     grace_s: float = 2.0,
     batch_size: int = 500,
 ) -> int:
-    """Send unsent rows older than ``grace_s``; return how many went out.
+    """Send unsent rows older than ``grace_s``; return how many it is done with.
 
     Rows are locked with SKIP LOCKED on PostgreSQL so several relays split the work.
     """

@@ -89,6 +89,18 @@ def slow_train(runtime: Runtime, producer, tenant: NewTenant, hooks, monkeypatch
     return name, delivery_ids
 
 
+def sent_one(
+    runtime: Runtime, hooks, name: str, delivery_ids: list[str]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The state of the one delivery the train sent, and of the rest, given back unsent
+    and unclaimed."""
+    first, *rest = states(runtime, delivery_ids)
+    assert hooks.state(name)["received"] == 1
+    for state in rest:
+        assert (state["status"], state["attempts"], state["leased"]) == ("pending", 0, False)
+    return first, rest
+
+
 def place_free(runtime: Runtime, hooks) -> bool:
     """No train holds a place at the simulator's gate."""
     url = httpx.URL(hooks.sim.url)
@@ -162,11 +174,9 @@ def test_a_receiver_slow_to_answer_gets_the_rest_of_its_train_a_message_each(
 
     deliver(runtime, delivery_ids)
 
-    first, *rest = states(runtime, delivery_ids)
-    assert hooks.state(name)["received"] == 1
+    first, rest = sent_one(runtime, hooks, name, delivery_ids)
     assert (first["status"], first["attempts"]) == ("succeeded", 1)
     for state in rest:
-        assert (state["status"], state["attempts"], state["leased"]) == ("pending", 0, False)
         assert state["due_in_s"] <= 0
     assert [row.kwargs for row in messages(runtime)[-2:]] == [
         {"delivery_ids": [delivery_id]} for delivery_id in delivery_ids[1:]
@@ -181,11 +191,9 @@ def test_a_receiver_that_asks_to_slow_down_holds_the_rest_of_its_train(
 
     deliver(runtime, delivery_ids)
 
-    first, *rest = states(runtime, delivery_ids)
-    assert hooks.state(name)["received"] == 1
+    first, rest = sent_one(runtime, hooks, name, delivery_ids)
     assert (first["status"], first["attempts"]) == ("pending", 1)
     for state in rest:
-        assert (state["status"], state["attempts"], state["leased"]) == ("pending", 0, False)
         assert 29 <= state["due_in_s"] <= 30
 
 
@@ -303,11 +311,9 @@ def test_a_gate_that_pauses_the_receiver_at_a_renewal_holds_the_rest(
 
     deliver(runtime, delivery_ids)
 
-    first, *rest = states(runtime, delivery_ids)
-    assert hooks.state(name)["received"] == 1
+    first, rest = sent_one(runtime, hooks, name, delivery_ids)
     assert first["status"] == "succeeded"
     for state in rest:
-        assert (state["status"], state["attempts"], state["leased"]) == ("pending", 0, False)
         assert 4 <= state["due_in_s"] <= 5
     assert place_free(runtime, hooks)
 
@@ -325,9 +331,6 @@ def test_an_error_mid_train_records_what_was_sent_and_gives_the_rest_back(
     with pytest.raises(ConnectionError):
         deliver(runtime, delivery_ids)
 
-    first, *rest = states(runtime, delivery_ids)
-    assert hooks.state(name)["received"] == 1
+    first, _ = sent_one(runtime, hooks, name, delivery_ids)
     assert (first["status"], first["attempts"]) == ("succeeded", 1)
-    for state in rest:
-        assert (state["status"], state["attempts"], state["leased"]) == ("pending", 0, False)
     assert place_free(runtime, hooks)
