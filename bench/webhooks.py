@@ -23,9 +23,10 @@ their messages gone, as after a receiver's outage; it runs from the dispatch swe
 until all succeeded. The sweep sends them in batches (``store.webhook_messages.BATCH``
 a message), each claimed and recorded together and sent as one train.
 
-All go to the simulator's sample receiver, served on a thread of this process, in the
-same run; it checks each signature with the ``standardwebhooks`` library, and the bench
-fails unless every hook verified all N.
+All go to the simulator's sample receiver, in a process of its own as a customer's
+receiver would be (``genq sim``, no added latency), in the same run; it checks each
+signature with the ``standardwebhooks`` library, and the bench fails unless every hook
+verified all N.
 
     python bench/webhooks.py [--deliveries N] [--threads T] [--database-url URL] [--redis-url URL]
 
@@ -35,6 +36,7 @@ temporary directory. The last line printed is JSON.
 
 import argparse
 import json
+import sys
 import tempfile
 import threading
 import time
@@ -48,6 +50,10 @@ from pydantic import SecretStr
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from stack import Simulator
+
 from infra.brokers import make_broker
 from infra.db import make_engine, migrate
 from infra.redis_conn import ensure_embedded_redis, stop_embedded_redis
@@ -56,7 +62,6 @@ from schema.jobs import WebhookEventType
 from schema.settings import Settings
 from schema.tables import OutboxMessage, WebhookDelivery, WebhookEvent
 from schema.webhooks import DeliveryStatus, EndpointCreate
-from simulator import SimServer
 from store import outbox, webhook_events
 from store.tenants import create_tenant
 from store.webhook_secrets import signing_secrets
@@ -110,12 +115,12 @@ def job_data(number: int) -> dict[str, Any]:
     }
 
 
-def configure_hook(sim: SimServer, hook: str, secret: str) -> None:
+def configure_hook(sim: Simulator, hook: str, secret: str) -> None:
     """Have the receiver's hook verify signatures made with ``secret``."""
     httpx.put(f"{sim.url}/_sim/hooks/{hook}", json={"secrets": [secret]}).raise_for_status()
 
 
-def verified(sim: SimServer, hook: str) -> int:
+def verified(sim: Simulator, hook: str) -> int:
     """How many requests the hook verified; prints its counters."""
     state = httpx.get(f"{sim.url}/_sim/hooks/{hook}").raise_for_status().json()
     print(f"hook {hook}: {json.dumps({name: state[name] for name in COUNTERS})}")
@@ -237,7 +242,7 @@ def wait_succeeded(runtime: Runtime, endpoint_id: str, count: int, started: floa
         time.sleep(POLL_INTERVAL_S)
 
 
-def run(sim: SimServer, settings: Settings, count: int, threads: int) -> dict[str, Any]:
+def run(sim: Simulator, settings: Settings, count: int, threads: int) -> dict[str, Any]:
     """Set up the tenant and both hooks, run the baseline then genq; the JSON result."""
     engine = make_engine(settings.database_url_value)
     migrate(engine)
@@ -323,8 +328,9 @@ def main() -> None:
     parser.add_argument("--redis-url")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp, SimServer() as sim:
+    with tempfile.TemporaryDirectory() as tmp:
         var = Path(tmp)
+        sim = Simulator(0, var)
         redis_url = args.redis_url or ensure_embedded_redis(var)
         settings = Settings(
             var_dir=var,
@@ -338,6 +344,7 @@ def main() -> None:
         try:
             result = run(sim, settings, args.deliveries, args.threads)
         finally:
+            sim.stop()
             if not args.redis_url:
                 stop_embedded_redis(var)
     print(json.dumps(result))
