@@ -330,7 +330,6 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         var = Path(tmp)
-        sim = Simulator(0, var)
         redis_url = args.redis_url or ensure_embedded_redis(var)
         settings = Settings(
             var_dir=var,
@@ -341,6 +340,7 @@ def main() -> None:
             webhook_allow_networks=["127.0.0.0/8"],
             _env_file=None,
         )
+        sim = Simulator(0, var)
         try:
             result = run(sim, settings, args.deliveries, args.threads)
         finally:
