@@ -7,7 +7,14 @@ import pytest
 
 from schema.routes import ASYNC_PROTOCOLS
 from tests.waiting import eventually
-from workers.providers import ADAPTERS, AsyncState, ErrorClass, ProviderError, adapter_for
+from workers.providers import (
+    ADAPTERS,
+    AsyncState,
+    ErrorClass,
+    ProviderError,
+    adapter_for,
+    client_options,
+)
 
 CHAT_INPUT = {"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 8}
 
@@ -193,3 +200,19 @@ def test_fal_validation_errors_name_the_field(routes, http, sim_control) -> None
 def test_every_async_adapter_takes_a_callback_url(protocol: str) -> None:
     submit = inspect.signature(ADAPTERS[protocol].submit)
     assert submit.parameters["callback_url"].default is None
+
+
+def test_a_route_client_sends_no_cookie_a_provider_set(routes) -> None:
+    sent: list[str | None] = []
+
+    def provider(request: httpx.Request) -> httpx.Response:
+        sent.append(request.headers.get("cookie"))
+        return httpx.Response(200, headers={"set-cookie": "affinity=tenant-a; Path=/"}, json={})
+
+    options = client_options(routes.by_name["openai"], 1)
+    with httpx.Client(transport=httpx.MockTransport(provider), **options) as client:
+        client.get("http://127.0.0.1/v1/models")
+        client.get("http://127.0.0.1/v1/models")
+
+    assert sent == [None, None]
+    assert len(client.cookies) == 0

@@ -6,6 +6,7 @@ worker's event loop; async ones ``submit`` a provider job, ``poll`` it and ``can
 that cannot call back ignores it.
 """
 
+from http.cookiejar import CookieJar
 from typing import Any, Protocol
 
 import httpx
@@ -61,10 +62,20 @@ def make_async_client(route: Route, max_connections: int) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=transport, **options)
 
 
+class NoCookies(CookieJar):
+    """A jar that keeps nothing. A route's client serves every tenant's calls, so a cookie
+    a provider set in one answer would ride on the next tenant's request; each call
+    stands alone, as the key in its header says who it is for."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+
 def client_options(route: Route, max_connections: int) -> dict[str, Any]:
     """Connections kept alive for every call the pool may hold at once, so a full pool
-    does not open and close one per call."""
+    does not open and close one per call; no cookies kept between calls."""
     return {
+        "cookies": NoCookies(),
         "timeout": httpx.Timeout(route.timeout_s, connect=route.connect_timeout_s),
         "limits": httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
@@ -87,6 +98,7 @@ __all__ = [
     "ProviderError",
     "ProviderResult",
     "adapter_for",
+    "client_options",
     "make_async_client",
     "make_client",
 ]
