@@ -8,7 +8,9 @@ a version is never older than that version's change: a concurrent reader can at 
 cache the new list under the old version, which the next read replaces. Versions are
 random tokens, never counters, so a Redis that lost its data cannot bring an old version
 back. If Redis cannot answer, readers query the database; a change whose bump was lost
-that way is seen once an entry reaches ``MAX_AGE_S``.
+that way is seen once an entry reaches ``MAX_AGE_S``. A caller that already had Redis read
+the version before the transaction began (a worker does, on the round trip that settles
+the call) notes it on the session (``note_version``), and the read costs no round trip.
 
 The cache rides on the session factory (``attach``), so the store functions that read or
 change endpoints find it in ``session.info`` without new arguments; a session without one
@@ -34,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 INFO_KEY = "webhook_targets"
 CHANGED_KEY = "webhook_targets_changed"
+VERSIONS_KEY = "webhook_targets_versions"
 MAX_TENANTS = 1024
 MAX_AGE_S = 60.0
 
@@ -56,12 +59,17 @@ class EndpointCache:
         self._entries: OrderedDict[str, tuple[bytes, float, list[EndpointRow]]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def endpoints(self, session: Session, tenant_id: str) -> list[EndpointRow]:
-        try:
-            version = self._version(tenant_id)
-        except redis.RedisError:
-            logger.warning("webhook endpoints: Redis did not answer; reading the database")
-            return query(session, tenant_id)
+    def endpoints(
+        self, session: Session, tenant_id: str, version: bytes | None = None
+    ) -> list[EndpointRow]:
+        """The tenant's endpoints; ``version`` is theirs if the caller read it before
+        ``session`` began, else it is read now."""
+        if version is None:
+            try:
+                version = self._version(tenant_id)
+            except redis.RedisError:
+                logger.warning("webhook endpoints: Redis did not answer; reading the database")
+                return query(session, tenant_id)
         now = time.monotonic()
         with self._lock:
             cached = self._entries.get(tenant_id)
@@ -81,7 +89,7 @@ class EndpointCache:
         try:
             with self._client.pipeline(transaction=False) as pipe:
                 for tenant_id in tenant_ids:
-                    pipe.set(_key(tenant_id), uuid.uuid4().hex)
+                    pipe.set(version_key(tenant_id), uuid.uuid4().hex)
                 pipe.execute()
         except redis.RedisError:
             logger.warning("webhook endpoints changed but Redis did not answer", exc_info=True)
@@ -89,8 +97,8 @@ class EndpointCache:
     def _version(self, tenant_id: str) -> bytes:
         """The tenant's version, made up now if Redis has none."""
         with self._client.pipeline(transaction=False) as pipe:
-            pipe.set(_key(tenant_id), uuid.uuid4().hex, nx=True)
-            pipe.get(_key(tenant_id))
+            pipe.set(version_key(tenant_id), uuid.uuid4().hex, nx=True)
+            pipe.get(version_key(tenant_id))
             _, version = pipe.execute()
         return version  # type: ignore[no-any-return]
 
@@ -103,7 +111,15 @@ def attach(sessions: sessionmaker[Session], cache: EndpointCache) -> None:
 def endpoints(session: Session, tenant_id: str) -> list[EndpointRow]:
     """The tenant's endpoints, oldest first, disabled ones included."""
     cache = session.info.get(INFO_KEY)
-    return cache.endpoints(session, tenant_id) if cache else query(session, tenant_id)
+    if cache is None:
+        return query(session, tenant_id)
+    return cache.endpoints(session, tenant_id, session.info.get(VERSIONS_KEY, {}).get(tenant_id))
+
+
+def note_version(session: Session, tenant_id: str, version: bytes) -> None:
+    """Note the tenant's version, read from Redis (at ``version_key``) before ``session``
+    began, for the session's read of their endpoints."""
+    session.info.setdefault(VERSIONS_KEY, {})[tenant_id] = version
 
 
 def changed(session: Session, tenant_id: str) -> None:
@@ -137,5 +153,6 @@ def _bump(session: Session) -> None:
     session.info[INFO_KEY].bump(session.info.pop(CHANGED_KEY, set()))
 
 
-def _key(tenant_id: str) -> str:
+def version_key(tenant_id: str) -> str:
+    """Where Redis keeps the version of the tenant's endpoints."""
     return f"{WEBHOOK_PREFIX}:endpoints:{tenant_id}"

@@ -4,7 +4,9 @@ Before (``check``): the operator's pause, the circuit (taking the half-open prob
 429's pause, the tenant's booking, an in-flight slot and the route's take, in that order,
 in one round trip; a refusal gives back whatever the script had taken. After
 (``settle``): the breaker's record, a 429's pause, the corrections from rate-limit
-headers and token usage, and the slot and probe given back, in one round trip. A route
+headers and token usage, and the slot and probe given back, in one round trip, which
+also reads a version key the caller names (made up if missing), so that a job's end
+costs one Redis call. A route
 without limits has no buckets and no slot, so its scripts touch only the circuit and the
 pause keys. See ``workers/ratelimit.py`` and ``workers/breaker.py`` for the models.
 
@@ -77,12 +79,18 @@ elseif probe then
 end
 if tonumber(ARGV[8]) > 0 then hold(KEYS[4], tonumber(ARGV[8])) end
 if ARGV[9] ~= '' then release_slot(KEYS[5], KEYS[6], ARGV[9]) end
-for i = 1, tonumber(ARGV[10]) do
+local adjusted = tonumber(ARGV[10])
+for i = 1, adjusted do
   local base = 10 + (i - 1) * 4
   adjust(KEYS[6 + i], ARGV[base + 1], tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3]),
     tonumber(ARGV[base + 4]))
 end
-return 1
+local version = ARGV[11 + 4 * adjusted]
+if version then
+  redis.call('SET', KEYS[7 + adjusted], version, 'NX')
+  return redis.call('GET', KEYS[7 + adjusted])
+end
+return false
 """
 )
 
@@ -180,12 +188,15 @@ class Limits:
                 self._open[lease_id] = hold
         return Answer(Verdict.ADMITTED, 0, hold)
 
-    def settle(self, hold: Hold, route: Route, report: Report) -> None:
+    def settle(
+        self, hold: Hold, route: Route, report: Report, version_key: str | None = None
+    ) -> bytes | None:
         """Record the call's outcome and corrections, and free what ``hold`` still holds:
-        one script call."""
+        one script call. It returns the value at ``version_key``, a new random version
+        if there was none."""
         lease, probe = self._close(hold)
         record = [1, int(report.failed), int(probe), *breaker.thresholds(route), report.pause_ms]
-        self._run_settle(hold, record, lease, report.adjustments)
+        return self._run_settle(hold, record, lease, report.adjustments, version_key)
 
     def give_back(self, hold: Hold) -> None:
         """Free the slot and the probe of a call that will not happen or is settled; no
@@ -202,8 +213,13 @@ class Limits:
         return (hold.lease_id if hold.slot else ""), hold.probe
 
     def _run_settle(
-        self, hold: Hold, record: list[float], lease: str, adjustments: tuple[Adjustment, ...]
-    ) -> None:
+        self,
+        hold: Hold,
+        record: list[float],
+        lease: str,
+        adjustments: tuple[Adjustment, ...],
+        version_key: str | None = None,
+    ) -> bytes | None:
         keys = [
             *breaker.circuit_keys(hold.route),
             route_limit_key(hold.route, "pause"),
@@ -213,7 +229,10 @@ class Limits:
         for adjustment in adjustments:
             keys.append(adjustment.key)
             args += [adjustment.mode, adjustment.value, adjustment.rate_per_ms, adjustment.burst]
-        self._settle(keys=keys, args=args)
+        if version_key is not None:
+            keys.append(version_key)
+            args.append(uuid.uuid4().hex)
+        return self._settle(keys=keys, args=args)  # type: ignore[no-any-return]
 
     def renew_slots(self) -> None:
         """Extend the leases this process holds; a process that dies stops renewing, and its

@@ -127,3 +127,34 @@ def test_an_endpoint_change_through_the_api_reaches_the_very_next_jobs_event(
     assert both == {first["id"], second["id"]}
     assert after_patch == [second["id"]]
     assert after_delete == []
+
+
+def test_a_version_read_before_the_session_costs_it_no_round_trip(
+    engine: Engine,
+    settings: Settings,
+    tenant: NewTenant,
+    dead_redis_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sessions = make_sessions(engine)
+    webhook_targets.attach(sessions, EndpointCache(connect(dead_redis_url)))
+    service = Webhooks(sessions, settings, lambda rows: None)
+    service.create_endpoint(tenant.tenant_id, EndpointCreate(url="http://127.0.0.1/a"))
+
+    def read(version: bytes) -> list[str]:
+        with sessions() as session:
+            webhook_targets.note_version(session, tenant.tenant_id, version)
+            return [row.url for row in webhook_targets.endpoints(session, tenant.tenant_id)]
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="store.webhook_targets"):
+        first = read(b"v1")
+        reads = Reads(engine)
+        cached = read(b"v1")
+        cached_reads = reads.count
+        read(b"v2")
+        event.remove(engine, "before_cursor_execute", reads.seen)
+
+    assert first == cached == ["http://127.0.0.1/a"]
+    assert (cached_reads, reads.count) == (0, 1)
+    assert "Redis did not answer" not in caplog.text

@@ -93,3 +93,17 @@ def test_admission_defers_a_job_that_finds_the_route_full_for_its_inline_wait(
     verdict = admit(runtime, job, route, MODEL, chat, booked=False)  # type: ignore[arg-type]
 
     assert isinstance(verdict, Deferred) and verdict.booked
+
+
+def test_a_settle_reads_the_version_key_it_is_given_making_one_if_missing(limits, routes) -> None:
+    route = openai(routes)
+    hold = check(limits, route).hold
+    again = check(limits, route).hold
+    assert hold is not None and again is not None
+
+    made = limits.settle(hold, route, Report(failed=False), "genq:test:version")
+    read = limits.settle(again, route, Report(failed=False), "genq:test:version")
+
+    assert made is not None and len(made) == 32
+    assert read == made == limits.client.get("genq:test:version")
+    assert limits.settle(hold, route, Report(failed=False)) is None

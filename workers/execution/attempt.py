@@ -28,12 +28,14 @@ class CacheWrite:
 
 @dataclass(frozen=True)
 class Attempted:
-    """An attempt's outcome, the result to cache once it is committed, and the provider's
-    answer to keep for the next attempt if the commit fails."""
+    """An attempt's outcome, the result to cache once it is committed, the provider's
+    answer to keep for the next attempt if the commit fails, and the version of the
+    tenant's webhook endpoints if the call's report read it."""
 
     outcome: Outcome
     cache: CacheWrite | None = None
     answer: Kept | None = None
+    endpoints_version: bytes | None = None
 
 
 def attempt(
@@ -86,13 +88,12 @@ def answered(
 ) -> Attempted:
     """What the provider's answer makes of the attempt: the shared limits learn from it,
     the job succeeds, and the result is cached under ``key`` once that is committed."""
-    if admitted is not None:
-        report_success(runtime, call, result, admitted)
+    version = None if admitted is None else report_success(runtime, call, result, admitted)
     outcome = succeeded(claim, call, result, started)
     if key is None:
-        return Attempted(outcome, answer=result)
+        return Attempted(outcome, answer=result, endpoints_version=version)
     value = {"output": result.output, "usage": result.usage, "request_id": result.request_id}
-    return Attempted(outcome, CacheWrite(key, value, call.route.cache_ttl_s), result)
+    return Attempted(outcome, CacheWrite(key, value, call.route.cache_ttl_s), result, version)
 
 
 def _submit(
@@ -104,6 +105,7 @@ def _submit(
     kept: Kept | None,
 ) -> Attempted:
     """Submit the provider job, or take the one the previous worker's submit kept."""
+    version = None
     if isinstance(kept, PollResult):
         poll = kept
     else:
@@ -114,8 +116,9 @@ def _submit(
             accepted = ProviderResult(
                 {}, {}, poll.request_id, poll.http_status, poll.rate_limit_headers
             )
-            report_success(runtime, call, accepted, admitted)
-    return Attempted(_submitted(runtime, claim, call, poll, started), answer=poll)
+            version = report_success(runtime, call, accepted, admitted)
+    outcome = _submitted(runtime, claim, call, poll, started)
+    return Attempted(outcome, answer=poll, endpoints_version=version)
 
 
 def _submitted(

@@ -12,13 +12,14 @@ import logging
 
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.orm import Session
 
 from infra import metrics, reconnect
 from infra.scrub import scrub
 from schema.errors import ErrorClass
 from schema.tables import utcnow
-from store import lifecycle
-from store.moves import AttemptRecord, Claim, Outcome
+from store import lifecycle, webhook_targets
+from store.moves import AttemptRecord, Claim, Moved, Outcome
 from workers.context import bind_job
 from workers.execution.attempt import Attempted
 from workers.runtime import Runtime
@@ -63,11 +64,15 @@ def commit(runtime: Runtime, claim: Claim, attempted: Attempted | Outcome) -> No
         metrics.attempt_made(route, model, values)
         if values.get("provider_request_id"):
             bind_job(provider_request_id=values["provider_request_id"])
+    version = attempted.endpoints_version
+
+    def finish(session: Session) -> Moved:
+        if version is not None:
+            webhook_targets.note_version(session, claim.tenant_id, version)
+        return lifecycle.finish(session, runtime.settings, claim, outcome)
+
     try:
-        moved = reconnect.transaction(
-            runtime.sessions.begin,
-            lambda session: lifecycle.finish(session, runtime.settings, claim, outcome),
-        )
+        moved = reconnect.transaction(runtime.sessions.begin, finish)
     except Exception as exc:
         if is_transient(exc):
             _keep(runtime, claim, attempted)

@@ -2,7 +2,9 @@
 of each success and failure, the limiter learns from rate-limit headers and gets back
 unused tokens, a 429 pauses the whole route, and the slot and probe are given back. It
 needs only the ``Admitted`` value, so any thread may run it. Redis errors here only
-log: a paid-for result must not be lost to a hiccup in the bookkeeping."""
+log: a paid-for result must not be lost to a hiccup in the bookkeeping. A success's
+script also reads the version of the tenant's webhook endpoints, which the commit that
+follows would otherwise ask Redis for."""
 
 import logging
 import math
@@ -11,6 +13,7 @@ import redis
 
 from schema.errors import AttemptError, ErrorClass, JobStop
 from schema.routes import Route
+from store.webhook_targets import version_key
 from workers.admission import Admitted
 from workers.breaker import PROVIDER_TROUBLE
 from workers.execution.calls import Call
@@ -42,8 +45,9 @@ def report_failure(runtime: Runtime, route: Route, error: AttemptError, admitted
 
 def report_success(
     runtime: Runtime, call: Call, result: ProviderResult, admitted: Admitted
-) -> None:
-    """Tell the breaker, learn from the rate-limit headers, give back unused tokens."""
+) -> bytes | None:
+    """Tell the breaker, learn from the rate-limit headers, give back unused tokens;
+    return the version of the tenant's webhook endpoints (None if Redis did not answer)."""
     adjustments = observed(call.route, result.rate_limit_headers)
     usage = result.usage
     if "input_tokens" in usage or "output_tokens" in usage:
@@ -55,10 +59,13 @@ def report_success(
             booked=admitted.expected_tokens,
             used=usage.get("input_tokens", 0) + usage.get("output_tokens", 0),
         )
+    report = Report(False, 0, tuple(adjustments))
+    tenant_id = admitted.hold.tenant_id
     try:
-        runtime.limits.settle(admitted.hold, call.route, Report(False, 0, tuple(adjustments)))
+        return runtime.limits.settle(admitted.hold, call.route, report, version_key(tenant_id))
     except redis.RedisError:
         logger.warning("could not settle a call on %s", call.route.name, exc_info=True)
+        return None
 
 
 def give_back(runtime: Runtime, admitted: Admitted) -> None:
