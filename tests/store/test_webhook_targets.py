@@ -82,17 +82,18 @@ def dead_redis_url() -> str:
     return f"redis://127.0.0.1:{port}/6"
 
 
-def test_without_redis_readers_query_and_writers_still_commit(
-    engine: Engine,
-    settings: Settings,
-    tenant: NewTenant,
-    dead_redis_url: str,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+@pytest.fixture
+def offline(engine: Engine, settings: Settings, dead_redis_url: str) -> Webhooks:
+    """The service, its endpoint cache on a Redis that does not answer."""
     sessions = make_sessions(engine)
     webhook_targets.attach(sessions, EndpointCache(connect(dead_redis_url)))
-    service = Webhooks(sessions, settings, lambda rows: None)
+    return Webhooks(sessions, settings, lambda rows: None)
 
+
+def test_without_redis_readers_query_and_writers_still_commit(
+    offline: Webhooks, tenant: NewTenant, caplog: pytest.LogCaptureFixture
+) -> None:
+    service = offline
     with caplog.at_level(logging.WARNING, logger="store.webhook_targets"):
         service.create_endpoint(tenant.tenant_id, EndpointCreate(url="http://127.0.0.1/a"))
         found = listed(service, tenant)
@@ -130,19 +131,12 @@ def test_an_endpoint_change_through_the_api_reaches_the_very_next_jobs_event(
 
 
 def test_a_version_read_before_the_session_costs_it_no_round_trip(
-    engine: Engine,
-    settings: Settings,
-    tenant: NewTenant,
-    dead_redis_url: str,
-    caplog: pytest.LogCaptureFixture,
+    offline: Webhooks, tenant: NewTenant, engine: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:
-    sessions = make_sessions(engine)
-    webhook_targets.attach(sessions, EndpointCache(connect(dead_redis_url)))
-    service = Webhooks(sessions, settings, lambda rows: None)
-    service.create_endpoint(tenant.tenant_id, EndpointCreate(url="http://127.0.0.1/a"))
+    offline.create_endpoint(tenant.tenant_id, EndpointCreate(url="http://127.0.0.1/a"))
 
     def read(version: bytes) -> list[str]:
-        with sessions() as session:
+        with offline.sessions() as session:
             webhook_targets.note_version(session, tenant.tenant_id, version)
             return [row.url for row in webhook_targets.endpoints(session, tenant.tenant_id)]
 
