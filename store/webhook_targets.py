@@ -96,9 +96,10 @@ class EndpointCache:
 
     def _version(self, tenant_id: str) -> bytes:
         """The tenant's version, made up now if Redis has none."""
+        key = version_key(tenant_id)
         with self._client.pipeline(transaction=False) as pipe:
-            pipe.set(version_key(tenant_id), uuid.uuid4().hex, nx=True)
-            pipe.get(version_key(tenant_id))
+            pipe.set(key, uuid.uuid4().hex, nx=True)
+            pipe.get(key)
             _, version = pipe.execute()
         return version  # type: ignore[no-any-return]
 
