@@ -1,11 +1,11 @@
 """Bench: CPU per provider call on an event loop, genq's client against httpx's own.
 
 N OpenAI chat calls go through genq's real adapter (``OpenAIChat.run_async``) on one
-asyncio loop, C at a time, spread over clients of ``SHARD`` connections as the worker's
-call loop spreads them, against the simulator in its own process. The same calls run
-twice in one process, alternating R rounds each: on ``make_async_client`` (httpcore on
-asyncio's own transports) and on an ``httpx.AsyncClient`` with the same options and
-httpx's default transport (httpcore through AnyIO), the baseline. CPU is this process's
+asyncio loop, C at a time, on one client of C connections as on the worker's call loop,
+against the simulator in its own process. The same calls run twice in one process,
+alternating R rounds each: on ``make_async_client`` (kept connections on asyncio's own
+transports) and on an ``httpx.AsyncClient`` with the same options and httpx's default
+transport (httpcore's pool through AnyIO), the baseline. CPU is this process's
 user and system time over each round, after a warm-up that opens every connection.
 
     python bench/provider_calls.py [--calls 2000] [--concurrency 64] [--rounds 3]
@@ -32,7 +32,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from stack import Simulator
 
 from schema.routes import load_routes
-from workers.call_loop import SHARD
 from workers.providers import (
     CallAdapter,
     adapter_for,
@@ -44,7 +43,7 @@ from workers.providers import (
 MODEL = "gpt-4o-mini"
 INPUT = {"messages": [{"role": "user", "content": "Say something about queues. " * 8}]}
 
-MakeClient = Callable[[], httpx.AsyncClient]
+MakeClient = Callable[[int], httpx.AsyncClient]
 
 
 def cpu_s() -> float:
@@ -56,19 +55,18 @@ async def calls_cpu_ms(
     adapter: CallAdapter, make: MakeClient, calls: int, concurrency: int
 ) -> float:
     """CPU milliseconds per call for ``calls`` calls, ``concurrency`` at a time."""
-    clients = [make() for _ in range(max(1, concurrency // SHARD))]
+    client = make(concurrency)
     gate = asyncio.Semaphore(concurrency)
 
-    async def one(number: int) -> None:
+    async def one() -> None:
         async with gate:
-            await adapter.run_async(clients[number % len(clients)], MODEL, INPUT)
+            await adapter.run_async(client, MODEL, INPUT)
 
-    await asyncio.gather(*(one(number) for number in range(concurrency)))
+    await asyncio.gather(*(one() for _ in range(concurrency)))
     started = cpu_s()
-    await asyncio.gather(*(one(number) for number in range(calls)))
+    await asyncio.gather(*(one() for _ in range(calls)))
     spent = cpu_s() - started
-    for client in clients:
-        await client.aclose()
+    await client.aclose()
     return spent / calls * 1000
 
 
@@ -89,10 +87,9 @@ def main() -> None:
             route = load_routes(routes_file).by_name["openai"]
             os.environ.setdefault(route.api_key_env or "OPENAI_API_KEY", "sk-bench")
             adapter: CallAdapter = adapter_for(route, make_client(route, 1))  # type: ignore[assignment]
-            options = client_options(route, SHARD)
             makers: dict[str, MakeClient] = {
-                "genq": lambda: make_async_client(route, SHARD),
-                "httpx": lambda: httpx.AsyncClient(**options),
+                "genq": lambda size: make_async_client(route, size),
+                "httpx": lambda size: httpx.AsyncClient(**client_options(route, size)),
             }
             figures: dict[str, list[float]] = {name: [] for name in makers}
             for _ in range(args.rounds):

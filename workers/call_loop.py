@@ -35,42 +35,10 @@ T = TypeVar("T")
 
 BEAT_S = 0.05
 LAG_LIMIT_S = 0.1
-# Connections per client. Whenever a request starts or ends, httpcore looks at every
-# connection of the client's pool, with a system call for each idle one, and counts the
-# whole pool again for each idle one: a thousand calls on one client would cost a million
-# looks per call. At fifty a loaded worker spent a quarter of its time there, at ten a
-# tenth.
-SHARD = 10
-
-
-class RouteClients:
-    """A route's clients on the loop, ``SHARD`` connections each: a call goes to the first
-    client with room, and a new one is made when every client is full. Filling the first
-    ones first reuses the connection a call just freed, as one pool would, rather than
-    leaving connections idle long enough for the server to close them as they are reused.
-    Used on the loop's thread only."""
-
-    def __init__(self, route: Route) -> None:
-        self.route = route
-        self.clients: list[httpx.AsyncClient] = []
-        self.calls: list[int] = []
-
-    def take(self) -> int:
-        """The index of the client the next call goes to, counted as busy with it."""
-        index = next((i for i, calls in enumerate(self.calls) if calls < SHARD), -1)
-        if index < 0:
-            self.clients.append(make_async_client(self.route, SHARD))
-            self.calls.append(0)
-            index = len(self.calls) - 1
-        self.calls[index] += 1
-        return index
-
-    def give_back(self, index: int) -> None:
-        self.calls[index] -= 1
 
 
 class CallLoop:
-    """An event loop on its own thread, each route's clients on it, ``places`` calls at
+    """An event loop on its own thread, each route's client on it, ``places`` calls at
     most, and ``finishers`` threads for what follows each call."""
 
     def __init__(self, places: int, finishers: int) -> None:
@@ -81,7 +49,7 @@ class CallLoop:
         self._finishers = ThreadPoolExecutor(finishers, thread_name_prefix="call-finisher")
         self._loop = asyncio.new_event_loop()
         self._thread: threading.Thread | None = None
-        self._clients: dict[str, RouteClients] = {}
+        self._clients: dict[str, httpx.AsyncClient] = {}
         self._lag_s = 0.0
         self._next_beat = float("inf")
 
@@ -146,14 +114,13 @@ class CallLoop:
     ) -> None:
         try:
             answer: T | Exception
-            clients = self._clients.setdefault(route.name, RouteClients(route))
-            index = clients.take()
+            client = self._clients.get(route.name)
+            if client is None:
+                client = self._clients[route.name] = make_async_client(route, self.places)
             try:
-                answer = await call(clients.clients[index])
+                answer = await call(client)
             except Exception as exc:
                 answer = exc
-            finally:
-                clients.give_back(index)
             await self._loop.run_in_executor(self._finishers, finish, answer)
         except Exception:
             logger.exception("a provider call's finish broke; its lease will lapse")
@@ -181,6 +148,5 @@ class CallLoop:
         for task in calls:
             task.cancel()
         await asyncio.gather(*calls, return_exceptions=True)
-        for route_clients in self._clients.values():
-            for client in route_clients.clients:
-                await client.aclose()
+        for client in self._clients.values():
+            await client.aclose()

@@ -128,7 +128,7 @@ def test_a_connection_the_server_closed_while_idle_is_not_used_again() -> None:
         async with serving(receiver) as url, client() as http:
             first = await http.post(url, content=b"abc")
             pool = http._transport._pool  # type: ignore[attr-defined]
-            await until(lambda: all(c.has_expired() for c in pool.connections))
+            await until(lambda: all(c.has_expired() for c in pool.idle))
             second = await http.post(url, content=b"abcd")
             return [first.text, second.text]
 

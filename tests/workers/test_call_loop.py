@@ -21,7 +21,8 @@ from tests.helpers import override
 from tests.waiting import eventually
 from tests.workers.test_limits import submit
 from workers.actors import declare_actors
-from workers.call_loop import LAG_LIMIT_S, SHARD, CallLoop, RouteClients
+from workers.call_loop import LAG_LIMIT_S, CallLoop
+from workers.providers.kept_connections import KeptConnections
 from workers.runtime import Runtime, build_runtime
 
 on_postgresql = pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
@@ -241,23 +242,24 @@ def _route():  # type: ignore[no-untyped-def]
     return sim_routes("http://127.0.0.1:9").by_name["openai"]
 
 
-def test_calls_past_a_clients_share_go_to_a_new_client_then_back_to_the_first() -> None:
-    clients = RouteClients(_route())
+def test_a_routes_calls_share_one_client_keeping_a_connection_for_every_place() -> None:
+    places = 5
+    loop = CallLoop(places, finishers=2)
+    loop.start()
+    clients: list[httpx.AsyncClient] = []
+    finished = threading.Semaphore(0)
 
-    taken = [clients.take() for _ in range(SHARD + 1)]
+    async def call(client: httpx.AsyncClient) -> None:
+        clients.append(client)
 
-    assert taken == [0] * SHARD + [1]
-    assert clients.take() == 1
-    for _ in range(SHARD):
-        clients.give_back(0)
-    assert clients.take() == 0
-    assert clients.calls == [1, 2]
-    assert [type(client) for client in clients.clients] == [httpx.AsyncClient] * 2
-    contexts = {id(client._transport._pool._ssl_context) for client in clients.clients}  # type: ignore[attr-defined]
-    assert contexts == {id(tls.client_context())}, "the clients share one TLS context"
+    for _ in range(places * 2):
+        loop.take_place()
+        loop.hand_over(_route(), call, lambda _answer: finished.release())
+    for _ in range(places * 2):
+        assert finished.acquire(timeout=10)
+    pool = clients[0]._transport._pool  # type: ignore[attr-defined]
+    loop.close(drain_s=10)
 
-    async def close() -> None:
-        for client in clients.clients:
-            await client.aclose()
-
-    asyncio.run(close())
+    assert len(clients) == places * 2 and len(set(map(id, clients))) == 1
+    assert isinstance(pool, KeptConnections) and pool._max_idle == places
+    assert pool._ssl_context is tls.client_context(), "the routes' clients share one TLS context"

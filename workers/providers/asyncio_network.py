@@ -22,6 +22,8 @@ from typing import Any
 import httpcore
 import httpx
 
+from workers.providers.kept_connections import KeptConnections
+
 # Received bytes held for httpcore before the transport stops reading; it reads 64 KiB
 # at a time.
 READ_HIGH_WATER = 256 * 1024
@@ -196,19 +198,19 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
 
 
 class AsyncioTransport(httpx.AsyncHTTPTransport):
-    """httpx's transport, its connection pool on ``AsyncioBackend``.
+    """httpx's transport on ``KeptConnections`` over ``AsyncioBackend``.
 
     httpx builds its pool itself and takes no network backend, so the pool it made is
-    replaced by the same one on this backend; everything else (requests and responses
-    between httpx and httpcore, errors mapped to httpx's) is httpx's own.
+    replaced; everything else (requests and responses between httpx and httpcore, errors
+    mapped to httpx's) is httpx's own. ``limits.max_connections`` is not enforced: the
+    call loop's places bound the calls; up to ``max_keepalive_connections`` are kept.
     """
 
     def __init__(self, verify: ssl.SSLContext, limits: httpx.Limits) -> None:
         super().__init__(verify=verify, limits=limits)
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=verify,
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=AsyncioBackend(),
+        self._pool = KeptConnections(  # type: ignore[assignment]
+            verify,
+            limits.max_keepalive_connections,
+            limits.keepalive_expiry,
+            AsyncioBackend(),
         )
