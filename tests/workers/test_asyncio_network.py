@@ -6,6 +6,7 @@ import asyncio
 import socket
 import ssl
 import struct
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -295,3 +296,28 @@ def test_a_provider_client_connects_through_the_asyncio_backend(
     text, port = asyncio.run(main())
     assert text == "2"
     assert connects == [("127.0.0.1", port)]
+
+
+def test_a_close_the_loop_has_not_read_is_seen_on_the_socket_of_a_quiet_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A busy loop may not have run the protocol's callbacks when a kept connection is
+    picked: one quiet for ``QUIET_S`` is looked at on its socket."""
+    monkeypatch.setattr(asyncio_network, "QUIET_S", 0.0)
+
+    async def main() -> tuple[bool, bool]:
+        with socket.create_server(("127.0.0.1", 0)) as listener:
+            port = listener.getsockname()[1]
+            stream = await AsyncioBackend().connect_tcp("127.0.0.1", port)
+            accepted, _ = listener.accept()
+            open_before = stream.get_extra_info("is_readable")
+            accepted.close()
+            deadline = time.monotonic() + DEADLINE_S
+            while not stream.get_extra_info("is_readable") and time.monotonic() < deadline:
+                time.sleep(0.001)  # without yielding: the loop reads nothing meanwhile
+            seen = stream.get_extra_info("is_readable")
+            assert not stream._ended, "the loop did not see the close"  # type: ignore[attr-defined]
+            await stream.aclose()
+            return open_before, seen
+
+    assert asyncio.run(main()) == (False, True)

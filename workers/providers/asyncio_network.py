@@ -14,8 +14,10 @@ httpx turns into its own, as with AnyIO.
 """
 
 import asyncio
+import select
 import socket
 import ssl
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -28,6 +30,10 @@ from workers.providers.kept_connections import KeptConnections
 # at a time.
 READ_HIGH_WATER = 256 * 1024
 HAPPY_EYEBALLS_S = 0.25
+# An idle connection quiet longer than this is looked at on its socket before it is used
+# again: a server closing it at its keep-alive timeout may have sent its FIN while a busy
+# loop had not yet read it. One used within this is taken as it is, without a system call.
+QUIET_S = 1.0
 # httpcore's names for what it asks of a stream, and asyncio's for the same.
 EXTRA_INFO = {
     "ssl_object": "ssl_object",
@@ -46,6 +52,7 @@ class AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
         self._ended = False
         self._error: Exception | None = None
         self._closed = False
+        self._last_read = time.monotonic()
         self._reading_paused = False
         self._writing_paused = False
         self._waiter: asyncio.Future[None] | None = None
@@ -102,6 +109,7 @@ class AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
             if self._error is not None:
                 raise httpcore.ReadError(str(self._error) or type(self._error).__name__)
             return b""
+        self._last_read = time.monotonic()
         data = bytes(self._received[:max_bytes])
         del self._received[:max_bytes]
         if self._reading_paused and len(self._received) <= READ_HIGH_WATER:
@@ -153,13 +161,24 @@ class AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
 
     def get_extra_info(self, info: str) -> Any:
         """What httpcore asks of a connection. ``is_readable`` is asked of idle ones only:
-        anything received or an end while idle means the server is closing it."""
+        anything received or an end while idle means the server is closing it; after
+        ``QUIET_S`` without a read, so may bytes on the socket the loop has not read yet."""
         if info == "is_readable":
-            return bool(self._received) or self._ended
+            if self._received or self._ended:
+                return True
+            return time.monotonic() - self._last_read > QUIET_S and self._socket_readable()
         name = EXTRA_INFO.get(info)
         if name is None or self._transport is None:
             return None
         return self._transport.get_extra_info(name)
+
+    def _socket_readable(self) -> bool:
+        connected = self._transport.get_extra_info("socket") if self._transport else None
+        if connected is None:
+            return True
+        poll = select.poll()
+        poll.register(connected.fileno(), select.POLLIN)
+        return bool(poll.poll(0))
 
 
 class AsyncioBackend(httpcore.AsyncNetworkBackend):
