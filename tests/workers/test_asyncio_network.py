@@ -251,12 +251,13 @@ def test_a_reset_mid_answer_is_a_read_error() -> None:
         writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
         writer.transport.abort()
 
-    async def main() -> None:
+    async def main() -> int:
         async with serving(resets) as url, client() as http:
             with pytest.raises(httpx.ReadError):
                 await http.get(url)
+            return len(http._transport._pool.idle)  # type: ignore[attr-defined]
 
-    asyncio.run(main())
+    assert asyncio.run(main()) == 0, "the broken connection is not kept"
 
 
 def test_a_stream_closed_by_its_owner_refuses_to_read_or_write() -> None:
