@@ -128,6 +128,13 @@ FINISH = (
 )
 
 
+_held_attempt_open = and_(
+    ATTEMPTS.c.job_id == bindparam("b_job_id"),
+    ATTEMPTS.c.number == bindparam("b_attempt"),
+    or_(*(ATTEMPTS.c.status == status for status in OPEN_ATTEMPTS)),
+)
+
+
 def finish_params(held: Claim, spent_micros: int) -> dict[str, Any]:
     """``FINISH``'s own parameters, beside the job's new columns."""
     return {
@@ -144,10 +151,13 @@ def finish_and_close(
     attempt: dict[str, Any],
     spent_micros: int,
     released_micros: int,
+    *,
+    alone: bool = False,
 ) -> tuple[Select, dict[str, Any]]:
     """``FINISH`` with the job's new ``columns``, the attempt's close with ``attempt`` and
     the budget's ledger entry, as one statement and its parameters (PostgreSQL): one round
-    trip where they took three."""
+    trip where they took three. ``alone``: the job moves only if its attempt is open too,
+    so the statement does all of it or nothing, and may be committed on its own."""
     settles = held.budget_period_start is not None and bool(spent_micros or released_micros)
     params = finish_params(held, spent_micros)
     params |= {f"j_{name}": value for name, value in columns.items()}
@@ -155,12 +165,13 @@ def finish_and_close(
     if settles:
         entry = (held.tenant_id, held.budget_period_start, spent_micros, released_micros)
         params |= {f"s_{name}": value for name, value in zip(ENTRY_COLUMNS, entry, strict=True)}
-    return _finish_and_close(frozenset(columns), frozenset(attempt), settles), params
+    statement = _finish_and_close(frozenset(columns), frozenset(attempt), settles, alone)
+    return statement, params
 
 
 @cache
 def _finish_and_close(
-    job_columns: frozenset[str], attempt_columns: frozenset[str], settles: bool
+    job_columns: frozenset[str], attempt_columns: frozenset[str], settles: bool, alone: bool
 ) -> Select:
     """The statement of ``finish_and_close``, built once for each set of columns.
 
@@ -171,17 +182,13 @@ def _finish_and_close(
     share names, so their values come as ``j_<column>`` and ``a_<column>``, beside
     ``FINISH``'s own and, with ``settles``, the entry's as ``s_<column>``.
     """
-    finished = FINISH.values({name: _named("j_", JOBS.c[name]) for name in job_columns}).cte(
+    finishing = FINISH.where(exists().where(_held_attempt_open)) if alone else FINISH
+    finished = finishing.values({name: _named("j_", JOBS.c[name]) for name in job_columns}).cte(
         "finished"
     )
     closed = (
         update(ATTEMPTS)
-        .where(
-            ATTEMPTS.c.job_id == bindparam("b_job_id"),
-            ATTEMPTS.c.number == bindparam("b_attempt"),
-            or_(*(ATTEMPTS.c.status == status for status in OPEN_ATTEMPTS)),
-            exists().select_from(finished),
-        )
+        .where(_held_attempt_open, exists().select_from(finished))
         .values({name: _named("a_", ATTEMPTS.c[name]) for name in attempt_columns})
         .returning(ATTEMPTS.c.id)
         .cte("closed")

@@ -57,7 +57,7 @@ from schema.transitions import (
     WAITING,
     check_move,
 )
-from store import attempts, budgets, deadletters, outbox, webhook_events
+from store import attempts, budgets, deadletters, outbox, webhook_events, webhook_targets
 from store.job_statements import (
     CLAIM,
     CLAIM_AND_START,
@@ -185,22 +185,12 @@ def finish(
     """Record an attempt's outcome and move the job on, if the claim still holds.
 
     The one place that settles spend, releases a reservation, dead-letters, records the
-    event and stages the next message. A job canceled or taken over meanwhile keeps the
+    event and stages the next message (``finish_alone`` is its one statement, for an
+    outcome that needs none of the last three). A job canceled or taken over meanwhile keeps the
     attempt and its cost, and nothing else changes.
     """
     check_move(held.held, outcome.status)
-    now = utcnow()
-    ends = outcome.status in TERMINAL_STATUSES
-    columns: dict[str, Any] = {
-        **outcome.values,
-        "status": outcome.status,
-        "lost_workers": 0,
-        "lease_expires_at": None,
-        "updated_at": now,
-    }
-    if ends:
-        columns |= {"reserved_micros": 0, "next_poll_at": None, "finished_at": now}
-    released = held.reserved_micros if ends else 0
+    columns, released = _finished_columns(held, outcome)
     job, closed = _write(session, held, outcome, columns, released)
     if not closed:
         unbooked = attempts.book(session, held, outcome, moved=job is not None, released=released)
@@ -220,8 +210,7 @@ def finish(
         payload = {"job_id": held.job_id}
         row = outbox.stage(session, JOBS_QUEUE, next_message.actor, payload, next_message.delay_s)
         moved.messages.append(row)
-    started = outcome.status == WAITING and held.held == RUNNING
-    if ends or started:
+    if _announces(held, outcome):
         announced = db.guarded(
             session,
             guarded,
@@ -229,6 +218,66 @@ def finish(
         )
         moved.add(announced)
     return moved
+
+
+def finish_alone(
+    connection: Connection,
+    held: Claim,
+    outcome: Outcome,
+    endpoints: Sequence[webhook_targets.EndpointRow] | None,
+) -> Moved | None:
+    """``finish`` as its one statement committed alone (PostgreSQL), for an outcome that
+    writes nothing beside the job, its attempt and its cost: no dead letter, no next
+    message and no event (``endpoints``, the tenant's as cached, and the job's own URL
+    say who listens; None: unknown). None, with nothing written, when it cannot be: the
+    outcome writes more, or the job or its attempt moved meanwhile. The caller then runs
+    ``finish``, which handles both."""
+    check_move(held.held, outcome.status)
+    attempt = outcome.attempt
+    if (
+        attempt is None
+        or endpoints is None
+        or outcome.status == DEAD_LETTERED
+        or outcome.next is not None
+        or connection.dialect.name != "postgresql"
+    ):
+        return None
+    announces = _announces(held, outcome)
+    if announces and webhook_events.listened(
+        outcome.status, held.webhook_url, held.webhook_events, endpoints
+    ):
+        return None
+    columns, released = _finished_columns(held, outcome)
+    statement, params = finish_and_close(
+        held, columns, attempt.values, outcome.spent_micros, released, alone=True
+    )
+    written = connection.execute(statement, params).one_or_none()
+    if written is None:
+        return None
+    job = JobRow(*written[: len(JobRow._fields)])
+    return Moved(ended=[job] if job.status in TERMINAL_STATUSES else [])
+
+
+def _finished_columns(held: Claim, outcome: Outcome) -> tuple[dict[str, Any], int]:
+    """The job's columns after ``outcome``, and the reservation it releases."""
+    now = utcnow()
+    columns: dict[str, Any] = {
+        **outcome.values,
+        "status": outcome.status,
+        "lost_workers": 0,
+        "lease_expires_at": None,
+        "updated_at": now,
+    }
+    if outcome.status not in TERMINAL_STATUSES:
+        return columns, 0
+    columns |= {"reserved_micros": 0, "next_poll_at": None, "finished_at": now}
+    return columns, held.reserved_micros
+
+
+def _announces(held: Claim, outcome: Outcome) -> bool:
+    """Whether the move has an event: the job ended, or its provider job started."""
+    started = outcome.status == WAITING and held.held == RUNNING
+    return outcome.status in TERMINAL_STATUSES or started
 
 
 def _write(

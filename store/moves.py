@@ -33,6 +33,8 @@ class Claim:
     deadline_at: datetime | None
     provider_job_id: str | None
     lost_workers: int
+    webhook_url: str | None
+    webhook_events: list[str] | None
     submitted_at: datetime | None = None
     """A poll's: when the provider job was submitted (its attempt's start)."""
     provider_started_at: datetime | None = None
@@ -55,6 +57,8 @@ CLAIM_COLUMNS = tuple(
         "deadline_at",
         "provider_job_id",
         "lost_workers",
+        "webhook_url",
+        "webhook_events",
     )
 )
 

@@ -31,6 +31,7 @@ from store import webhook_messages, webhook_targets
 from store.ids import new_id
 from store.jobs import view
 from store.moves import JobRow
+from store.webhook_targets import EndpointRow
 
 EVENT_FOR_STATUS = {
     JobStatus.SUCCEEDED: WebhookEventType.SUCCEEDED,
@@ -73,6 +74,19 @@ def job_event(session: Session, settings: Settings, job: JobRow) -> list[OutboxM
         return []
     data = _job_data(job, settings)
     return record(session, job.tenant_id, event_type, targets, data, job_id=job.id)
+
+
+def listened(
+    status: str, url: str | None, wanted: list[str] | None, endpoints: Sequence[EndpointRow]
+) -> bool:
+    """Whether a job's move to ``status`` has an event for anyone: its own ``url``, asking
+    for the ``wanted`` events, or one of the tenant's ``endpoints``, disabled ones too."""
+    event_type = EVENT_FOR_STATUS.get(JobStatus(status))
+    if event_type is None:
+        return False
+    if url and _wants(wanted, event_type):
+        return True
+    return any(_wants(row.event_types, event_type) for row in endpoints)
 
 
 def endpoint_disabled(session: Session, endpoint: WebhookEndpoint) -> list[OutboxMessage]:

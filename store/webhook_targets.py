@@ -70,19 +70,25 @@ class EndpointCache:
             except redis.RedisError:
                 logger.warning("webhook endpoints: Redis did not answer; reading the database")
                 return query(session, tenant_id)
-        now = time.monotonic()
-        with self._lock:
-            cached = self._entries.get(tenant_id)
-            if cached is not None and cached[0] == version and now - cached[1] < MAX_AGE_S:
-                self._entries.move_to_end(tenant_id)
-                return cached[2]
+        cached = self.cached(tenant_id, version)
+        if cached is not None:
+            return cached
         rows = query(session, tenant_id)
         with self._lock:
-            self._entries[tenant_id] = (version, now, rows)
+            self._entries[tenant_id] = (version, time.monotonic(), rows)
             self._entries.move_to_end(tenant_id)
             while len(self._entries) > self._max_tenants:
                 self._entries.popitem(last=False)
         return rows
+
+    def cached(self, tenant_id: str, version: bytes) -> list[EndpointRow] | None:
+        """The tenant's endpoints if held under ``version`` and fresh; None if not."""
+        with self._lock:
+            cached = self._entries.get(tenant_id)
+            if cached is None or cached[0] != version or time.monotonic() - cached[1] >= MAX_AGE_S:
+                return None
+            self._entries.move_to_end(tenant_id)
+            return cached[2]
 
     def bump(self, tenant_ids: Iterable[str]) -> None:
         """Give the tenants' endpoint lists new versions; call after the change commits."""
@@ -107,6 +113,15 @@ class EndpointCache:
 def attach(sessions: sessionmaker[Session], cache: EndpointCache) -> None:
     """Have every session of ``sessions`` read and invalidate endpoints through ``cache``."""
     sessions.configure(info={INFO_KEY: cache})
+
+
+def cached(
+    sessions: sessionmaker[Session], tenant_id: str, version: bytes
+) -> list[EndpointRow] | None:
+    """The tenant's endpoints as the cache of ``sessions`` holds them under ``version``,
+    without a query; None if it holds none (or ``sessions`` have no cache)."""
+    cache = sessions.kw.get("info", {}).get(INFO_KEY)
+    return None if cache is None else cache.cached(tenant_id, version)
 
 
 def endpoints(session: Session, tenant_id: str) -> list[EndpointRow]:

@@ -3,16 +3,19 @@ other module writes a job's status."""
 
 import ast
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select, update
 
 from schema.errors import IllegalTransitionError
 from schema.jobs import JobStatus
-from schema.tables import Job, JobAttempt, OutboxMessage
+from schema.names import RUN_JOB
+from schema.tables import BudgetEntry, Job, JobAttempt, OutboxMessage, utcnow
 from schema.transitions import TRANSITIONS, check_move
 from store import lifecycle
-from store.moves import AttemptRecord, Claim, Outcome
+from store.moves import AttemptRecord, Claim, NextMessage, Outcome
+from store.webhook_targets import EndpointRow
 from tests.producers.test_api import CHAT
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,3 +110,65 @@ def test_nothing_but_the_state_machine_writes_a_jobs_status() -> None:
     ]
     assert writers == []
     assert _status_writes(ROOT / "store" / "lifecycle.py"), "the check must see the real writer"
+
+
+@pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("meanwhile", ["attempt closed", "job canceled"])
+def test_an_outcome_alone_writes_nothing_when_the_attempt_or_job_moved_meanwhile(
+    client, auth, runtime, meanwhile
+) -> None:
+    job_id = client.post("/v1/jobs", json=CHAT, headers=auth).json()["id"]
+    with runtime.single.begin() as connection:
+        claim = lifecycle.claim_alone(connection, job_id, lease_s=60)
+    assert claim is not None
+    if meanwhile == "attempt closed":
+        with runtime.sessions.begin() as session:
+            session.execute(update(JobAttempt).values(status="lost"))
+    else:
+        assert client.post(f"/v1/jobs/{job_id}/cancel", headers=auth).status_code == 200
+    with runtime.engine.connect() as connection:
+        before = _job_books(connection, job_id)
+    attempt = AttemptRecord({"status": "succeeded", "cost_micros": 7, "finished_at": utcnow()})
+    outcome = Outcome(JobStatus.SUCCEEDED, {"output": {"text": "hi"}}, attempt, 7)
+
+    with runtime.single.begin() as connection:
+        assert lifecycle.finish_alone(connection, claim, outcome, endpoints=[]) is None
+
+    with runtime.engine.connect() as connection:
+        assert _job_books(connection, job_id) == before
+
+
+def _job_books(connection: Connection, job_id: str) -> tuple[Any, ...]:
+    """The job's row, its attempts' and the budget ledger, as written."""
+    job = connection.execute(select(Job.__table__).where(Job.id == job_id)).one()
+    attempts = connection.execute(select(JobAttempt.__table__)).all()
+    ledger = connection.execute(select(BudgetEntry.__table__)).all()
+    return job, attempts, ledger
+
+
+@pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
+def test_an_outcome_alone_is_refused_when_it_writes_more_or_its_listeners_are_unknown(
+    client, auth, runtime
+) -> None:
+    job_id = client.post("/v1/jobs", json=CHAT, headers=auth).json()["id"]
+    with runtime.single.begin() as connection:
+        claim = lifecycle.claim_alone(connection, job_id, lease_s=60)
+    assert claim is not None
+    attempt = AttemptRecord({"status": "failed", "finished_at": utcnow()})
+    error = {"type": "provider_error", "message": "no"}
+    letter = Outcome(JobStatus.DEAD_LETTERED, {"error": error}, attempt)
+    retry = Outcome(JobStatus.QUEUED, {}, attempt, next=NextMessage(RUN_JOB, 1.0))
+    done = Outcome(JobStatus.SUCCEEDED, {"output": {}}, attempt)
+    endpoint = EndpointRow("whe_1", "http://127.0.0.1:9/hook", None, True, None)
+    hooked = Claim(**{**claim.__dict__, "webhook_url": "http://127.0.0.1:9/hook"})
+
+    with runtime.single.begin() as connection:
+        assert lifecycle.finish_alone(connection, claim, letter, endpoints=[]) is None
+        assert lifecycle.finish_alone(connection, claim, retry, endpoints=[]) is None
+        assert lifecycle.finish_alone(connection, claim, done, endpoints=None) is None
+        assert lifecycle.finish_alone(connection, claim, done, endpoints=[endpoint]) is None
+        assert lifecycle.finish_alone(connection, hooked, done, endpoints=[]) is None
+
+    with runtime.engine.connect() as connection:
+        status = connection.scalar(select(Job.status).where(Job.id == job_id))
+    assert status == JobStatus.RUNNING

@@ -1,7 +1,7 @@
-"""Store round trips one chat job costs the worker on PostgreSQL. The job's head is read, and
-the job claimed with its attempt's row written, by one statement each, committed alone: no
-BEGIN and no COMMIT of their own. The outcome is one transaction of one statement: the job's
-row, its attempt's and the budget's ledger entry."""
+"""Store round trips one chat job costs the worker on PostgreSQL. The job's head is read, the
+job claimed with its attempt's row written, and its outcome written (the job's row, its
+attempt's and the budget's ledger entry) by one statement each, committed alone: no BEGIN
+and no COMMIT of their own. An outcome that writes more (an event) is one transaction."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 from psycopg.pq import TransactionStatus
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, select
 
 from schema.names import JOBS_QUEUE
+from schema.tables import BudgetEntry, Job, JobAttempt, WebhookEvent
 from store import lifecycle
 from tests.helpers import listening
 from tests.producers.test_api import CHAT
@@ -45,17 +46,48 @@ def round_trips(engine: Engine) -> Iterator[list[str]]:
         yield trips
 
 
-def test_the_head_and_the_claim_are_a_round_trip_each(client, auth, runtime) -> None:
+def test_the_head_the_claim_and_the_outcome_are_a_round_trip_each(client, auth, runtime) -> None:
     first, job_id = (client.post("/v1/jobs", json=CHAT, headers=auth).json()["id"] for _ in "ab")
-    execution.run_job(runtime, first)  # caches the tenant's webhook endpoints
+    with round_trips(runtime.engine) as first_trips:
+        execution.run_job(runtime, first)
 
     with round_trips(runtime.engine) as trips:
         execution.run_job(runtime, job_id)
 
     assert client.get(f"/v1/jobs/{job_id}", headers=auth).json()["status"] == "succeeded"
     head, claim = ["SELECT"], ["WITH"]
-    outcome = ["BEGIN", "WITH", "COMMIT"]
-    assert trips == head + claim + outcome
+    endpoints_read = ["BEGIN", "WITH", "SELECT", "COMMIT"]
+    assert first_trips == head + claim + endpoints_read
+    assert trips == head + claim + ["WITH"]
+    with runtime.engine.connect() as connection:
+        entries = connection.execute(
+            select(BudgetEntry.spent_micros, BudgetEntry.released_micros)
+        ).all()
+        attempt = connection.execute(
+            select(JobAttempt.status, JobAttempt.cost_micros).where(JobAttempt.job_id == job_id)
+        ).one()
+        cost = connection.scalar(select(Job.cost_micros).where(Job.id == job_id))
+    assert attempt == ("succeeded", cost) and cost > 0
+    assert sum(spent for spent, _ in entries) == 2 * cost
+
+
+def test_an_outcome_someone_listens_for_is_a_transaction_with_its_event(
+    client, auth, runtime
+) -> None:
+    hooked = {**CHAT, "webhook_url": "http://127.0.0.1:9/hook"}
+    first = client.post("/v1/jobs", json=CHAT, headers=auth).json()["id"]
+    job_id = client.post("/v1/jobs", json=hooked, headers=auth).json()["id"]
+    execution.run_job(runtime, first)  # caches the tenant's webhook endpoints
+
+    with round_trips(runtime.engine) as trips:
+        execution.run_job(runtime, job_id)
+
+    assert trips[2] == "BEGIN" and trips[-1] == "COMMIT"
+    with runtime.engine.connect() as connection:
+        events = connection.scalars(
+            select(WebhookEvent.type).where(WebhookEvent.job_id == job_id)
+        ).all()
+    assert events == ["job.succeeded"]
 
 
 def test_a_job_another_worker_holds_costs_a_transaction_more(client, auth, runtime) -> None:

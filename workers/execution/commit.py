@@ -53,8 +53,8 @@ def is_transient(exc: Exception) -> bool:
 
 
 def commit(runtime: Runtime, claim: Claim, attempted: Attempted | Outcome) -> None:
-    """Record the outcome in one transaction if the job is still ours; a result is cached
-    only when it became the job's."""
+    """Record the outcome in one transaction if the job is still ours (in one statement
+    when it writes nothing else); a result is cached only when it became the job's."""
     if isinstance(attempted, Outcome):
         attempted = Attempted(attempted)
     outcome = attempted.outcome
@@ -72,7 +72,9 @@ def commit(runtime: Runtime, claim: Claim, attempted: Attempted | Outcome) -> No
         return lifecycle.finish(session, runtime.settings, claim, outcome)
 
     try:
-        moved = reconnect.transaction(runtime.sessions.begin, finish)
+        moved = _finish_alone(runtime, claim, outcome, version) or reconnect.transaction(
+            runtime.sessions.begin, finish
+        )
     except Exception as exc:
         if is_transient(exc):
             _keep(runtime, claim, attempted)
@@ -88,6 +90,22 @@ def commit(runtime: Runtime, claim: Claim, attempted: Attempted | Outcome) -> No
     if moved.changed and attempted.cache is not None:
         cache = attempted.cache
         runtime.cache.put(cache.key, cache.value, cache.ttl_s)
+
+
+def _finish_alone(
+    runtime: Runtime, claim: Claim, outcome: Outcome, version: bytes | None
+) -> Moved | None:
+    """The outcome as one statement committed alone, when it writes nothing else and
+    the tenant's endpoints are known without a query; None if not, with nothing written."""
+    if runtime.single is None or version is None:
+        return None
+    endpoints = webhook_targets.cached(runtime.sessions, claim.tenant_id, version)
+    if endpoints is None:
+        return None
+    return reconnect.transaction(
+        runtime.single.begin,
+        lambda connection: lifecycle.finish_alone(connection, claim, outcome, endpoints),
+    )
 
 
 def _keep(runtime: Runtime, claim: Claim, attempted: Attempted) -> None:
