@@ -44,6 +44,7 @@ def make_broker(settings: Settings, *, consumer: bool) -> dramatiq.Broker:
         namespace=BROKER_NAMESPACE,
         middleware=middleware,
         heartbeat_timeout=int(settings.broker_heartbeat_timeout_s * 1000),
+        threads=settings.worker_threads if consumer else 0,
     )
 
 

@@ -5,7 +5,12 @@ worker's timeout (a second by default), so a worker idle between jobs notices a 
 message only after its current sleep ends, tens to hundreds of milliseconds late.
 Here every enqueue also publishes on the queue's wake-up channel, and an idle consumer
 waits on that channel for its backoff instead of sleeping, so it fetches at once. A
-consumer whose prefetch is full waits likewise for one of its messages to be acked.
+consumer whose prefetch is full waits likewise for its messages to be acked, and then
+fetches again once a batch of them is: half of what it may hold beyond the worker's
+``threads``, which still leaves every thread a message. One fetch per batch, not one per
+ack: a busy worker acks a message every few milliseconds. Until it is full, a consumer
+fetches whatever is free; a delay queue's consumer always does, as its messages wait for
+their time, not for a thread.
 
 The wake-up costs no round trip of its own: the broker's dispatch script is wrapped so
 that an enqueue sends ``EVALSHA`` and ``PUBLISH`` in one pipeline. The wrapper reads only
@@ -27,7 +32,7 @@ from typing import Any
 import redis
 from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
-from dramatiq.common import compute_backoff
+from dramatiq.common import compute_backoff, q_name
 from dramatiq.errors import ConnectionClosed
 from redis.commands.core import Script
 
@@ -44,8 +49,9 @@ def wakeup_channel(broker: RedisBroker, queue_name: str) -> str:
 class WakingRedisBroker(RedisBroker):
     """A ``RedisBroker`` that announces each enqueue on the queue's wake-up channel."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, threads: int = 0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.threads = threads
         self.scripts["dispatch"] = WakingDispatch(self, self.scripts["dispatch"])
 
     @property
@@ -86,8 +92,13 @@ class WakingDispatch:
 class WakingConsumer(_RedisConsumer):
     """Dramatiq's Redis consumer with its idle sleeps cut short by wake-ups and acks."""
 
-    def __init__(self, broker: RedisBroker, queue_name: str, prefetch: int, timeout: int) -> None:
+    def __init__(
+        self, broker: WakingRedisBroker, queue_name: str, prefetch: int, timeout: int
+    ) -> None:
         super().__init__(broker, queue_name, prefetch, timeout)
+        delayed = q_name(queue_name) != queue_name
+        self.batch = 1 if delayed else max(1, (prefetch - broker.threads) // 2)
+        self.refilling = False  # it was full, and waits for a batch of acks
         self.acked = threading.Event()
         self.wakeups = broker.client.pubsub(ignore_subscribe_messages=True)
         try:
@@ -112,13 +123,14 @@ class WakingConsumer(_RedisConsumer):
         if self.message_cache:
             return super().__next__()
         try:
-            if self.outstanding_message_count >= self.prefetch:
+            free = self.prefetch - self.outstanding_message_count
+            if free <= 0 or (self.refilling and free < self.batch):
+                self.refilling = True
                 self._idle(self.acked.wait)
                 self.acked.clear()
                 return None
-            self.message_cache = self.broker.do_fetch(
-                self.queue_name, self.prefetch - self.outstanding_message_count
-            )
+            self.refilling = False
+            self.message_cache = self.broker.do_fetch(self.queue_name, free)
             if not self.message_cache:
                 self._idle(self._await_wakeup)
                 return None

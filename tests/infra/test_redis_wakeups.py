@@ -76,6 +76,44 @@ def test_a_full_consumer_wakes_when_a_message_is_acked(broker) -> None:
     consumer.close()
 
 
+@pytest.fixture
+def threaded(redis_url: str) -> Iterator[WakingRedisBroker]:
+    """The broker of a worker with two threads."""
+    broker = WakingRedisBroker(client=redis.Redis.from_url(redis_url), middleware=[], threads=2)
+    broker.declare_queue(QUEUE)
+    yield broker
+    broker.close()
+
+
+def test_a_full_consumer_fetches_again_once_a_batch_is_acked(threaded) -> None:
+    broker = threaded
+    for n in range(20):
+        broker.enqueue(message(n))
+    consumer = idle_consumer(broker, prefetch=10)
+    held = [next(consumer) for _ in range(10)]
+    queued = broker.client.llen(f"dramatiq:{QUEUE}")
+    assert consumer.batch == 4 and queued == 10
+    consumer.misses = 0  # a full consumer waits its shortest backoff for an ack: none comes
+    assert next(consumer) is None
+
+    for done in held[:3]:
+        consumer.ack(done)
+    assert next(consumer) is None
+    assert broker.client.llen(f"dramatiq:{QUEUE}") == queued
+
+    consumer.ack(held[3])
+    fetched = next(consumer)
+    assert fetched.kwargs == {"n": 10}
+    assert broker.client.llen(f"dramatiq:{QUEUE}") == queued - 4
+    consumer.close()
+
+
+def test_a_delay_queues_consumer_fetches_at_the_first_ack(threaded) -> None:
+    delayed = threaded.consume(f"{QUEUE}.DQ", prefetch=10, timeout=LONG_MS)
+    assert isinstance(delayed, WakingConsumer) and delayed.batch == 1
+    delayed.close()
+
+
 def test_an_enqueue_and_its_wake_up_take_one_round_trip(redis_url: str) -> None:
     sent = []  # by this thread, not the consumer's
     here = threading.get_ident()
