@@ -41,10 +41,8 @@ def test_ended_jobs_go_nowhere_but_a_dead_letter_may_restart() -> None:
 def test_finish_refuses_to_requeue_a_succeeded_job_and_writes_nothing(
     client, auth, runtime
 ) -> None:
-    job_id = client.post("/v1/jobs", json=CHAT, headers=auth).json()["id"]
-    with runtime.sessions.begin() as session:
-        claim = lifecycle.claim(session, job_id, lease_s=60)
-    assert claim is not None
+    claim = _claimed_job(client, auth, runtime)
+    job_id = claim.job_id
     with runtime.sessions.begin() as session:
         session.get_one(Job, job_id).status = JobStatus.SUCCEEDED
     stale = Claim(**{**claim.__dict__, "held": JobStatus.SUCCEEDED})
@@ -60,6 +58,15 @@ def test_finish_refuses_to_requeue_a_succeeded_job_and_writes_nothing(
         rows = session.scalars(select(JobAttempt).where(JobAttempt.job_id == job_id)).all()
         assert [row.status for row in rows] == ["started"]
         assert session.scalar(select(func.count()).select_from(OutboxMessage)) == before
+
+
+def _claimed_job(client, auth, runtime) -> Claim:
+    """A new chat job, claimed for its first attempt."""
+    job_id = client.post("/v1/jobs", json=CHAT, headers=auth).json()["id"]
+    with runtime.sessions.begin() as session:
+        claim = lifecycle.claim(session, job_id, lease_s=60)
+    assert claim is not None
+    return claim
 
 
 def test_a_canceled_job_cannot_be_canceled_again(client, auth, producer) -> None:
@@ -117,10 +124,8 @@ def test_nothing_but_the_state_machine_writes_a_jobs_status() -> None:
 def test_an_outcome_alone_writes_nothing_when_the_attempt_or_job_moved_meanwhile(
     client, auth, runtime, meanwhile
 ) -> None:
-    job_id = client.post("/v1/jobs", json=CHAT, headers=auth).json()["id"]
-    with runtime.single.begin() as connection:
-        claim = lifecycle.claim_alone(connection, job_id, lease_s=60)
-    assert claim is not None
+    claim = _claimed_job(client, auth, runtime)
+    job_id = claim.job_id
     if meanwhile == "attempt closed":
         with runtime.sessions.begin() as session:
             session.execute(update(JobAttempt).values(status="lost"))
@@ -150,10 +155,8 @@ def _job_books(connection: Connection, job_id: str) -> tuple[Any, ...]:
 def test_an_outcome_alone_is_refused_when_it_writes_more_or_its_listeners_are_unknown(
     client, auth, runtime
 ) -> None:
-    job_id = client.post("/v1/jobs", json=CHAT, headers=auth).json()["id"]
-    with runtime.single.begin() as connection:
-        claim = lifecycle.claim_alone(connection, job_id, lease_s=60)
-    assert claim is not None
+    claim = _claimed_job(client, auth, runtime)
+    job_id = claim.job_id
     attempt = AttemptRecord({"status": "failed", "finished_at": utcnow()})
     error = {"type": "provider_error", "message": "no"}
     letter = Outcome(JobStatus.DEAD_LETTERED, {"error": error}, attempt)
