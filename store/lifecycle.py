@@ -186,8 +186,8 @@ def finish(
 
     The one place that settles spend, releases a reservation, dead-letters, records the
     event and stages the next message (``finish_alone`` is its one statement, for an
-    outcome that needs none of the last three). A job canceled or taken over meanwhile keeps the
-    attempt and its cost, and nothing else changes.
+    outcome that needs none of the last three). A job canceled or taken over meanwhile
+    keeps the attempt and its cost, and nothing else changes.
     """
     check_move(held.held, outcome.status)
     columns, released = _finished_columns(held, outcome)
