@@ -16,7 +16,7 @@ from schema.settings import Settings
 from schema.tables import utcnow
 from schema.usage import GroupBy, UsageReport
 from store.cursors import InvalidCursorError
-from store.lifecycle import JobNotCancelableError
+from store.job_interventions import JobNotCancelableError
 from store.submissions import IdempotencyConflictError
 
 IdempotencyKey = Annotated[str | None, Header(min_length=1, max_length=255)]

@@ -28,7 +28,7 @@ from schema.routes import Routes, load_routes
 from schema.settings import Settings
 from schema.tables import OutboxMessage
 from schema.usage import GroupBy, UsageReport
-from store import jobs, lifecycle, outbox, usage, webhook_endpoints, webhook_targets
+from store import job_interventions, jobs, outbox, usage, webhook_endpoints, webhook_targets
 from store.budgets import StalePeriodError
 from store.sent_marks import SentMarks
 from store.submissions import Submission, Submitted, store
@@ -174,7 +174,7 @@ class Producer:
         with self.sessions.begin() as session:
             if jobs.get(session, tenant_id, job_id) is None:
                 return None
-            moved = lifecycle.cancel(session, self.settings, job_id)
+            moved = job_interventions.cancel(session, self.settings, job_id)
         moved.publish(self.sessions, self.broker)
         return jobs.view(moved.ended[0])
 

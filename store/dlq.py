@@ -42,7 +42,7 @@ from schema.tables import (
     Tenant,
     utcnow,
 )
-from store import lifecycle, outbox
+from store import job_interventions, outbox
 from store.cursors import after, encode_cursor
 from store.tenants import find_tenant
 
@@ -295,9 +295,10 @@ def _requeue_one(session: Session, routes: Routes, letter_id: str) -> OutboxMess
         status = session.scalar(select(DeadLetter.status).where(DeadLetter.id == letter_id))
         return f"already {status}"
     source, job_id, message = claimed
-    outcome = (
-        lifecycle.restart(session, routes, job_id) if source == "job" else _resend(session, message)
-    )
+    if source == "job":
+        outcome = job_interventions.restart(session, routes, job_id)
+    else:
+        outcome = _resend(session, message)
     if isinstance(outcome, str):
         session.execute(
             update(DeadLetter)

@@ -13,7 +13,7 @@ from schema.errors import NotFoundError
 from schema.pricing import usd
 from schema.settings import Settings
 from schema.tables import Job, JobAttempt, Tenant, WebhookEvent
-from store import lifecycle
+from store import job_interventions
 from store.dlq import record
 from store.jobs import view
 from store.tenants import find_tenant
@@ -137,6 +137,6 @@ def cancel_job(
     with sessions.begin() as session:
         if session.get(Job, job_id) is None:
             raise NotFoundError(f"no job {job_id!r}")
-        moved = lifecycle.cancel(session, settings, job_id)
+        moved = job_interventions.cancel(session, settings, job_id)
         record(session, actor, "job.cancel", {"job_id": job_id}, [job_id])
     moved.publish(sessions, broker)

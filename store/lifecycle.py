@@ -1,4 +1,6 @@
-"""The job state machine: the only code that changes a job's status.
+"""The job state machine: with ``store.job_interventions``, the only code that changes a
+job's status. This module holds the moves of the job's own life (submit, claim, attempt
+and outcome); that one, the moves made from outside it (cancel, expire, restart).
 
 Every move is one conditional UPDATE in the caller's transaction, so two actors racing for
 the same job (a worker finishing it, a tenant canceling it, the deadline sweep) each win or
@@ -26,7 +28,8 @@ expire            queued past its deadline          workers.sweeps       reserva
                     -> failed                                              event
 restart           dead_lettered -> queued           store.dlq (requeue)  reservation, run_job
 
-(``execution`` is ``workers.execution``.)
+(``execution`` is ``workers.execution``; ``cancel``, ``expire`` and ``restart`` are in
+``store.job_interventions``.)
 
 Any other move is refused with ``IllegalTransitionError`` (the table: ``schema.transitions``).
 """
@@ -37,27 +40,24 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, update
 from sqlalchemy.orm import Session
 
 from infra import db
-from schema.errors import ConflictError, ErrorClass
+from schema.errors import ErrorClass
 from schema.jobs import TERMINAL_STATUSES
 from schema.names import CANCEL_JOB, JOBS_QUEUE, RUN_JOB
-from schema.pricing import max_cost_micros
-from schema.routes import Routes, UnknownModelError
 from schema.settings import Settings
 from schema.tables import Job, OutboxMessage, utcnow
 from schema.transitions import (
     CANCELED,
     DEAD_LETTERED,
-    FAILED,
     QUEUED,
     RUNNING,
     WAITING,
     check_move,
 )
-from store import attempts, budgets, deadletters, outbox, webhook_events, webhook_targets
+from store import attempts, deadletters, outbox, webhook_events, webhook_targets
 from store.job_statements import (
     CLAIM,
     CLAIM_AND_START,
@@ -69,8 +69,6 @@ from store.job_statements import (
     finish_params,
 )
 from store.moves import (
-    JOBS,
-    ROW_COLUMNS,
     AttemptRecord,
     Claim,
     JobHead,
@@ -214,7 +212,7 @@ def finish(
         announced = db.guarded(
             session,
             guarded,
-            lambda bare: _announce(session, settings, job) if not bare else Moved(ended=[job]),
+            lambda bare: announce(session, settings, job) if not bare else Moved(ended=[job]),
         )
         moved.add(announced)
     return moved
@@ -310,7 +308,7 @@ def stop(session: Session, settings: Settings, held: Claim, attempt: AttemptReco
     return finish(session, settings, held, outcome, guarded=True)
 
 
-def _announce(session: Session, settings: Settings, job: JobRow) -> Moved:
+def announce(session: Session, settings: Settings, job: JobRow) -> Moved:
     """The job's webhook event; an ended job is also counted after commit."""
     ended = [job] if job.status in TERMINAL_STATUSES else []
     return Moved(messages=webhook_events.job_event(session, settings, job), ended=ended)
@@ -333,116 +331,3 @@ def _stop_orphan(
     return outbox.stage(
         session, JOBS_QUEUE, CANCEL_JOB, {"job_id": held.job_id, **({} if adopted else orphan)}
     )
-
-
-class JobNotCancelableError(ConflictError):
-    """The job already reached a terminal state."""
-
-
-def cancel(session: Session, settings: Settings, job_id: str) -> Moved:
-    """Cancel an unfinished job and give back its reservation; for a job waiting on its
-    provider, also stage the message that cancels it there.
-
-    A call in flight is put on the books at its estimate; its late result is discarded
-    by ``finish``, which replaces the estimate with what the call really cost.
-    """
-    now = utcnow()
-    canceled = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status.not_in(TERMINAL_STATUSES))
-        .values(
-            status=CANCELED,
-            finished_at=now,
-            lease_expires_at=None,
-            next_poll_at=None,
-            updated_at=now,
-        )
-        .returning(Job.tenant_id, Job.reserved_micros, Job.budget_period_start, Job.provider_job_id)
-    ).one_or_none()
-    if canceled is None:
-        status = session.scalar(select(Job.status).where(Job.id == job_id))
-        raise JobNotCancelableError(f"job {job_id} is already {status}")
-    tenant_id, reserved, period_start, provider_job_id = canceled
-    attempts.close_canceled(session, job_id, tenant_id, period_start, reserved)
-    moved = _release(session, settings, job_id, tenant_id, period_start, reserved)
-    if provider_job_id:
-        moved.messages.append(outbox.stage(session, JOBS_QUEUE, CANCEL_JOB, {"job_id": job_id}))
-    return moved
-
-
-def expire(session: Session, settings: Settings, job_ids: Sequence[str]) -> Moved:
-    """Fail the queued jobs among ``job_ids`` whose deadline passed; a worker claiming one
-    at the same moment wins or loses cleanly."""
-    now = utcnow()
-    moved = Moved()
-    for job_id in job_ids:
-        failed = session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status == QUEUED, Job.deadline_at < now)
-            .values(
-                status=FAILED,
-                error={"type": "deadline_exceeded", "message": "the job's deadline passed"},
-                finished_at=now,
-                updated_at=now,
-            )
-            .returning(Job.tenant_id, Job.budget_period_start, Job.reserved_micros)
-        ).one_or_none()
-        if failed is not None:
-            tenant_id, period_start, reserved = failed
-            moved.add(_release(session, settings, job_id, tenant_id, period_start, reserved))
-    return moved
-
-
-def _release(
-    session: Session,
-    settings: Settings,
-    job_id: str,
-    tenant_id: str,
-    period_start: datetime | None,
-    reserved: int,
-) -> Moved:
-    """A job that just ended outside ``finish``: give back its reservation and announce it."""
-    row = session.execute(
-        update(JOBS).where(JOBS.c.id == job_id).values(reserved_micros=0).returning(*ROW_COLUMNS)
-    ).one()
-    budgets.settle(session, tenant_id, period_start, released_micros=reserved)
-    return _announce(session, settings, JobRow(*row))
-
-
-def restart(session: Session, routes: Routes, job_id: str | None) -> OutboxMessage | str:
-    """Start a dead-lettered job over from the model it asked for, with a fresh attempt
-    budget; a reason instead if it cannot be. Its maximum cost is reserved again without
-    the budget check (an operator decided), and its deadline stays the customer's."""
-    job = session.get(Job, job_id) if job_id else None
-    if job is None:
-        return "its job no longer exists"
-    try:
-        route, model = routes.resolve(job.model)
-    except UnknownModelError as exc:
-        return f"its model cannot run: {exc}"
-    check_move(DEAD_LETTERED, QUEUED)
-    reserved = max_cost_micros(route.protocol, route.models[model], job.input)
-    restarted = session.execute(
-        update(Job)
-        .where(Job.id == job.id, Job.status == DEAD_LETTERED)
-        .values(
-            status=QUEUED,
-            current_model=job.model,
-            route=route.name,
-            route_attempts=0,
-            error=None,
-            provider_job_id=None,
-            progress=None,
-            next_poll_at=None,
-            lease_expires_at=None,
-            finished_at=None,
-            reserved_micros=reserved,
-            lost_workers=0,
-            updated_at=utcnow(),
-        )
-    ).rowcount
-    if not restarted:
-        session.refresh(job)
-        return f"its job is {job.status}, not dead-lettered"
-    job.budget_period_start = budgets.reserve(session, job.tenant_id, reserved, enforce_limit=False)
-    return outbox.stage(session, JOBS_QUEUE, RUN_JOB, {"job_id": job.id})

@@ -19,7 +19,7 @@ from schema.jobs import JobStatus
 from schema.names import JOBS_QUEUE, POLL_JOB, RUN_JOB
 from schema.settings import Settings
 from schema.tables import Job, OutboxMessage, utcnow
-from store import lifecycle, outbox
+from store import job_interventions, outbox
 
 # Longer than any wait a queued job sits out legitimately (a retry backoff, capped at
 # 5 minutes, or a deferral for capacity), so only a job whose message is gone qualifies.
@@ -139,6 +139,6 @@ def expire_overdue(
             select(Job.id).where(Job.status == JobStatus.QUEUED, Job.deadline_at < utcnow())
             .limit(batch_size)
         ).all()  # fmt: skip
-        moved = lifecycle.expire(session, settings, overdue)
+        moved = job_interventions.expire(session, settings, overdue)
     moved.publish(sessions, broker)
     return len(moved.ended)
