@@ -33,7 +33,7 @@ from sqlalchemy.sql import Select
 
 from schema.jobs import JobStatus
 from schema.tables import BudgetEntry, JobAttempt
-from store.moves import CLAIM_COLUMNS, HEAD_COLUMNS, JOBS, ROW_COLUMNS, Claim
+from store.moves import CLAIM_COLUMNS, ENDED_COLUMNS, HEAD_COLUMNS, JOBS, ROW_COLUMNS, Claim
 
 ATTEMPTS = JobAttempt.__table__
 LEDGER = BudgetEntry.__table__
@@ -116,7 +116,7 @@ CLAIM_POLL = (
 # A move's write, if the claim still holds: the outcome's columns come as parameters by
 # name, beside ``b_job_id``, ``b_held`` (the status claimed), ``b_attempt`` and
 # ``b_spent`` (the cost the outcome adds).
-FINISH = (
+_finish = (
     update(JOBS)
     .where(
         JOBS.c.id == bindparam("b_job_id"),
@@ -124,8 +124,8 @@ FINISH = (
         JOBS.c.attempts == bindparam("b_attempt"),
     )
     .values(cost_micros=JOBS.c.cost_micros + bindparam("b_spent", type_=BigInteger))
-    .returning(*ROW_COLUMNS)
 )
+FINISH = _finish.returning(*ROW_COLUMNS)
 
 
 _held_attempt_open = and_(
@@ -157,7 +157,8 @@ def finish_and_close(
     """``FINISH`` with the job's new ``columns``, the attempt's close with ``attempt`` and
     the budget's ledger entry, as one statement and its parameters (PostgreSQL): one round
     trip where they took three. ``alone``: the job moves only if its attempt is open too,
-    so the statement does all of it or nothing, and may be committed on its own."""
+    so the statement does all of it or nothing, and may be committed on its own; it
+    returns the job's ``ENDED_COLUMNS``, not its whole row."""
     settles = held.budget_period_start is not None and bool(spent_micros or released_micros)
     params = finish_params(held, spent_micros)
     params |= {f"j_{name}": value for name, value in columns.items()}
@@ -177,14 +178,18 @@ def _finish_and_close(
 
     The attempt is closed only if the job moved, and its ``WHERE`` waits on the job's
     update: the job's row is locked first, the order a claim takes them in. The entry is
-    written only if both were. The statement returns the job's row and whether the attempt
-    was closed; no row when the job did not move. The job's and the attempt's columns
-    share names, so their values come as ``j_<column>`` and ``a_<column>``, beside
-    ``FINISH``'s own and, with ``settles``, the entry's as ``s_<column>``.
+    written only if both were. The statement returns the job's row (``alone``: its ended
+    columns) and whether the attempt was closed; no row when the job did not move. The
+    job's and the attempt's columns share names, so their values come as ``j_<column>``
+    and ``a_<column>``, beside ``FINISH``'s own and, with ``settles``, the entry's as
+    ``s_<column>``.
     """
-    finishing = FINISH.where(exists().where(_held_attempt_open)) if alone else FINISH
-    finished = finishing.values({name: _named("j_", JOBS.c[name]) for name in job_columns}).cte(
-        "finished"
+    returned = ENDED_COLUMNS if alone else ROW_COLUMNS
+    finishing = _finish.where(exists().where(_held_attempt_open)) if alone else _finish
+    finished = (
+        finishing.returning(*returned)
+        .values({name: _named("j_", JOBS.c[name]) for name in job_columns})
+        .cte("finished")
     )
     closed = (
         update(ATTEMPTS)
@@ -194,7 +199,7 @@ def _finish_and_close(
         .cte("closed")
     )
     statement = select(
-        *(finished.c[column.name] for column in ROW_COLUMNS),
+        *(finished.c[column.name] for column in returned),
         exists().select_from(closed).label("closed"),
     )
     if settles:

@@ -71,6 +71,7 @@ from store.job_statements import (
 from store.moves import (
     AttemptRecord,
     Claim,
+    Ended,
     JobHead,
     JobRow,
     Moved,
@@ -252,7 +253,7 @@ def finish_alone(
     written = connection.execute(statement, params).one_or_none()
     if written is None:
         return None
-    job = JobRow(*written[: len(JobRow._fields)])
+    job = Ended(*written[: len(Ended._fields)])
     return Moved(ended=[job] if job.status in TERMINAL_STATUSES else [])
 
 

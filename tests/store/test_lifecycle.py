@@ -14,7 +14,7 @@ from schema.names import RUN_JOB
 from schema.tables import BudgetEntry, Job, JobAttempt, OutboxMessage, utcnow
 from schema.transitions import TRANSITIONS, check_move
 from store import job_interventions, lifecycle
-from store.moves import AttemptRecord, Claim, NextMessage, Outcome
+from store.moves import AttemptRecord, Claim, Ended, NextMessage, Outcome
 from store.webhook_targets import EndpointRow
 from tests.producers.test_api import CHAT
 
@@ -182,3 +182,20 @@ def test_an_outcome_alone_is_refused_when_it_writes_more_or_its_listeners_are_un
     with runtime.engine.connect() as connection:
         status = connection.scalar(select(Job.status).where(Job.id == job_id))
     assert status == JobStatus.RUNNING
+
+
+@pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
+def test_an_outcome_alone_returns_what_the_ended_job_metric_reads(client, auth, runtime) -> None:
+    claim = _claimed_job(client, auth, runtime)
+    attempt = AttemptRecord({"status": "succeeded", "cost_micros": 7, "finished_at": utcnow()})
+    outcome = Outcome(JobStatus.SUCCEEDED, {"output": {"text": "hi"}}, attempt, 7)
+
+    with runtime.single.begin() as connection:
+        moved = lifecycle.finish_alone(connection, claim, outcome, endpoints=[])
+
+    assert moved is not None and moved.messages == []
+    with runtime.engine.connect() as connection:
+        job = connection.execute(select(Job.__table__).where(Job.id == claim.job_id)).one()
+        closed = connection.scalar(select(JobAttempt.status).where(JobAttempt.job_id == job.id))
+    assert moved.ended == [Ended(job.route, "succeeded", job.created_at, job.finished_at)]
+    assert (job.output, job.cost_micros, closed) == ({"text": "hi"}, 7, "succeeded")
