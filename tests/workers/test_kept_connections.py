@@ -3,9 +3,11 @@ next calls, kept up to their bound and their keep-alive, and never one that cann
 another request."""
 
 import asyncio
+import inspect
 
 import httpx
 import pytest
+from httpcore import AsyncHTTP11Connection
 
 from infra import tls
 from tests.workers.test_asyncio_network import Receiver, serving, until
@@ -108,3 +110,27 @@ def test_closed_connections_refuse_calls_and_close_an_answer_given_back_after() 
 
     kept_closed, answer_closed = asyncio.run(main())
     assert kept_closed and answer_closed
+
+
+def test_a_kept_connections_state_lock_takes_no_turn_of_the_loop_when_free() -> None:
+    for guarded in (
+        AsyncHTTP11Connection.handle_async_request,
+        AsyncHTTP11Connection._response_closed,
+    ):
+        assert "async with self._state_lock" in inspect.getsource(guarded), (
+            "httpcore moved its lock"
+        )
+    receiver = Receiver()
+
+    async def main() -> list[bool]:
+        async with serving(receiver) as url, client(1) as http:
+            await http.post(url, content=b"ab")
+            (connection,) = pool_of(http).idle
+            turns: list[bool] = []
+            other = asyncio.get_running_loop().call_soon(turns.append, True)
+            async with connection._state_lock:
+                ran_meanwhile = bool(turns)
+            other.cancel()
+            return [ran_meanwhile, (await http.post(url, content=b"abc")).text == "3"]
+
+    assert asyncio.run(main()) == [False, True]

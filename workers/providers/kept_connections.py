@@ -10,12 +10,18 @@ connection its origin used last (the one least likely to have been closed by the
 or opens one; the close of its response gives the connection back if it can carry another
 request, keeping ``max_idle`` per origin at most (None: no bound). An idle connection past
 its keep-alive, or one the server closed or wrote to while it sat idle, is closed when met.
+
+A kept connection carries one request at a time, so the lock httpcore guards its state
+with is never contended; but anyio's lock, as httpcore makes it, gives the event loop a
+turn on every acquire, free or not: two turns per request, a twentieth of a loaded
+worker's time. The lock of a connection opened here takes no turn when it is free.
 """
 
 import ssl
 from collections.abc import AsyncIterable, AsyncIterator
 from types import TracebackType
 
+import anyio
 import httpcore
 from httpcore import AsyncHTTP11Connection
 
@@ -88,7 +94,9 @@ class KeptConnections:
             except BaseException:
                 await stream.aclose()
                 raise
-        return AsyncHTTP11Connection(origin, stream, self._keepalive_expiry)
+        connection = AsyncHTTP11Connection(origin, stream, self._keepalive_expiry)
+        connection._state_lock = anyio.Lock(fast_acquire=True)  # type: ignore[assignment]
+        return connection
 
     async def give_back(self, connection: AsyncHTTP11Connection, origin: httpcore.Origin) -> None:
         """Keep ``connection`` for the next request to ``origin`` if it can carry one and
