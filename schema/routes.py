@@ -164,6 +164,11 @@ class Route(BaseModel):
         """The provider key, read from the environment at call time."""
         return _env_secret(self.api_key_env)
 
+    @property
+    def keyed(self) -> bool:
+        """Whether the route has its key: true for a route that names none."""
+        return self.api_key_env is None or self.api_key() is not None
+
     def webhook_secret(self) -> SecretStr | None:
         """The provider's webhook signing secret, read from the environment at call time."""
         return _env_secret(self.webhook_secret_env)

@@ -211,6 +211,45 @@ def test_exhausted_route_falls_back_to_the_next(client, auth, routes, worker, ru
     assert sim_control.calls("messages") == 1
 
 
+def test_a_fallback_whose_route_lacks_its_key_is_skipped(
+    client, auth, routes, worker, runtime, sim_control
+) -> None:
+    spec = routes.by_name["openai"].models["gpt-4o-mini"]
+    models = {**routes.by_name["openai"].models}
+    models["gpt-4o-mini"] = spec.model_copy(
+        update={"fallbacks": ("anthropic/claude-haiku-4-5", "openai/gpt-4o")}
+    )
+    override(routes, "openai", models=models, max_attempts=1)
+    override(routes, "anthropic", api_key_env="GENQ_TEST_UNSET_KEY")
+    sim_control.faults({"endpoint": "chat.completions", "kind": "status", "code": 503, "count": 1})
+
+    job = run(client, auth, CHAT)
+
+    assert (job["status"], job["served_by"]) == ("succeeded", "openai/gpt-4o")
+    attempts = attempts_of(runtime, job["id"])
+    assert [(a.route, a.model, a.status) for a in attempts] == [
+        ("openai", "openai/gpt-4o-mini", "failed"),
+        ("openai", "openai/gpt-4o", "succeeded"),
+    ]
+    assert sim_control.calls("messages") == 0
+
+
+def test_with_every_fallback_unkeyed_the_job_ends_on_its_own_error(
+    client, auth, routes, worker, sim_control
+) -> None:
+    spec = routes.by_name["openai"].models["gpt-4o-mini"]
+    models = {**routes.by_name["openai"].models}
+    models["gpt-4o-mini"] = spec.model_copy(update={"fallbacks": ("anthropic/claude-haiku-4-5",)})
+    override(routes, "openai", models=models, max_attempts=1)
+    override(routes, "anthropic", api_key_env="GENQ_TEST_UNSET_KEY")
+    sim_control.faults({"endpoint": "chat.completions", "kind": "status", "code": 502})
+
+    job = run(client, auth, CHAT)
+
+    assert (job["status"], job["error"]["type"]) == ("dead_lettered", "server_error")
+    assert sim_control.calls("messages") == 0
+
+
 def test_image_fallback_crosses_to_an_async_protocol(client, auth, routes, worker, sim_control):
     sim_control.config(**FAST_ASYNC)
     models = {**routes.by_name["openai-images"].models}

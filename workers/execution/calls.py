@@ -37,8 +37,10 @@ def prepare(routes: Routes, model_ref: str, current_model: str, input: dict[str,
 
 
 def chain(routes: Routes, model_ref: str) -> tuple[str, ...]:
-    """The model the job asked for, then its fallbacks in order."""
-    return (model_ref, *routes.spec(model_ref).fallbacks)
+    """The model the job asked for, then its fallbacks in order; a fallback whose route
+    lacks its key is left out, since every call to it would fail its auth."""
+    fallbacks = routes.spec(model_ref).fallbacks
+    return (model_ref, *(ref for ref in fallbacks if routes.resolve(ref)[0].keyed))
 
 
 def next_in_chain(models: tuple[str, ...], current_model: str) -> str | None:
