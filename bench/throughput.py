@@ -15,13 +15,17 @@ scheduler and this bench included), each over the measured window.
 
     python bench/throughput.py [--jobs 3000] [--processes 2] [--threads 32]
         [--latency-ms 20] [--database-url URL] [--redis-url URL] [--timeout-s 150]
+        [--rounds 1]
 
 Defaults: 3,000 jobs (about two minutes in all on a 2-core machine), the database of
 GENQ_DATABASE_URL or --database-url if given, else a fresh SQLite file; a private Redis
 unless --redis-url. The simulator runs as its own process. The last line printed is JSON.
+With --rounds N, the three systems run N times in turn, and each figure and ratio printed
+is the median over the rounds (``ratios_vs_durable`` lists each round's).
 """
 
 import argparse
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -268,16 +272,43 @@ def run_genq(
     return figures
 
 
+@dataclass(frozen=True)
+class Round:
+    """One round: each system once, back to back, so the ratios compare like with like."""
+
+    dramatiq: Figures
+    durable: Figures
+    genq: Figures
+
+    def ratios(self) -> dict[str, float]:
+        return {
+            "ratio_vs_durable": round(self.durable.seconds / self.genq.seconds, 3),
+            "ratio_vs_dramatiq": round(self.dramatiq.seconds / self.genq.seconds, 3),
+            "cpu_ratio_vs_durable": round(self.genq.worker_cpu_s / self.durable.worker_cpu_s, 2),
+        }
+
+
+def median_figures(figures: list[Figures]) -> dict[str, float]:
+    """Each figure's median over the rounds."""
+    rows = [one.as_dict() for one in figures]
+    return {key: round(statistics.median(row[key] for row in rows), 2) for key in rows[0]}
+
+
 def run(args: argparse.Namespace, database_url: str, redis_url: str, var: Path) -> dict[str, Any]:
-    """Start the simulator; run both baselines, then genq; the JSON result."""
+    """Start the simulator; per round, both baselines and then genq; the JSON result, with
+    each figure and ratio the median over the rounds (a noisy host moves single runs)."""
+    rounds: list[Round] = []
     with bench_stack(database_url, redis_url, args.latency_ms, var) as (engine, sim, env):
-        dramatiq_figures = run_plain("bench.plain", sim, env, args, var)
-        print(f"plain Dramatiq: {dramatiq_figures.as_dict()}", flush=True)
-        durable = run_durable(engine, sim, env, args, var)
-        print(f"durable baseline: {durable.as_dict()}", flush=True)
-        genq = run_genq(engine, sim, env, args, var)
-        print(f"genq: {genq.as_dict()}", flush=True)
-    rate = args.jobs / genq.seconds
+        for number in range(1, args.rounds + 1):
+            dramatiq_figures = run_plain("bench.plain", sim, env, args, var)
+            print(f"round {number}, plain Dramatiq: {dramatiq_figures.as_dict()}", flush=True)
+            durable = run_durable(engine, sim, env, args, var)
+            print(f"round {number}, durable baseline: {durable.as_dict()}", flush=True)
+            genq = run_genq(engine, sim, env, args, var)
+            print(f"round {number}, genq: {genq.as_dict()}", flush=True)
+            rounds.append(Round(dramatiq_figures, durable, genq))
+            print(f"round {number}: {rounds[-1].ratios()}", flush=True)
+    per_round = [one.ratios() for one in rounds]
     return {
         "bench": "throughput",
         "jobs": args.jobs,
@@ -285,13 +316,20 @@ def run(args: argparse.Namespace, database_url: str, redis_url: str, var: Path) 
         "threads": args.threads,
         "latency_ms": args.latency_ms,
         "store": engine.url.get_backend_name(),
-        **genq.as_dict(),
-        "ratio_vs_durable": round(rate / (args.jobs / durable.seconds), 3),
-        "ratio_vs_dramatiq": round(rate / (args.jobs / dramatiq_figures.seconds), 3),
-        "cpu_ratio_vs_durable": round(genq.worker_cpu_s / durable.worker_cpu_s, 2),
-        "durable": durable.as_dict(),
-        "dramatiq": dramatiq_figures.as_dict(),
+        "rounds": args.rounds,
+        **median_figures([one.genq for one in rounds]),
+        **{key: round(statistics.median(row[key] for row in per_round), 3) for key in per_round[0]},
+        "ratios_vs_durable": [row["ratio_vs_durable"] for row in per_round],
+        "durable": median_figures([one.durable for one in rounds]),
+        "dramatiq": median_figures([one.dramatiq for one in rounds]),
     }
+
+
+def rounds_count(text: str) -> int:
+    """A --rounds value: a whole number of at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return int(text)
 
 
 def main() -> None:
@@ -301,6 +339,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=32)
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--timeout-s", type=float, default=150.0, help="Bound on each system.")
+    parser.add_argument(
+        "--rounds",
+        type=rounds_count,
+        default=1,
+        help="Rounds of all three; figures are their medians.",
+    )
     main_on_services(parser, run)
 
 
