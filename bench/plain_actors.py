@@ -4,11 +4,13 @@ the same chat call to the simulator as a genq job.
 ``call`` stores nothing; ``call_and_insert`` also INSERTs the answer into a table (the
 durable baseline); ``call_for_result`` returns the answer to Dramatiq's Results
 middleware (Redis backend), where the sender waits for it. Configured by environment:
-BENCH_REDIS_URL, BENCH_SIM_URL and, for ``call_and_insert``, BENCH_DATABASE_URL.
+BENCH_REDIS_URL, BENCH_SIM_URL and, for ``call_and_insert``, BENCH_DATABASE_URL and
+BENCH_THREADS.
 """
 
 import logging
 import os
+import threading
 import time
 from functools import cache
 from typing import Any
@@ -57,10 +59,20 @@ def chat(key: str) -> str:
     return response.text
 
 
+_engine_made = threading.Lock()
+
+
 @cache
+def _engine() -> Engine:
+    threads = int(os.environ["BENCH_THREADS"])
+    return create_engine(os.environ["BENCH_DATABASE_URL"], pool_size=threads, max_overflow=0)
+
+
 def engine() -> Engine:
-    """The durable baseline's database, pooled as genq's workers pool theirs."""
-    return create_engine(os.environ["BENCH_DATABASE_URL"], pool_size=10, max_overflow=20)
+    """The durable baseline's database: one engine per process, made under a lock (threads
+    racing into a bare ``cache`` would each make one), keeping a connection per thread."""
+    with _engine_made:
+        return _engine()
 
 
 @dramatiq.actor(queue_name="bench.plain", max_retries=0)

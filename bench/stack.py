@@ -69,7 +69,12 @@ class DramatiqWorkers(Process):
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         args = ["--processes", str(processes), "--threads", str(threads), "--queues", queue]
         # The prefetch `genq worker` sets, so both hold the same number of messages.
-        env = {**env, "PYTHONPATH": str(BENCH_DIR), "dramatiq_queue_prefetch": str(threads)}
+        env = {
+            **env,
+            "PYTHONPATH": str(BENCH_DIR),
+            "dramatiq_queue_prefetch": str(threads),
+            "BENCH_THREADS": str(threads),
+        }
         self.popen = subprocess.Popen(
             [sys.executable, "-m", "dramatiq", "plain_actors", *args],
             env=env,
