@@ -215,6 +215,18 @@ class Routes:
         route, model = self.resolve(model_ref)
         return route.models[model]
 
+    def unkeyed_fallbacks(self) -> list[tuple[str, str, str]]:
+        """Each fallback whose route names a key the environment lacks, as (model, fallback,
+        variable): the worker skips them, and says so once at start."""
+        found = []
+        for route in self.by_name.values():
+            for model, spec in route.models.items():
+                for fallback in spec.fallbacks:
+                    target, _ = self.resolve(fallback)
+                    if not target.keyed:
+                        found.append((f"{route.name}/{model}", fallback, str(target.api_key_env)))
+        return found
+
     def _check_fallbacks(self) -> None:
         for route in self.by_name.values():
             for model, spec in route.models.items():

@@ -133,6 +133,8 @@ def build_runtime(
     engine = engine or make_engine(settings.database_url_value, pool_size=threads + finishers + 2)
     routes = routes or load_routes(settings.routes_file)
     register_configured(settings, routes)
+    for model, fallback, variable in routes.unkeyed_fallbacks():
+        logger.warning("fallback %s of %s is skipped: %s is unset", fallback, model, variable)
     client = connect(redis_url(settings))
     sessions = make_sessions(engine)
     webhook_targets.attach(sessions, EndpointCache(client))

@@ -1,5 +1,6 @@
 """The worker: one chat job through Redis and the simulator into the store, exactly once."""
 
+import logging
 import threading
 
 import dramatiq
@@ -249,3 +250,25 @@ def test_a_runtime_renews_slots_only_between_start_and_close(settings, engine, r
         runtime.close()
         broker.close()
     assert started_since(before) == []
+
+
+def test_a_runtime_names_each_fallback_it_will_skip_for_want_of_a_key(
+    settings, engine, routes, caplog
+) -> None:
+    spec = routes.by_name["openai"].models["gpt-4o-mini"]
+    models = {**routes.by_name["openai"].models}
+    models["gpt-4o-mini"] = spec.model_copy(
+        update={"fallbacks": ("anthropic/claude-haiku-4-5", "openai/gpt-4o")}
+    )
+    override(routes, "openai", models=models)
+    override(routes, "anthropic", api_key_env="GENQ_TEST_UNSET_KEY")
+    broker = make_broker(settings, consumer=True)
+    with caplog.at_level(logging.WARNING, logger="workers.runtime"):
+        runtime = build_runtime(settings, broker, engine=engine, routes=routes)
+    runtime.close()
+    broker.close()
+
+    assert [record.getMessage() for record in caplog.records] == [
+        "fallback anthropic/claude-haiku-4-5 of openai/gpt-4o-mini is skipped: "
+        "GENQ_TEST_UNSET_KEY is unset"
+    ]
