@@ -9,6 +9,7 @@ own route gives up on a job.
 
 import os
 import tomllib
+from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -218,25 +219,26 @@ class Routes:
     def unkeyed_fallbacks(self) -> list[tuple[str, str, str]]:
         """Each fallback whose route names a key the environment lacks, as (model, fallback,
         variable): the worker skips them, and says so once at start."""
-        found = []
-        for route in self.by_name.values():
-            for model, spec in route.models.items():
-                for fallback in spec.fallbacks:
-                    target, _ = self.resolve(fallback)
-                    if not target.keyed:
-                        found.append((f"{route.name}/{model}", fallback, str(target.api_key_env)))
-        return found
+        return [
+            (f"{route.name}/{model}", fallback, str(target.api_key_env))
+            for route, model, fallback, target in self._fallbacks()
+            if not target.keyed
+        ]
 
     def _check_fallbacks(self) -> None:
+        for route, model, fallback, target in self._fallbacks():
+            if target.kind != route.kind:
+                raise ValueError(
+                    f"{route.name}/{model}: fallback {fallback!r} is a {target.kind} "
+                    f"model, not {route.kind}"
+                )
+
+    def _fallbacks(self) -> Iterator[tuple[Route, str, str, Route]]:
+        """Each fallback as (route, model, fallback reference, the fallback's route)."""
         for route in self.by_name.values():
             for model, spec in route.models.items():
                 for fallback in spec.fallbacks:
-                    target, _ = self.resolve(fallback)
-                    if target.kind != route.kind:
-                        raise ValueError(
-                            f"{route.name}/{model}: fallback {fallback!r} is a {target.kind} "
-                            f"model, not {route.kind}"
-                        )
+                    yield route, model, fallback, self.resolve(fallback)[0]
 
 
 def load_routes(path: Path | None = None) -> Routes:
