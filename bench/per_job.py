@@ -9,10 +9,11 @@ StubBroker that keeps the messages run_job sends), each to its end, against the 
 in its own process. A few jobs run first, uncounted, to warm the pool and SQLAlchemy's
 statement cache.
 
-Counted on the runtime's engine and Redis client only: transactions (on PostgreSQL the
-BEGINs psycopg sends, one before the first statement of a transaction; a statement
-committed alone opens none. On SQLite the engine's ``begin`` events), statements
-(``before_cursor_execute``), pings (the dialect's ``do_ping``, what ``pool_pre_ping``
+Counted on the runtime's engine, its statements run straight on the driver, and its Redis
+client only: transactions (on PostgreSQL the BEGINs psycopg sends, one before the first
+statement of a transaction; a statement committed alone opens none. On SQLite the
+engine's ``begin`` events), statements (``before_cursor_execute``, and the listeners of
+``infra.direct.Direct``), pings (the dialect's ``do_ping``, what ``pool_pre_ping``
 runs on every checkout), Redis round trips (packets
 the runtime's Redis connections send: one per command, one per pipeline) and the CPU time
 of this process (the thread that claims, the call loop and its finishers; the simulator
@@ -75,9 +76,12 @@ class Counts:
             setattr(self, name, getattr(self, name) + 1)
 
 
-def watch_engine(engine: Engine, counts: Counts) -> None:
-    """Count the engine's transactions, statements and pre-pings."""
+def watch_engine(runtime: Runtime, counts: Counts) -> None:
+    """Count the runtime's transactions, statements and pre-pings."""
+    engine = runtime.engine
     postgres = engine.dialect.name == "postgresql"
+    if runtime.direct is not None:
+        runtime.direct.listeners.append(lambda _sql: counts.count("statements"))
 
     def statement(connection: SAConnection, *_args: Any) -> None:
         counts.count("statements")
@@ -157,7 +161,7 @@ def run(args: argparse.Namespace, database_url: str, redis_url: str, var: Path) 
         declare_actors(runtime)
         runtime.start()
         counts = Counts()
-        watch_engine(runtime.engine, counts)
+        watch_engine(runtime, counts)
         watch_redis(runtime, counts)
         try:
             for job_id in job_ids[: args.warmup]:

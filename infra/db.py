@@ -105,17 +105,6 @@ def make_engine(url: str, timeouts: Timeouts = Timeouts(), pool_size: int = 10) 
     return engine
 
 
-def single_statements(engine: Engine) -> Engine | None:
-    """``engine`` with every statement committed on its own, for work that is one statement:
-    PostgreSQL runs it atomically in an implicit transaction, without the round trips of
-    BEGIN and COMMIT. None on SQLite, whose writes on the job path take several statements.
-    It shares ``engine``'s pool: the mode is set on a connection at checkout and reset at
-    return, in the driver, with no round trip."""
-    if engine.dialect.name != "postgresql":
-        return None
-    return engine.execution_options(isolation_level="AUTOCOMMIT")
-
-
 def make_sessions(engine: Engine) -> sessionmaker[Session]:
     """Sessions on ``engine`` whose objects stay readable after commit."""
     return sessionmaker(engine, expire_on_commit=False)

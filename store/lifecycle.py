@@ -40,10 +40,11 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Connection, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from infra import db
+from infra.direct import Executes
 from schema.errors import ErrorClass
 from schema.jobs import TERMINAL_STATUSES
 from schema.names import CANCEL_JOB, JOBS_QUEUE, RUN_JOB
@@ -91,7 +92,7 @@ def insert(session: Session, **columns: Any) -> tuple[JobRow, OutboxMessage]:
     return job, outbox.stage(session, JOBS_QUEUE, RUN_JOB, {"job_id": job.id})
 
 
-def head(connection: Connection, job_id: str) -> JobHead | None:
+def head(connection: Executes, job_id: str) -> JobHead | None:
     """The few columns a worker needs to admit a job and decide whether to claim it."""
     row = connection.execute(HEAD, {"job_id": job_id}).one_or_none()
     return None if row is None else JobHead(*row)
@@ -130,10 +131,10 @@ def claim(
     return held
 
 
-def claim_alone(connection: Connection, job_id: str, lease_s: float) -> Claim | None:
+def claim_alone(connection: Executes, job_id: str, lease_s: float) -> Claim | None:
     """``claim`` of a job that is not being taken over, as its one statement (PostgreSQL),
-    on a connection that commits each statement alone: one round trip takes the job and
-    writes its attempt's row, or changes nothing."""
+    committed alone: one round trip takes the job and writes its attempt's row, or changes
+    nothing."""
     params = _claim_params(job_id, utcnow(), lease_s, lost=1)
     claimed = connection.execute(CLAIM_AND_START, params).one_or_none()
     return None if claimed is None else Claim(job_id, RUNNING, *claimed)
@@ -148,7 +149,7 @@ def _claim_params(job_id: str, now: datetime, lease_s: float, lost: int) -> dict
     }
 
 
-def claim_poll(db: Session | Connection, job_id: str, lease_s: float) -> Claim | None:
+def claim_poll(db: Session | Executes, job_id: str, lease_s: float) -> Claim | None:
     """Take a waiting job for one poll; None if another worker is polling it. The claim
     comes with when the provider job was submitted and seen started. One statement: on
     PostgreSQL a worker commits it alone."""
@@ -220,7 +221,7 @@ def finish(
 
 
 def finish_alone(
-    connection: Connection,
+    connection: Executes,
     held: Claim,
     outcome: Outcome,
     endpoints: Sequence[webhook_targets.EndpointRow] | None,

@@ -11,15 +11,19 @@ call loop) and ``close`` stops them and closes what it holds."""
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import dramatiq
 import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from infra.db import make_engine, make_sessions, single_statements
+from infra import reconnect
+from infra.db import make_engine, make_sessions
 from infra.destinations import Resolver, resolve_host
+from infra.direct import Direct, Executes
 from infra.known_secrets import register_configured
 from infra.redis_conn import connect, redis_url
 from schema.routes import Route, Routes, load_routes
@@ -39,6 +43,8 @@ from workers.webhooks.connections import Connections
 from workers.webhooks.gate import ReceiverGate
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(eq=False)
@@ -61,14 +67,22 @@ class Runtime:
     sent_marks: SentMarks
     calls: CallLoop | None = None
     resolve: Resolver = resolve_host
-    # ``engine`` committing each statement alone (PostgreSQL); None on SQLite.
-    single: Engine | None = None
+    # The job path's statements straight on the driver, each committed alone (PostgreSQL);
+    # None on SQLite.
+    direct: Direct | None = None
     _stopping: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
     _renewer: threading.Thread | None = field(default=None, init=False, repr=False)
 
     def adapter(self, route: Route) -> Adapter:
         """The route's adapter on a pooled client shared by the worker's threads."""
         return self.providers.adapter(route)
+
+    def alone(self, work: Callable[[Executes], T]) -> T:
+        """``work``, whose statements need no transaction together: each committed alone on
+        the driver (PostgreSQL), else in one transaction on the engine."""
+        if self.direct is not None:
+            return work(self.direct)
+        return reconnect.transaction(self.engine.begin, work)
 
     def lease_s(self, route: Route) -> float:
         """How long a claimed job stays with its worker before another may take it over."""
@@ -157,7 +171,7 @@ def build_runtime(
         ),
         sent_marks=SentMarks(sessions),
         calls=CallLoop(settings.worker_in_flight, finishers) if finishers else None,
-        single=single_statements(engine),
+        direct=Direct(engine) if engine.dialect.name == "postgresql" else None,
     )
 
 

@@ -2,45 +2,19 @@
 statement, and that transaction runs again on a new connection; one lost later in a
 transaction is not run again."""
 
-from collections.abc import Iterator
-
 import pytest
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
-from sqlalchemy.pool import NullPool
 
-from infra.db import make_engine, make_sessions
+from infra.db import make_sessions
 from infra.reconnect import transaction
 from schema.tables import Job
+from tests.infra.conftest import drop_connections
 from tests.producers.test_api import CHAT
-from tests.waiting import eventually
 from workers import execution
 
 on_postgresql = pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
-
-
-def drop_connections(engine: Engine) -> None:
-    """End every other session on the engine's database, as a server restart would, and
-    wait until they are gone."""
-    admin = create_engine(engine.url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    others = "datname = current_database() AND pid <> pg_backend_pid()"
-    with admin.connect() as connection:
-        connection.execute(
-            text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {others}")
-        )
-        count = text(f"SELECT count(*) FROM pg_stat_activity WHERE {others}")
-        eventually(lambda: connection.execute(count).scalar(), lambda left: left == 0)
-    admin.dispose()
-
-
-@pytest.fixture
-def own_engine(pg_url: str, pg_store: Engine) -> Iterator[Engine]:
-    engine = make_engine(pg_url)
-    yield engine
-    engine.dispose()
-    # The test ended every session on the database, the suite's shared pool's too.
-    pg_store.dispose()
 
 
 @pytest.mark.parametrize("unit", ["session", "connection"])

@@ -143,8 +143,7 @@ def test_an_outcome_alone_writes_nothing_when_the_attempt_or_job_moved_meanwhile
     attempt = AttemptRecord({"status": "succeeded", "cost_micros": 7, "finished_at": utcnow()})
     outcome = Outcome(JobStatus.SUCCEEDED, {"output": {"text": "hi"}}, attempt, 7)
 
-    with runtime.single.begin() as connection:
-        assert lifecycle.finish_alone(connection, claim, outcome, endpoints=[]) is None
+    assert lifecycle.finish_alone(runtime.direct, claim, outcome, endpoints=[]) is None
 
     with runtime.engine.connect() as connection:
         assert _job_books(connection, job_id) == before
@@ -172,12 +171,11 @@ def test_an_outcome_alone_is_refused_when_it_writes_more_or_its_listeners_are_un
     endpoint = EndpointRow("whe_1", "http://127.0.0.1:9/hook", None, True, None)
     hooked = Claim(**{**claim.__dict__, "webhook_url": "http://127.0.0.1:9/hook"})
 
-    with runtime.single.begin() as connection:
-        assert lifecycle.finish_alone(connection, claim, letter, endpoints=[]) is None
-        assert lifecycle.finish_alone(connection, claim, retry, endpoints=[]) is None
-        assert lifecycle.finish_alone(connection, claim, done, endpoints=None) is None
-        assert lifecycle.finish_alone(connection, claim, done, endpoints=[endpoint]) is None
-        assert lifecycle.finish_alone(connection, hooked, done, endpoints=[]) is None
+    assert lifecycle.finish_alone(runtime.direct, claim, letter, endpoints=[]) is None
+    assert lifecycle.finish_alone(runtime.direct, claim, retry, endpoints=[]) is None
+    assert lifecycle.finish_alone(runtime.direct, claim, done, endpoints=None) is None
+    assert lifecycle.finish_alone(runtime.direct, claim, done, endpoints=[endpoint]) is None
+    assert lifecycle.finish_alone(runtime.direct, hooked, done, endpoints=[]) is None
 
     with runtime.engine.connect() as connection:
         status = connection.scalar(select(Job.status).where(Job.id == job_id))
@@ -190,8 +188,7 @@ def test_an_outcome_alone_returns_what_the_ended_job_metric_reads(client, auth, 
     attempt = AttemptRecord({"status": "succeeded", "cost_micros": 7, "finished_at": utcnow()})
     outcome = Outcome(JobStatus.SUCCEEDED, {"output": {"text": "hi"}}, attempt, 7)
 
-    with runtime.single.begin() as connection:
-        moved = lifecycle.finish_alone(connection, claim, outcome, endpoints=[])
+    moved = lifecycle.finish_alone(runtime.direct, claim, outcome, endpoints=[])
 
     assert moved is not None and moved.messages == []
     with runtime.engine.connect() as connection:

@@ -1,7 +1,8 @@
 """Store round trips one chat job costs the worker on PostgreSQL. The job's head is read, the
 job claimed with its attempt's row written, and its outcome written (the job's row, its
-attempt's and the budget's ledger entry) by one statement each, committed alone: no BEGIN
-and no COMMIT of their own. An outcome that writes more (an event) is one transaction."""
+attempt's and the budget's ledger entry) by one statement each, committed alone on the
+driver: no BEGIN and no COMMIT of their own. An outcome that writes more (an event) is
+one transaction."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 from psycopg.pq import TransactionStatus
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, select
 
 from schema.names import JOBS_QUEUE
 from schema.tables import BudgetEntry, Job, JobAttempt, WebhookEvent
@@ -17,6 +18,7 @@ from store import lifecycle
 from tests.helpers import listening
 from tests.producers.test_api import CHAT
 from workers import execution
+from workers.runtime import Runtime
 
 pytestmark = pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
 
@@ -27,9 +29,10 @@ def _idle(connection: Connection) -> bool:
 
 
 @contextmanager
-def round_trips(engine: Engine) -> Iterator[list[str]]:
+def round_trips(runtime: Runtime) -> Iterator[list[str]]:
     """Each round trip to the store: a statement (its first word), and the BEGIN psycopg
-    sends before the first statement of a transaction and the COMMIT that ends it."""
+    sends before the first statement of a transaction and the COMMIT that ends it. The
+    statements run straight on the driver commit alone."""
     trips: list[str] = []
 
     def statement(connection: Connection, _cursor: Any, sql: str, *_: Any) -> None:
@@ -42,16 +45,24 @@ def round_trips(engine: Engine) -> Iterator[list[str]]:
         if not _idle(connection):
             trips.append("COMMIT")
 
-    with listening(engine, before_cursor_execute=statement, commit=commit):
-        yield trips
+    def direct(sql: str) -> None:
+        trips.append(sql.split(None, 1)[0])
+
+    assert runtime.direct is not None
+    runtime.direct.listeners.append(direct)
+    try:
+        with listening(runtime.engine, before_cursor_execute=statement, commit=commit):
+            yield trips
+    finally:
+        runtime.direct.listeners.remove(direct)
 
 
 def test_the_head_the_claim_and_the_outcome_are_a_round_trip_each(client, auth, runtime) -> None:
     first, job_id = (client.post("/v1/jobs", json=CHAT, headers=auth).json()["id"] for _ in "ab")
-    with round_trips(runtime.engine) as first_trips:
+    with round_trips(runtime) as first_trips:
         execution.run_job(runtime, first)
 
-    with round_trips(runtime.engine) as trips:
+    with round_trips(runtime) as trips:
         execution.run_job(runtime, job_id)
 
     assert client.get(f"/v1/jobs/{job_id}", headers=auth).json()["status"] == "succeeded"
@@ -79,7 +90,7 @@ def test_an_outcome_someone_listens_for_is_a_transaction_with_its_event(
     job_id = client.post("/v1/jobs", json=hooked, headers=auth).json()["id"]
     execution.run_job(runtime, first)  # caches the tenant's webhook endpoints
 
-    with round_trips(runtime.engine) as trips:
+    with round_trips(runtime) as trips:
         execution.run_job(runtime, job_id)
 
     assert trips[2] == "BEGIN" and trips[-1] == "COMMIT"
@@ -96,7 +107,7 @@ def test_a_job_another_worker_holds_costs_a_transaction_more(client, auth, runti
         assert lifecycle.claim(session, job_id, lease_s=60) is not None
     runtime.broker.flush_all()
 
-    with round_trips(runtime.engine) as trips:
+    with round_trips(runtime) as trips:
         execution.run_job(runtime, job_id)
 
     head, claim = ["SELECT"], ["WITH"]

@@ -97,15 +97,12 @@ def _finish_alone(
 ) -> Moved | None:
     """The outcome as one statement committed alone, when it writes nothing else and
     the tenant's endpoints are known without a query; None if not, with nothing written."""
-    if runtime.single is None or version is None:
+    if runtime.direct is None or version is None:
         return None
     endpoints = webhook_targets.cached(runtime.sessions, claim.tenant_id, version)
     if endpoints is None:
         return None
-    return reconnect.transaction(
-        runtime.single.begin,
-        lambda connection: lifecycle.finish_alone(connection, claim, outcome, endpoints),
-    )
+    return lifecycle.finish_alone(runtime.direct, claim, outcome, endpoints)
 
 
 def _keep(runtime: Runtime, claim: Claim, attempted: Attempted) -> None:

@@ -4,9 +4,8 @@ moves the job on; ``cancel_at_provider`` stops a provider job that should not ru
 import logging
 from datetime import datetime
 
-from sqlalchemy import Connection
-
 from infra import reconnect
+from infra.direct import Executes
 from schema.errors import AttemptError, ErrorClass, JobStop
 from schema.jobs import JobStatus
 from schema.names import POLL_JOB
@@ -28,14 +27,13 @@ logger = logging.getLogger(__name__)
 def poll_job(runtime: Runtime, job_id: str) -> None:
     """Ask the provider how a waiting job is doing, and move it on when it is done."""
 
-    def take(db: Connection) -> tuple[bool, Claim | None]:
+    def take(db: Executes) -> tuple[bool, Claim | None]:
         job = lifecycle.head(db, job_id)
         if job is None or job.status != JobStatus.WAITING:
             return False, None
         return True, lifecycle.claim_poll(db, job_id, lease_s(runtime, job.current_model))
 
-    # On PostgreSQL the read and the claim are a statement each, committed alone.
-    waiting, claim = reconnect.transaction((runtime.single or runtime.engine).begin, take)
+    waiting, claim = runtime.alone(take)
     if waiting and claim is None:
         recheck = reconnect.transaction(
             runtime.sessions.begin,

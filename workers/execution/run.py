@@ -38,8 +38,7 @@ def run_job(runtime: Runtime, job_id: str, booked: bool = False) -> None:
     passes admission (circuit, rate limits, in-flight slots); waiting there re-enqueues the
     message and costs no attempt.
     """
-    reads = runtime.single or runtime.engine
-    job = reconnect.transaction(reads.begin, lambda db: lifecycle.head(db, job_id))
+    job = runtime.alone(lambda db: lifecycle.head(db, job_id))
     if job is None:
         logger.warning("run_job: no job %s", job_id)
         return
@@ -113,9 +112,8 @@ def _run_claimed(runtime: Runtime, job: JobHead, hold: Capacity, takeover: Takeo
     statement committed alone; a job another worker holds gets a message for when its
     lease ends."""
     lease = lease_s(runtime, job.current_model)
-    if runtime.single is not None and takeover is None:
-        begin = runtime.single.begin
-        claim = reconnect.transaction(begin, lambda db: lifecycle.claim_alone(db, job.id, lease))
+    if runtime.direct is not None and takeover is None:
+        claim = lifecycle.claim_alone(runtime.direct, job.id, lease)
     else:
         claim = reconnect.transaction(
             runtime.sessions.begin,
