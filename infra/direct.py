@@ -76,7 +76,7 @@ class Compiled:
         return values
 
     def rows(self, cursor: psycopg.Cursor[Any]) -> list[tuple[Any, ...]]:
-        if cursor.description is None:
+        if not self.types:
             return []
         if self.results is None:
             self.results = tuple(

@@ -12,7 +12,10 @@ while all are taken: it stops fetching messages, and the broker keeps them for t
 processes. A place is given back when the call's finish has run, or at once by a thread
 whose job did not reach the loop. A thread also waits while the loop runs late (its beat,
 every ``BEAT_S``, came or is due more than ``LAG_LIMIT_S`` late): the process is short of
-CPU, and more calls would starve the ones in flight until their connects time out.
+CPU, and more calls would starve the ones in flight until their connects time out. And it
+waits while more answers wait for a finisher than ``BACKLOG_PER_FINISHER`` per finisher:
+the process claims jobs faster than it ends them, and each claim would take the CPU the
+finishes need, so jobs pile up running and none ends sooner.
 """
 
 import asyncio
@@ -35,6 +38,7 @@ T = TypeVar("T")
 
 BEAT_S = 0.05
 LAG_LIMIT_S = 0.1
+BACKLOG_PER_FINISHER = 2
 
 
 class CallLoop:
@@ -47,6 +51,8 @@ class CallLoop:
         self._taken = 0
         self._changed = threading.Condition()
         self._finishers = ThreadPoolExecutor(finishers, thread_name_prefix="call-finisher")
+        self._backlog_limit = BACKLOG_PER_FINISHER * finishers
+        self._finishing = 0
         self._loop = asyncio.new_event_loop()
         self._thread: threading.Thread | None = None
         self._clients: dict[str, httpx.AsyncClient] = {}
@@ -78,12 +84,17 @@ class CallLoop:
             self._changed.notify_all()
         self._loop.call_at(now + BEAT_S, self._beat, now + BEAT_S)
 
+    @property
+    def finishing(self) -> int:
+        """Answers waiting for a finisher or being finished now."""
+        return self._finishing
+
     def take_place(self) -> None:
-        """Wait for a free place, and for the loop to keep time; ``give_back`` returns the
-        place."""
+        """Wait for a free place, for the loop to keep time and for the finishers to keep
+        up; ``give_back`` returns the place."""
         self._free.acquire()
         with self._changed:
-            while self.late_s > LAG_LIMIT_S:
+            while self.late_s > LAG_LIMIT_S or self._finishing > self._backlog_limit:
                 self._changed.wait(BEAT_S)
             self._taken += 1
         metrics.CALLS_IN_FLIGHT.inc()
@@ -121,7 +132,14 @@ class CallLoop:
                 answer = await call(client)
             except Exception as exc:
                 answer = exc
-            await self._loop.run_in_executor(self._finishers, finish, answer)
+            with self._changed:
+                self._finishing += 1
+            try:
+                await self._loop.run_in_executor(self._finishers, finish, answer)
+            finally:
+                with self._changed:
+                    self._finishing -= 1
+                    self._changed.notify()
         except Exception:
             logger.exception("a provider call's finish broke; its lease will lapse")
         finally:

@@ -21,7 +21,7 @@ from tests.helpers import override
 from tests.waiting import eventually
 from tests.workers.test_limits import submit
 from workers.actors import declare_actors
-from workers.call_loop import LAG_LIMIT_S, CallLoop
+from workers.call_loop import BACKLOG_PER_FINISHER, LAG_LIMIT_S, CallLoop
 from workers.providers.kept_connections import KeptConnections
 from workers.runtime import Runtime, build_runtime
 
@@ -234,6 +234,36 @@ def test_a_loop_that_runs_late_holds_new_calls_back_until_it_keeps_time() -> Non
     loop.close(drain_s=1)
 
     assert order == ["released", "taken"]
+
+
+def test_a_loop_whose_finishers_fall_behind_holds_new_calls_back_until_they_catch_up() -> None:
+    loop = CallLoop(places=8, finishers=1)
+    loop.start()
+    caught_up, order = threading.Event(), []
+
+    async def answers(_client: httpx.AsyncClient) -> str:
+        return "answer"
+
+    behind = BACKLOG_PER_FINISHER + 1
+    for _ in range(behind):
+        loop.take_place()
+        loop.hand_over(_route(), answers, lambda _answer: caught_up.wait(10))
+    eventually(lambda: loop.finishing, lambda finishing: finishing == behind)
+
+    def take() -> None:
+        loop.take_place()
+        order.append("taken")
+
+    taker = threading.Thread(target=take)
+    taker.start()
+    order.append("released")
+    caught_up.set()
+    taker.join(10)
+    loop.give_back()
+    loop.close(drain_s=1)
+
+    assert order == ["released", "taken"]
+    assert loop.finishing == 0
 
 
 def _route():  # type: ignore[no-untyped-def]
