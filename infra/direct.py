@@ -152,15 +152,11 @@ class Direct:
         try:
             connection.autocommit = True
             cursor = connection.execute(compiled.sql, values)
-            rows = compiled.rows(cursor)
-            connection.autocommit = False
-            return Fetched(rows)
+            return Fetched(compiled.rows(cursor))
         except psycopg.Error as orig:
             dropped = self.engine.dialect.is_disconnect(orig, connection, None)
             if dropped:
                 pooled.invalidate(orig)
-            elif not connection.closed:
-                connection.autocommit = False
             raise DBAPIError.instance(
                 compiled.sql,
                 values,
@@ -170,6 +166,8 @@ class Direct:
                 dialect=self.engine.dialect,
             ) from orig
         finally:
+            if not connection.closed:  # the pool's other users open transactions
+                connection.autocommit = False
             pooled.close()
 
 

@@ -6,7 +6,19 @@ import logging
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import Engine, bindparam, create_engine, func, insert, literal, select, text
+from sqlalchemy import (
+    Dialect,
+    Engine,
+    String,
+    TypeDecorator,
+    bindparam,
+    create_engine,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+)
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from infra.direct import Direct, UnsupportedStatementError
@@ -67,6 +79,27 @@ def test_a_failed_statement_raises_sqlalchemys_error_and_leaves_the_pool_usable(
     with own_engine.connect() as connection:
         assert connection.connection.driver_connection.autocommit is False  # type: ignore[union-attr]
         assert connection.execute(text("SELECT 1")).scalar() == 1
+
+
+class Refused(TypeDecorator[str]):
+    """A type whose every value read back is refused."""
+
+    impl = String
+    cache_ok = True
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str:
+        raise ValueError(f"refused {value}")
+
+
+def test_a_statement_whose_rows_cannot_be_read_leaves_its_connection_as_it_came(
+    own_engine: Engine,
+) -> None:
+    with pytest.raises(ValueError, match="refused x"):
+        Direct(own_engine).execute(select(literal("x", Refused)), {})
+
+    assert own_engine.pool.checkedout() == 0
+    with own_engine.connect() as connection:
+        assert connection.connection.driver_connection.autocommit is False  # type: ignore[union-attr]
 
 
 def test_a_statement_on_a_dropped_pooled_connection_runs_again(
