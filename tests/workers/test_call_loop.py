@@ -5,7 +5,7 @@ a loop that stops with calls in flight leaves their jobs to be taken over."""
 import asyncio
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import dramatiq
 import httpx
@@ -217,29 +217,17 @@ def test_a_finish_that_breaks_still_gives_the_place_back() -> None:
 def test_a_loop_that_runs_late_holds_new_calls_back_until_it_keeps_time() -> None:
     loop = CallLoop(places=4, finishers=1)
     loop.start()
-    stuck, order = threading.Event(), []
+    stuck = threading.Event()
     loop._loop.call_soon_threadsafe(stuck.wait)  # the loop's thread busy, as on a short CPU
     eventually(lambda: loop.late_s, lambda late_s: late_s > LAG_LIMIT_S)
 
-    def take() -> None:
-        loop.take_place()
-        order.append("taken")
-
-    taker = threading.Thread(target=take)
-    taker.start()
-    order.append("released")
-    stuck.set()
-    taker.join(10)
-    loop.give_back()
-    loop.close(drain_s=1)
-
-    assert order == ["released", "taken"]
+    assert _taken_after(loop, stuck.set) == ["released", "taken"]
 
 
 def test_a_loop_whose_finishers_fall_behind_holds_new_calls_back_until_they_catch_up() -> None:
     loop = CallLoop(places=8, finishers=1)
     loop.start()
-    caught_up, order = threading.Event(), []
+    caught_up = threading.Event()
 
     async def answers(_client: httpx.AsyncClient) -> str:
         return "answer"
@@ -250,6 +238,15 @@ def test_a_loop_whose_finishers_fall_behind_holds_new_calls_back_until_they_catc
         loop.hand_over(_route(), answers, lambda _answer: caught_up.wait(10))
     eventually(lambda: loop.finishing, lambda finishing: finishing == behind)
 
+    assert _taken_after(loop, caught_up.set) == ["released", "taken"]
+    assert loop.finishing == 0
+
+
+def _taken_after(loop: CallLoop, release: Callable[[], object]) -> list[str]:
+    """Take a place on another thread, then ``release`` what holds it back; the order the
+    two came in. The loop is closed after."""
+    order: list[str] = []
+
     def take() -> None:
         loop.take_place()
         order.append("taken")
@@ -257,13 +254,11 @@ def test_a_loop_whose_finishers_fall_behind_holds_new_calls_back_until_they_catc
     taker = threading.Thread(target=take)
     taker.start()
     order.append("released")
-    caught_up.set()
+    release()
     taker.join(10)
     loop.give_back()
     loop.close(drain_s=1)
-
-    assert order == ["released", "taken"]
-    assert loop.finishing == 0
+    return order
 
 
 def _route():  # type: ignore[no-untyped-def]
