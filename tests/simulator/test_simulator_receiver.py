@@ -113,7 +113,9 @@ def test_a_wrong_secret_or_a_tampered_body_is_a_bad_signature(
     assert [request["verified"] for request in state["requests"]] == [False, False, False]
     errors = [request["error"] for request in state["requests"]]
     assert errors[:2] == ["No matching signature found"] * 2
-    assert errors[2].startswith("malformed webhook:")
+    # standardwebhooks before 1.3 calls a header without a signature malformed; 1.3 finds
+    # no match in it.
+    assert errors[2] == "No matching signature found" or errors[2].startswith("malformed webhook:")
 
 
 def test_rotation_verifies_with_either_side_holding_two_secrets(
