@@ -34,6 +34,8 @@ Processor = Callable[[Any], Any]
 
 
 class Rows(Protocol):
+    """A statement's result, as far as the job path reads it."""
+
     def one_or_none(self) -> Sequence[Any] | None: ...
 
 
@@ -124,7 +126,7 @@ class Direct:
 
     def execute(self, statement: Executable, parameters: Mapping[str, Any]) -> Fetched:
         """Run ``statement`` committed alone; on a dropped pooled connection, once more."""
-        compiled = self.compile(statement)
+        compiled = self._compiled_once(statement)
         values = compiled.parameters(parameters)
         try:
             return self._run(compiled, values)
@@ -134,7 +136,7 @@ class Direct:
             logger.info("a pooled database connection was dropped; running the statement again")
         return self._run(compiled, values)
 
-    def compile(self, statement: Executable) -> Compiled:
+    def _compiled_once(self, statement: Executable) -> Compiled:
         """``statement`` as compiled for psycopg, once per statement object."""
         known = self._compiled.get(id(statement))
         if known is not None and known[0] is statement:
