@@ -173,6 +173,12 @@ class Direct:
             pooled.close()
 
 
+def direct_on(engine: Engine) -> Direct | None:
+    """A ``Direct`` on ``engine`` if it is PostgreSQL's; None elsewhere (SQLite), where
+    every statement goes through SQLAlchemy."""
+    return Direct(engine) if engine.dialect.name == "postgresql" else None
+
+
 def _compile(statement: ClauseElement, dialect: Dialect) -> Compiled:
     compiled = statement.compile(dialect=dialect)
     if compiled.literal_execute_params or compiled.post_compile_params:  # type: ignore[attr-defined]

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from infra.brokers import make_broker
 from infra.db import Timeouts, make_engine, make_sessions
+from infra.direct import direct_on
 from infra.known_secrets import register_configured
 from infra.redis_conn import connect, redis_url
 from producers.active_tenants import ActiveTenants
@@ -31,7 +32,7 @@ from schema.usage import GroupBy, UsageReport
 from store import job_interventions, jobs, outbox, usage, webhook_endpoints, webhook_targets
 from store.budgets import StalePeriodError
 from store.sent_marks import SentMarks
-from store.submissions import Submission, Submitted, store
+from store.submissions import Submission, Submitted, store, store_alone
 from store.webhook_secrets import has_default_secret
 from store.webhook_targets import EndpointCache
 from store.webhooks import Webhooks
@@ -55,6 +56,7 @@ class Producer:
             self.settings.database_url_value, Timeouts.for_api(self.settings)
         )
         self.sessions = make_sessions(self.engine)
+        self.direct = direct_on(self.engine)
         self.broker = broker or make_broker(self.settings, consumer=False)
         self.routes = routes or load_routes(self.settings.routes_file)
         register_configured(self.settings, self.routes)
@@ -135,6 +137,12 @@ class Producer:
     def _store(self, tenant_id: str, submissions: list[Submission]) -> list[Submitted]:
         period = self.tenant_keys.budget_period(tenant_id)
         deadline_s = self.settings.job_deadline_s
+        if self.direct is not None and period is not None and len(submissions) == 1:
+            alone = store_alone(
+                self.direct, self.routes, tenant_id, submissions[0], deadline_s, period
+            )
+            if alone is not None:
+                return [alone]
         try:
             with self.sessions.begin() as session:
                 return store(session, self.routes, tenant_id, submissions, deadline_s, period)

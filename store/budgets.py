@@ -10,6 +10,7 @@ the row (``store/budget_ledger.py``: what is ``owed``, the fold, what a crash ca
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import BigInteger, Engine, bindparam, exists, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -162,7 +163,7 @@ def reserve(
     """
     terms = terms or budget_terms(session, tenant_id)
     start = terms.period_start
-    params = {"b_tenant_id": tenant_id, "b_start": start, "b_amount": amount_micros}
+    params = reservation(tenant_id, start, amount_micros)
     if terms.guessed is not None:
         if session.execute(RESERVE_CHECKED, {**params, "b_period": terms.guessed}).rowcount:
             return start
@@ -184,6 +185,11 @@ def reserve(
             _ensure_row(session, tenant_id, start)
     tenant = session.get_one(Tenant, tenant_id)
     raise BudgetExceededError(state(session, tenant), amount_micros)
+
+
+def reservation(tenant_id: str, start: datetime, amount_micros: int) -> dict[str, Any]:
+    """The parameters of a reservation statement (``RESERVE`` and its variants)."""
+    return {"b_tenant_id": tenant_id, "b_start": start, "b_amount": amount_micros}
 
 
 def settle(

@@ -13,10 +13,14 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import (
+    CTE,
     BigInteger,
     BindParameter,
     Column,
+    Insert,
     Integer,
+    Select,
+    Table,
     and_,
     bindparam,
     case,
@@ -29,14 +33,15 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.sql import Select
 
 from schema.jobs import JobStatus
-from schema.tables import BudgetEntry, JobAttempt
+from schema.tables import BudgetEntry, JobAttempt, OutboxMessage
+from store.budgets import PERIODS_TABLE, RESERVE_CHECKED
 from store.moves import CLAIM_COLUMNS, ENDED_COLUMNS, HEAD_COLUMNS, JOBS, ROW_COLUMNS, Claim
 
 ATTEMPTS = JobAttempt.__table__
 LEDGER = BudgetEntry.__table__
+OUTBOX = OutboxMessage.__table__
 ENTRY_COLUMNS = ("tenant_id", "period_start", "spent_micros", "released_micros")
 OPEN_ATTEMPTS = ("started", "submitted")
 
@@ -72,13 +77,44 @@ CLAIM = (
 
 START_ATTEMPT = insert(ATTEMPTS)
 
+
+def _scalar_defaults(table: Table) -> dict[str, Any]:
+    """A table's Python-side scalar defaults, as literals: a CTE's INSERT gets none of the
+    Python-side defaults at execution, so they are written into its statement."""
+    return {
+        column.name: literal(column.default.arg, column.type)
+        for column in table.c
+        if column.default is not None and column.default.is_scalar
+    }
+
+
+@cache
+def insert_reserved(job_columns: frozenset[str], message_columns: frozenset[str]) -> Select:
+    """A new job, its run_job message and its budget reservation as one statement
+    (PostgreSQL), which may be committed on its own: the job and its message are written
+    only if ``RESERVE_CHECKED`` reserved (the tenant's period as guessed, its limit kept).
+    It returns the message's id, and no row when it wrote nothing. Values come as
+    ``j_<column>`` for the job's ``job_columns`` and ``o_<column>`` for the message's
+    ``message_columns``, beside the reservation's own parameters."""
+    reserved = RESERVE_CHECKED.returning(PERIODS_TABLE.c.tenant_id).cte("reserved")
+    inserted = _insert_after(reserved, JOBS, "j_", job_columns).cte("inserted")
+    staged = _insert_after(inserted, OUTBOX, "o_", message_columns).cte("staged")
+    return select(staged.c.id)
+
+
+def _insert_after(after: CTE, table: Table, prefix: str, columns: frozenset[str]) -> Insert:
+    """One row into ``table``, its ``columns`` given as ``<prefix><column>``, written only
+    if ``after`` returned a row; it returns the row's id."""
+    values = _scalar_defaults(table) | {name: _named(prefix, table.c[name]) for name in columns}
+    chosen = select(*values.values()).where(exists().select_from(after))
+    return (
+        insert(table)
+        .from_select(list(values), chosen, include_defaults=False)
+        .returning(table.c.id)
+    )
+
+
 _claimed = CLAIM.returning(JOBS.c.id).cte("claimed")
-# A CTE's INSERT gets no Python-side column defaults at execution: they are written here.
-_defaults = {
-    column.name: literal(column.default.arg, column.type)
-    for column in ATTEMPTS.c
-    if column.default is not None and column.default.is_scalar
-}
 _attempt = {
     "job_id": _claimed.c.id,
     "number": _claimed.c.attempts,
@@ -86,7 +122,7 @@ _attempt = {
     "model": _claimed.c.current_model,
     "status": literal("started"),
     "started_at": _now,
-    **_defaults,
+    **_scalar_defaults(ATTEMPTS),
 }
 _started = (
     insert(ATTEMPTS)

@@ -58,7 +58,7 @@ from schema.transitions import (
     WAITING,
     check_move,
 )
-from store import attempts, deadletters, outbox, webhook_events, webhook_targets
+from store import attempts, budgets, deadletters, outbox, webhook_events, webhook_targets
 from store.job_statements import (
     CLAIM,
     CLAIM_AND_START,
@@ -68,6 +68,7 @@ from store.job_statements import (
     INSERT_JOB,
     finish_and_close,
     finish_params,
+    insert_reserved,
 )
 from store.moves import (
     AttemptRecord,
@@ -90,6 +91,26 @@ def insert(session: Session, **columns: Any) -> tuple[JobRow, OutboxMessage]:
     job, row = queued_row(QUEUED, columns)
     session.execute(INSERT_JOB, row)
     return job, outbox.stage(session, JOBS_QUEUE, RUN_JOB, {"job_id": job.id})
+
+
+def insert_reserving(
+    connection: Executes, budget_period: str, **columns: Any
+) -> tuple[JobRow, OutboxMessage] | None:
+    """Write a queued job and its run_job message, and reserve its ``reserved_micros`` in
+    its ``budget_period_start``, in one statement committed alone (PostgreSQL); the
+    reservation checks that the tenant's period is still ``budget_period``. None, with
+    nothing written, when the reservation did not hold (the period moved, its row is not
+    made yet, the limit would be passed): ``insert`` in a transaction then says why."""
+    check_move(None, QUEUED)
+    job, row = queued_row(QUEUED, columns)
+    message = outbox.message_values(JOBS_QUEUE, RUN_JOB, {"job_id": job.id})
+    reserving = (job.tenant_id, columns["budget_period_start"], columns["reserved_micros"])
+    params = budgets.reservation(*reserving) | {"b_period": budget_period}
+    params |= {f"j_{name}": value for name, value in row.items()}
+    params |= {f"o_{name}": value for name, value in message.items()}
+    statement = insert_reserved(frozenset(row), frozenset(message))
+    staged = connection.execute(statement, params).one_or_none()
+    return None if staged is None else (job, OutboxMessage(id=staged[0], **message))
 
 
 def head(connection: Executes, job_id: str) -> JobHead | None:

@@ -40,8 +40,21 @@ def stage(
 ) -> OutboxMessage:
     """Add a message to the outbox as part of the caller's transaction: inserted at once,
     so the row it returns (not attached to the session) already has its id."""
+    values = message_values(queue_name, actor_name, kwargs, delay_s, coalesce_key)
+    row_id = session.execute(STAGE, values).scalar_one()
+    return OutboxMessage(id=row_id, **values)
+
+
+def message_values(
+    queue_name: str,
+    actor_name: str,
+    kwargs: dict[str, Any],
+    delay_s: float = 0,
+    coalesce_key: str | None = None,
+) -> dict[str, Any]:
+    """The columns of a new outbox row, but its id."""
     now = utcnow()
-    values = {
+    return {
         "message_id": new_id("msg"),
         "queue_name": queue_name,
         "actor_name": actor_name,
@@ -51,8 +64,6 @@ def stage(
         "send_attempts": 0,
         "coalesce_key": coalesce_key,
     }
-    row_id = session.execute(STAGE, values).scalar_one()
-    return OutboxMessage(id=row_id, **values)
 
 
 def _enqueue(broker: dramatiq.Broker, row: OutboxMessage) -> None:

@@ -7,10 +7,13 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from infra.direct import Executes
 from schema.errors import ConflictError
 from schema.jobs import JobCreate
 from schema.pricing import max_cost_micros
@@ -113,27 +116,62 @@ def _insert(
     period_start: datetime,
 ) -> tuple[Submitted, int]:
     """Write the job; return it with the cost it reserves."""
+    columns = _columns(routes, tenant_id, submission, digest, default_deadline_s, period_start)
+    job, row = lifecycle.insert(session, **columns)
+    return Submitted(job, replayed=False, outbox_row=row), columns["reserved_micros"]
+
+
+def store_alone(
+    connection: Executes,
+    routes: Routes,
+    tenant_id: str,
+    submission: Submission,
+    default_deadline_s: int,
+    budget_period: str,
+) -> Submitted | None:
+    """Store one new job, its message and its reservation in one statement committed alone
+    (``lifecycle.insert_reserving``), the tenant's period taken as ``budget_period``.
+
+    None, with nothing written, when that did not do it: a key used before, the budget,
+    a moved period, a period with no row yet. ``store`` then stores the job in a
+    transaction, or says why it cannot (a replay, a conflict, the budget)."""
+    digest = request_hash(submission.request)
+    period_start = budgets.guessed_terms(budget_period).period_start
+    columns = _columns(routes, tenant_id, submission, digest, default_deadline_s, period_start)
+    try:
+        written = lifecycle.insert_reserving(connection, budget_period, **columns)
+    except IntegrityError:  # the tenant's key is taken: ``store`` finds its job
+        return None
+    return None if written is None else Submitted(written[0], False, written[1])
+
+
+def _columns(
+    routes: Routes,
+    tenant_id: str,
+    submission: Submission,
+    digest: str,
+    default_deadline_s: int,
+    period_start: datetime,
+) -> dict[str, Any]:
+    """A new job's columns, its reservation (the most it may cost) among them."""
     request = submission.request
     deadline_s = request.deadline_s or default_deadline_s
     route, model = routes.resolve(request.model)
-    reserved = max_cost_micros(route.protocol, route.models[model], request.input)
-    job, row = lifecycle.insert(
-        session,
-        id=new_id("job"),
-        tenant_id=tenant_id,
-        kind=route.kind,
-        model=request.model,
-        current_model=request.model,
-        route=route.name,
-        input=request.input,
-        cache_enabled=request.cache,
-        deadline_at=utcnow() + timedelta(seconds=deadline_s),
-        reserved_micros=reserved,
-        budget_period_start=period_start,
-        meta=request.metadata,
-        webhook_url=str(request.webhook_url) if request.webhook_url else None,
-        webhook_events=request.webhook_events,
-        idempotency_key=submission.idempotency_key,
-        request_hash=digest,
-    )
-    return Submitted(job, replayed=False, outbox_row=row), reserved
+    return {
+        "id": new_id("job"),
+        "tenant_id": tenant_id,
+        "kind": route.kind,
+        "model": request.model,
+        "current_model": request.model,
+        "route": route.name,
+        "input": request.input,
+        "cache_enabled": request.cache,
+        "deadline_at": utcnow() + timedelta(seconds=deadline_s),
+        "reserved_micros": max_cost_micros(route.protocol, route.models[model], request.input),
+        "budget_period_start": period_start,
+        "meta": request.metadata,
+        "webhook_url": str(request.webhook_url) if request.webhook_url else None,
+        "webhook_events": request.webhook_events,
+        "idempotency_key": submission.idempotency_key,
+        "request_hash": digest,
+    }

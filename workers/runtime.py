@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from infra import reconnect
 from infra.db import make_engine, make_sessions
 from infra.destinations import Resolver, resolve_host
-from infra.direct import Direct, Executes
+from infra.direct import Direct, Executes, direct_on
 from infra.known_secrets import register_configured
 from infra.redis_conn import connect, redis_url
 from schema.routes import Route, Routes, load_routes
@@ -171,7 +171,7 @@ def build_runtime(
         ),
         sent_marks=SentMarks(sessions),
         calls=CallLoop(settings.worker_in_flight, finishers) if finishers else None,
-        direct=Direct(engine) if engine.dialect.name == "postgresql" else None,
+        direct=direct_on(engine),
     )
 
 
