@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, insert, tuple_, update
 from sqlalchemy.orm import Session
 
 from infra import metrics
@@ -53,6 +53,18 @@ SETTLE = update(WebhookDelivery).where(
     WebhookDelivery.status == DeliveryStatus.PENDING,
     WebhookDelivery.attempts == bindparam("b_attempt"),
     WebhookDelivery.generation == bindparam("b_gen"),
+)
+# Deliveries that succeeded, those of ``b_held`` (id, attempt, generation) whose claim
+# still holds, in one statement; it returns the ids it settled.
+SETTLE_SUCCEEDED = (
+    update(WebhookDelivery)
+    .where(
+        WebhookDelivery.status == DeliveryStatus.PENDING,
+        tuple_(WebhookDelivery.id, WebhookDelivery.attempts, WebhookDelivery.generation).in_(
+            bindparam("b_held", expanding=True)
+        ),
+    )
+    .returning(WebhookDelivery.id)
 )
 
 
@@ -244,9 +256,11 @@ def _record(runtime: Runtime, sent: list[tuple[Claim, Verdict]], origin: str | N
     with runtime.sessions.begin() as session:
         connection = session.connection()
         connection.execute(ATTEMPT, [_attempt(claim, verdict, now) for claim, verdict in sent])
+        rows.extend(_settle_succeeded(session, sent, now))
         answered: set[str] = set()  # endpoints whose streak a success here already ended
         for claim, verdict in sent:
-            rows.extend(_settle(runtime, session, claim, verdict, now))
+            if verdict.outcome != "succeeded":
+                rows.extend(_settle(runtime, session, claim, verdict, now))
             endpoint_id, success = claim.endpoint_id, verdict.outcome == "succeeded"
             if endpoint_id is None or (success and endpoint_id in answered):
                 continue
@@ -260,20 +274,48 @@ def _record(runtime: Runtime, sent: list[tuple[Claim, Verdict]], origin: str | N
     outbox.send(runtime.sessions, runtime.broker, rows)
 
 
-def _settle(
-    runtime: Runtime, session: Session, claim: Claim, verdict: Verdict, now: datetime
+def _settle_succeeded(
+    session: Session, sent: list[tuple[Claim, Verdict]], now: datetime
 ) -> list[OutboxMessage]:
-    """The delivery's next state after this attempt; the message of a near retry."""
-    values: dict[str, object] = {
-        "last_status_code": verdict.status_code,
-        "last_error": verdict.error,
+    """Mark the deliveries that succeeded, in one statement for each answer they got;
+    hand over those a resend moved to a new round meanwhile."""
+    by_answer: dict[tuple[int | None, str | None], list[Claim]] = {}
+    for claim, verdict in sent:
+        if verdict.outcome == "succeeded":
+            by_answer.setdefault((verdict.status_code, verdict.error), []).append(claim)
+    rows: list[OutboxMessage] = []
+    for (status_code, error), succeeded in by_answer.items():
+        values = _answered(status_code, error, now) | {
+            "status": DeliveryStatus.SUCCEEDED,
+            "delivered_at": now,
+            "next_attempt_at": None,
+        }
+        held = [(claim.delivery_id, claim.attempt, claim.generation) for claim in succeeded]
+        settled = set(session.execute(SETTLE_SUCCEEDED, {"b_held": held, **values}).scalars())
+        for claim in succeeded:
+            if claim.delivery_id not in settled:
+                rows.extend(_hand_over(session, claim))
+    return rows
+
+
+def _answered(status_code: int | None, error: str | None, now: datetime) -> dict[str, object]:
+    """What every attempt's end writes to its delivery."""
+    return {
+        "last_status_code": status_code,
+        "last_error": error,
         "lease_expires_at": None,
         "updated_at": now,
     }
+
+
+def _settle(
+    runtime: Runtime, session: Session, claim: Claim, verdict: Verdict, now: datetime
+) -> list[OutboxMessage]:
+    """The next state of a delivery whose attempt did not succeed; the message of a near
+    retry."""
+    values = _answered(verdict.status_code, verdict.error, now)
     delay_s = None
-    if verdict.outcome == "succeeded":
-        values.update(status=DeliveryStatus.SUCCEEDED, delivered_at=now, next_attempt_at=None)
-    elif verdict.outcome == "failed" and (delay_s := _retry_in(runtime, claim, verdict)):
+    if verdict.outcome == "failed" and (delay_s := _retry_in(runtime, claim, verdict)):
         values.update(schedule_step=claim.schedule_step + 1, **due_in(delay_s))
     else:
         values.update(status=DeliveryStatus.FAILED, next_attempt_at=None)
