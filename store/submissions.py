@@ -37,8 +37,8 @@ class Submission:
 @dataclass
 class Submitted:
     job: Job | JobRow
-    replayed: bool
     outbox_row: OutboxMessage | None = None
+    replayed: bool = False
 
 
 def request_hash(request: JobCreate) -> str:
@@ -82,10 +82,11 @@ def store(
             results.append(Submitted(job, replayed=True))
             continue
         terms = terms or _terms(session, tenant_id, budget_period)
-        submitted, cost = _insert(
-            session, routes, tenant_id, submission, digest, default_deadline_s, terms.period_start
+        columns = _columns(
+            routes, tenant_id, submission, digest, default_deadline_s, terms.period_start
         )
-        reserved += cost
+        submitted = Submitted(*lifecycle.insert(session, **columns))
+        reserved += columns["reserved_micros"]
         if key:
             seen[key] = (submitted.job, digest)
         results.append(submitted)
@@ -104,21 +105,6 @@ def _terms(session: Session, tenant_id: str, budget_period: str | None) -> budge
 def _previous(session: Session, tenant_id: str, key: str) -> tuple[Job, str] | None:
     job = session.scalar(select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == key))
     return None if job is None else (job, job.request_hash)
-
-
-def _insert(
-    session: Session,
-    routes: Routes,
-    tenant_id: str,
-    submission: Submission,
-    digest: str,
-    default_deadline_s: int,
-    period_start: datetime,
-) -> tuple[Submitted, int]:
-    """Write the job; return it with the cost it reserves."""
-    columns = _columns(routes, tenant_id, submission, digest, default_deadline_s, period_start)
-    job, row = lifecycle.insert(session, **columns)
-    return Submitted(job, replayed=False, outbox_row=row), columns["reserved_micros"]
 
 
 def store_alone(
@@ -142,7 +128,7 @@ def store_alone(
         written = lifecycle.insert_reserving(connection, budget_period, **columns)
     except IntegrityError:  # the tenant's key is taken: ``store`` finds its job
         return None
-    return None if written is None else Submitted(written[0], False, written[1])
+    return None if written is None else Submitted(*written)
 
 
 def _columns(
