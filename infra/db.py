@@ -12,6 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 import schema
@@ -103,6 +104,11 @@ def make_engine(url: str, timeouts: Timeouts = Timeouts(), pool_size: int = 10) 
     )
     reconnect.watch(engine)
     return engine
+
+
+def violated(error: IntegrityError) -> str | None:
+    """The name of the constraint ``error`` reports, where the driver says (psycopg)."""
+    return getattr(getattr(error.orig, "diag", None), "constraint_name", None)
 
 
 def make_sessions(engine: Engine) -> sessionmaker[Session]:

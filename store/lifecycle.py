@@ -41,6 +41,7 @@ from functools import partial
 from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from infra import db
@@ -71,6 +72,7 @@ from store.job_statements import (
     insert_reserved,
 )
 from store.moves import (
+    JOBS,
     AttemptRecord,
     Claim,
     Ended,
@@ -98,18 +100,32 @@ def insert_reserving(
 ) -> tuple[JobRow, OutboxMessage] | None:
     """Write a queued job and its run_job message, and reserve its ``reserved_micros`` in
     its ``budget_period_start``, in one statement committed alone (PostgreSQL); the
-    reservation checks that the tenant's period is still ``budget_period``. None, with
-    nothing written, when the reservation did not hold (the period moved, its row is not
-    made yet, the limit would be passed): ``insert`` in a transaction then says why."""
+    reservation checks that the tenant's period is still ``budget_period``.
+
+    None, with nothing written, when the reservation did not hold (the period moved, its
+    row is not made yet, the limit would be passed). A key the tenant used before raises
+    ``IntegrityError``. A statement run again after its answer was lost (``Direct`` runs
+    a statement again on a dropped connection) finds its own job already written, and
+    with it everything else: that is its answer, read back."""
     check_move(None, QUEUED)
     job, row = queued_row(QUEUED, columns)
     message = outbox.message_values(JOBS_QUEUE, RUN_JOB, {"job_id": job.id})
-    reserving = (job.tenant_id, columns["budget_period_start"], columns["reserved_micros"])
-    params = budgets.reservation(*reserving) | {"b_period": budget_period}
+    params = budgets.reservation(
+        tenant_id=job.tenant_id,
+        start=columns["budget_period_start"],
+        amount_micros=columns["reserved_micros"],
+    )
+    params["b_period"] = budget_period
     params |= {f"j_{name}": value for name, value in row.items()}
     params |= {f"o_{name}": value for name, value in message.items()}
     statement = insert_reserved(frozenset(row), frozenset(message))
-    staged = connection.execute(statement, params).one_or_none()
+    try:
+        staged = connection.execute(statement, params).one_or_none()
+    except IntegrityError as exc:
+        if db.violated(exc) != JOBS.primary_key.name:
+            raise
+        found = {"message_id": message["message_id"]}
+        staged = connection.execute(outbox.STAGED, found).one_or_none()
     return None if staged is None else (job, OutboxMessage(id=staged[0], **message))
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import dramatiq
 from dramatiq import Message
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from infra import coalesce
@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 OUTBOX = OutboxMessage.__table__
 STAGE = insert(OUTBOX).returning(OUTBOX.c.id)
+STAGED = select(OUTBOX.c.id).where(OUTBOX.c.message_id == bindparam("message_id"))
 
 
 def stage(

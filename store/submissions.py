@@ -1,6 +1,7 @@
 """Storing submitted jobs: idempotency, the budget reservation and each job with its outbox
-message, in the caller's transaction. A batch is one transaction: every job is stored, or
-none is."""
+message, in the caller's transaction (``store``), or for one job on PostgreSQL in one
+statement committed alone (``store_alone``). A batch is one transaction: every job is
+stored, or none is."""
 
 import hashlib
 import json
@@ -13,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from infra.db import violated
 from infra.direct import Executes
 from schema.errors import ConflictError
 from schema.jobs import JobCreate
@@ -22,6 +24,8 @@ from schema.tables import Job, OutboxMessage, utcnow
 from store import budgets, lifecycle
 from store.ids import new_id
 from store.moves import JobRow
+
+KEY_TAKEN = "uq_jobs_tenant_id_idempotency_key"  # a tenant's key names one job
 
 
 class IdempotencyConflictError(ConflictError):
@@ -63,37 +67,53 @@ def store(
     an ``IntegrityError`` at its insert; the caller retries and then finds the row.
     ``budget_period``, the tenant's period as the caller last read it, saves reading the
     tenant's budget terms; if it is stale, ``StalePeriodError`` asks the caller to retry
-    without it.
+    without it. The reservation comes before the inserts: the budget row is taken before
+    any job's key, the order ``store_alone`` takes them in, so the two never wait on each
+    other in a cycle.
     """
-    results: list[Submitted] = []
-    seen: dict[str, tuple[Job | JobRow, str]] = {}
+    planned: list[Submitted | tuple[int, bool]] = []  # a replay, or (new job, replayed)
+    new: list[dict[str, Any]] = []
+    seen: dict[str, tuple[int, str]] = {}  # a key earlier in this batch: its job, its body
     terms: budgets.Terms | None = None  # read at the first new job: replays reserve nothing
-    reserved = 0
     for submission in submissions:
         digest = request_hash(submission.request)
         key = submission.idempotency_key
-        previous = (seen.get(key) or _previous(session, tenant_id, key)) if key else None
+        if key is not None and key in seen:
+            index, first_digest = seen[key]
+            _require_same_body(key, first_digest, digest)
+            planned.append((index, True))
+            continue
+        previous = _previous(session, tenant_id, key) if key else None
         if previous is not None:
-            job, previous_digest = previous
-            if previous_digest != digest:
-                raise IdempotencyConflictError(
-                    f"Idempotency-Key {key!r} was already used with a different request body"
-                )
-            results.append(Submitted(job, replayed=True))
+            _require_same_body(key, previous.request_hash, digest)
+            planned.append(Submitted(previous, replayed=True))
             continue
         terms = terms or _terms(session, tenant_id, budget_period)
-        columns = _columns(
-            routes, tenant_id, submission, digest, default_deadline_s, terms.period_start
-        )
-        submitted = Submitted(*lifecycle.insert(session, **columns))
-        reserved += columns["reserved_micros"]
         if key:
-            seen[key] = (submitted.job, digest)
-        results.append(submitted)
+            seen[key] = (len(new), digest)
+        planned.append((len(new), False))
+        new.append(
+            _columns(routes, tenant_id, submission, digest, default_deadline_s, terms.period_start)
+        )
     if terms is not None:
-        # Last, so the budget row is held only until the commit that follows.
+        reserved = sum(columns["reserved_micros"] for columns in new)
         budgets.reserve(session, tenant_id, reserved, terms=terms)
-    return results
+    written = [Submitted(*lifecycle.insert(session, **columns)) for columns in new]
+    return [
+        plan if isinstance(plan, Submitted) else _replayed(written[plan[0]], plan[1])
+        for plan in planned
+    ]
+
+
+def _replayed(submitted: Submitted, replayed: bool) -> Submitted:
+    return Submitted(submitted.job, replayed=True) if replayed else submitted
+
+
+def _require_same_body(key: str | None, first_digest: str, digest: str) -> None:
+    if first_digest != digest:
+        raise IdempotencyConflictError(
+            f"Idempotency-Key {key!r} was already used with a different request body"
+        )
 
 
 def _terms(session: Session, tenant_id: str, budget_period: str | None) -> budgets.Terms:
@@ -102,9 +122,8 @@ def _terms(session: Session, tenant_id: str, budget_period: str | None) -> budge
     return budgets.guessed_terms(budget_period)
 
 
-def _previous(session: Session, tenant_id: str, key: str) -> tuple[Job, str] | None:
-    job = session.scalar(select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == key))
-    return None if job is None else (job, job.request_hash)
+def _previous(session: Session, tenant_id: str, key: str) -> Job | None:
+    return session.scalar(select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == key))
 
 
 def store_alone(
@@ -118,15 +137,17 @@ def store_alone(
     """Store one new job, its message and its reservation in one statement committed alone
     (``lifecycle.insert_reserving``), the tenant's period taken as ``budget_period``.
 
-    None, with nothing written, when that did not do it: a key used before, the budget,
-    a moved period, a period with no row yet. ``store`` then stores the job in a
+    None, with nothing written, when that did not do it: the job's key used before, the
+    budget, a moved period, a period with no row yet. ``store`` then stores the job in a
     transaction, or says why it cannot (a replay, a conflict, the budget)."""
     digest = request_hash(submission.request)
     period_start = budgets.guessed_terms(budget_period).period_start
     columns = _columns(routes, tenant_id, submission, digest, default_deadline_s, period_start)
     try:
         written = lifecycle.insert_reserving(connection, budget_period, **columns)
-    except IntegrityError:  # the tenant's key is taken: ``store`` finds its job
+    except IntegrityError as exc:
+        if submission.idempotency_key is None or violated(exc) != KEY_TAKEN:
+            raise
         return None
     return None if written is None else Submitted(*written)
 

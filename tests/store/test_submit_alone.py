@@ -5,14 +5,17 @@ transaction's way, which stores it or says why not."""
 
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from infra.db import make_sessions
+from infra.direct import Compiled, Fetched
 from producers.producer import Producer
 from schema.jobs import JobCreate
 from schema.tables import Job, OutboxMessage
-from store import budgets
+from store import budgets, outbox
 from store.submissions import IdempotencyConflictError, Submission, store, store_alone
 from tests.producers.test_api import CHAT, counts
 from tests.store.test_budgets import estimate, period
@@ -104,3 +107,53 @@ def test_the_first_job_of_a_period_makes_its_row_in_a_transaction(
     assert counts(engine) == (1, 1)
     assert period(engine, tenant.tenant_id).reserved_micros == estimate(routes)
     assert job.status == "queued"
+
+
+def test_a_statement_run_again_after_its_answer_was_lost_finds_its_job_written(
+    producer: Producer, engine: Engine, routes, tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    producer.submit(tenant.tenant_id, REQUEST)
+    assert producer.direct is not None
+    run = producer.direct._run
+    answers: list[Fetched] = []
+
+    def committed_then_dropped(compiled: Compiled, values: dict[str, Any]) -> Fetched:
+        answers.append(run(compiled, values))
+        if len(answers) > 1:
+            return answers[-1]
+        lost = psycopg.OperationalError("server closed the connection unexpectedly")
+        raise DBAPIError.instance(
+            compiled.sql, values, lost, psycopg.Error, connection_invalidated=True
+        )
+
+    monkeypatch.setattr(producer.direct, "_run", committed_then_dropped)
+    alone = store_alone(
+        producer.direct, routes, tenant.tenant_id, Submission(REQUEST, None), 60, "month"
+    )
+
+    assert alone is not None and alone.outbox_row is not None
+    assert counts(engine) == (2, 2)
+    assert period(engine, tenant.tenant_id).reserved_micros == estimate(routes) * 2
+    with engine.connect() as connection:
+        message = connection.scalar(
+            select(OutboxMessage.kwargs).where(OutboxMessage.id == alone.outbox_row.id)
+        )
+    assert message == {"job_id": alone.job.id}
+
+
+def test_a_conflict_that_is_not_the_jobs_key_is_raised_and_writes_nothing(
+    producer: Producer, engine: Engine, routes, tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    producer.submit(tenant.tenant_id, REQUEST)
+    with engine.connect() as connection:
+        taken = connection.scalar(select(OutboxMessage.message_id))
+    monkeypatch.setattr(outbox, "new_id", lambda prefix: taken)
+    assert producer.direct is not None
+
+    with pytest.raises(IntegrityError):
+        store_alone(
+            producer.direct, routes, tenant.tenant_id, Submission(REQUEST, "k"), 60, "month"
+        )
+
+    assert counts(engine) == (1, 1)
+    assert period(engine, tenant.tenant_id).reserved_micros == estimate(routes)
