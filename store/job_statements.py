@@ -35,13 +35,13 @@ from sqlalchemy import (
 )
 
 from schema.jobs import JobStatus
-from schema.tables import BudgetEntry, JobAttempt, OutboxMessage
+from schema.tables import BudgetEntry, JobAttempt
 from store.budgets import PERIODS_TABLE, RESERVE_CHECKED
 from store.moves import CLAIM_COLUMNS, ENDED_COLUMNS, HEAD_COLUMNS, JOBS, ROW_COLUMNS, Claim
+from store.outbox import OUTBOX
 
 ATTEMPTS = JobAttempt.__table__
 LEDGER = BudgetEntry.__table__
-OUTBOX = OutboxMessage.__table__
 ENTRY_COLUMNS = ("tenant_id", "period_start", "spent_micros", "released_micros")
 OPEN_ATTEMPTS = ("started", "submitted")
 

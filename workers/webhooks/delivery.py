@@ -291,7 +291,8 @@ def _settle_succeeded(
             "next_attempt_at": None,
         }
         held = [(claim.delivery_id, claim.attempt, claim.generation) for claim in succeeded]
-        settled = set(session.execute(SETTLE_SUCCEEDED, {"b_held": held, **values}).scalars())
+        settling = session.connection().execute(SETTLE_SUCCEEDED, {"b_held": held, **values})
+        settled = set(settling.scalars())
         for claim in succeeded:
             if claim.delivery_id not in settled:
                 rows.extend(_hand_over(session, claim))
