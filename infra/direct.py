@@ -2,7 +2,8 @@
 
 SQLAlchemy's execution of a cached Core statement costs about twice the driver's own work
 in CPU (its parameters rebuilt from the compiled form, the execution context, the
-connection's events, the result object), and a worker runs three such statements per job.
+connection's events, the result object), and a worker runs three such statements per job;
+the API, one to store a new job.
 ``Direct`` keeps what SQLAlchemy gives (the SQL it compiled, the bind and result
 processing of the columns' types, its connection pool with its recycling) and runs each
 statement on the pooled connection's psycopg connection, committed alone (autocommit):
@@ -10,8 +11,11 @@ one round trip, no BEGIN and no COMMIT.
 
 Its errors are SQLAlchemy's (``DBAPIError.instance``), so callers see one error tree. A
 connection found dropped is invalidated in the pool and the statement run once more on a
-new one; like ``infra.reconnect``, that retries only a statement that was its
-transaction's first, which a statement committed alone always is.
+new one. Unlike a transaction's first statement (``infra.reconnect``), a statement
+committed alone may have committed before its answer was lost, so every statement run
+here must be safe to run twice: a job's claim and finish are conditional, and match
+nothing the second time; a new job's insert finds the job it wrote
+(``store.lifecycle.insert_reserving``).
 """
 
 import logging

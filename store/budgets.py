@@ -1,7 +1,8 @@
 """Tenant budgets that hold under concurrency.
 
 Every job reserves its estimated maximum cost when it is enqueued, with one conditional
-UPDATE (``spent + reserved + owed + amount <= limit``) in the job's own transaction, so
+UPDATE (``spent + reserved + owed + amount <= limit``) in the job's own transaction (or
+its own statement, ``store.job_statements.insert_reserved``), so
 parallel enqueues cannot together pass the limit: the database row lock serialises
 them and each re-checks the condition. Workers then record what each attempt really
 cost and the reservation a job gives back as entries in the budget ledger, never locking
